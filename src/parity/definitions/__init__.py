@@ -1,0 +1,49 @@
+"""Definitions: the objects users declare and the registry stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parity.definitions.base import Definition, parse_duration, spec_hash
+from parity.definitions.entity import Entity
+from parity.definitions.feature_service import FeatureService
+from parity.definitions.feature_view import FeatureView, FeatureViewProjection, Field, Sla
+from parity.definitions.source import DataSource, FileSource, source_from_spec
+
+KINDS: dict[str, type[Definition]] = {
+    "entity": Entity,
+    "source": DataSource,
+    "feature_view": FeatureView,
+    "feature_service": FeatureService,
+}
+"""Every registered kind, in dependency order: an object only references earlier kinds."""
+
+
+def from_spec(kind: str, spec: dict[str, Any]) -> Definition:
+    """Rebuild a definition from the spec the registry stored."""
+    if kind == "source":
+        return source_from_spec(spec)
+    cls = KINDS.get(kind)
+    if cls is None:
+        from parity.errors import DefinitionError
+
+        raise DefinitionError(f"unknown definition kind {kind!r}; known: {list(KINDS)}")
+    return cls.from_spec(spec)
+
+
+__all__ = [
+    "KINDS",
+    "DataSource",
+    "Definition",
+    "Entity",
+    "FeatureService",
+    "FeatureView",
+    "FeatureViewProjection",
+    "Field",
+    "FileSource",
+    "Sla",
+    "from_spec",
+    "parse_duration",
+    "source_from_spec",
+    "spec_hash",
+]

@@ -1,0 +1,67 @@
+"""Feature services: the named set of features a model reads."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import field_serializer, field_validator
+
+from parity.definitions.base import Definition, _check_name
+from parity.definitions.feature_view import FeatureView, FeatureViewProjection
+
+
+def _projection(item: Any) -> FeatureViewProjection:
+    if isinstance(item, FeatureViewProjection):
+        return item
+    if isinstance(item, FeatureView):
+        return FeatureViewProjection(view=item.name, features=None)
+    if isinstance(item, str):
+        view, _, feats = item.partition(":")
+        names = tuple(_check_name(f.strip()) for f in feats.split(",") if f.strip())
+        return FeatureViewProjection(view=_check_name(view.strip()), features=names or None)
+    if isinstance(item, dict):
+        if "view" not in item or set(item) - {"view", "features"}:
+            raise ValueError(
+                f"a service feature given as a mapping has keys 'view' and optionally "
+                f"'features', got {item!r}"
+            )
+        feats = item.get("features")
+        if isinstance(feats, str):  # one feature; tuple("abc") would split it into letters
+            feats = [feats]
+        if feats is not None and not isinstance(feats, list | tuple):
+            raise ValueError(f"'features' must be a list of feature names, got {feats!r}")
+        names = tuple(_check_name(f) for f in feats or ())
+        return FeatureViewProjection(view=_check_name(item["view"]), features=names or None)
+    raise ValueError(
+        f"a service feature must be a view, view[[...]], 'view' or 'view:feature', got {item!r}"
+    )
+
+
+class FeatureService(Definition):
+    """A named list of views or view projections; ``features=None`` in one means all."""
+
+    kind: ClassVar[str] = "feature_service"
+
+    features: list[FeatureViewProjection]
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _features(cls, v: Any) -> Any:
+        if not isinstance(v, list | tuple) or not v:
+            raise ValueError("a feature service needs a non-empty list of views or features")
+        merged: dict[str, FeatureViewProjection] = {}
+        for item in v:
+            p = _projection(item)
+            prev = merged.get(p.view)
+            if prev is not None:
+                if prev.features is None or p.features is None:
+                    p = FeatureViewProjection(view=p.view)
+                else:
+                    feats = list(prev.features) + [f for f in p.features if f not in prev.features]
+                    p = FeatureViewProjection(view=p.view, features=tuple(feats))
+            merged[p.view] = p
+        return list(merged.values())
+
+    @field_serializer("features")
+    def _ser(self, v: list[FeatureViewProjection]) -> list[dict[str, Any]]:
+        return [p.to_spec() for p in v]

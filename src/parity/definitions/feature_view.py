@@ -1,0 +1,183 @@
+"""Feature views: a group of features of some entities, read from one source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, field_serializer, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from parity.definitions.base import Definition, DType, Duration, Name, definition_error
+from parity.definitions.entity import Entity
+from parity.definitions.source import DataSource, source_from_spec
+
+
+class _Part(BaseModel):
+    """A value inside a definition; invalid input raises DefinitionError, like definitions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    _label: ClassVar[str] = "part"
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except PydanticValidationError as exc:
+            raise definition_error(self._label, data.get("name"), exc) from None
+
+
+class Field(_Part):
+    """One feature column: its name, type and metadata."""
+
+    _label: ClassVar[str] = "field"
+
+    name: Name
+    dtype: DType
+    description: str = ""
+    tags: dict[str, str] = {}
+    pii: bool = False
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags_as_text(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): str(val) for k, val in v.items()}
+        return v
+
+
+class Sla(_Part):
+    """What the owners promise about a view: how fresh, how available."""
+
+    _label: ClassVar[str] = "sla"
+
+    freshness: Duration | None = None
+    availability: str | None = None
+
+
+class FeatureView(Definition):
+    """Features of one or more entities, read point-in-time correctly from ``source``.
+
+    ``ttl`` bounds how old a value may be when it is joined or served: a row stamped ``t``
+    sees source rows in ``[t - ttl, t]``; ``None`` means no lower bound. ``entities`` and
+    ``source`` may be objects or names; the registry stores names.
+    """
+
+    kind: ClassVar[str] = "feature_view"
+
+    entities: list[Entity | Name]
+    source: DataSource | Name
+    schema_: list[Field]
+    ttl: Duration | None = None
+    online: bool = True
+    sla: Sla | None = None
+    pii: bool = False
+
+    def __init__(self, **data: Any) -> None:
+        if "schema" in data:
+            data["schema_"] = data.pop("schema")
+        super().__init__(**data)
+
+    @field_validator("entities", mode="before")
+    @classmethod
+    def _entities(cls, v: Any) -> Any:
+        if isinstance(v, Entity | str):
+            v = [v]
+        if isinstance(v, list | tuple):
+            if not v:
+                raise ValueError("a feature view needs at least one entity")
+            return list(v)
+        return v
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return source_from_spec(v)
+        return v
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, v: timedelta | None) -> timedelta | None:
+        if v is not None and v <= timedelta(0):
+            raise ValueError(f"ttl must be positive or None (no limit), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _fields(self) -> FeatureView:
+        names = [f.name for f in self.schema_]
+        if not names:
+            raise ValueError("schema: a feature view needs at least one field")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"schema: field names repeat: {dup}")
+        ents = self.entity_names
+        if len(set(ents)) != len(ents):
+            raise ValueError(f"entities repeat: {ents}")
+        keys = {k for e in self.entities if isinstance(e, Entity) for k in e.join_keys}
+        clash = sorted(keys & set(names))
+        if clash:
+            raise ValueError(
+                f"schema: {clash} are join keys of the view's entities; "
+                "list only features in schema"
+            )
+        return self
+
+    @field_serializer("entities")
+    def _ser_entities(self, v: list[Entity | str]) -> list[str]:
+        return [e.name if isinstance(e, Entity) else e for e in v]
+
+    @field_serializer("source")
+    def _ser_source(self, v: DataSource | str) -> str:
+        return v.name if isinstance(v, DataSource) else v
+
+    def to_spec(self) -> dict[str, Any]:
+        spec = super().to_spec()
+        spec["schema"] = spec.pop("schema_")
+        return spec
+
+    @property
+    def schema(self) -> list[Field]:  # type: ignore[override]
+        return self.schema_
+
+    @property
+    def entity_names(self) -> list[str]:
+        return [e.name if isinstance(e, Entity) else e for e in self.entities]
+
+    @property
+    def source_name(self) -> str:
+        return self.source.name if isinstance(self.source, DataSource) else self.source
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.schema_]
+
+    def field(self, name: str) -> Field:
+        for f in self.schema_:
+            if f.name == name:
+                return f
+        from parity.errors import RetrievalError
+
+        raise RetrievalError(
+            f"feature view {self.name!r} has no feature {name!r}; it has {self.feature_names}"
+        )
+
+    def __getitem__(self, features: list[str] | str) -> FeatureViewProjection:
+        """``view[["f1", "f2"]]``: a selection of this view's features for a service."""
+        if isinstance(features, str):
+            features = [features]
+        for f in features:
+            self.field(f)
+        return FeatureViewProjection(view=self.name, features=tuple(features))
+
+
+@dataclass(frozen=True)
+class FeatureViewProjection:
+    """Some (or, with ``features=None``, all) features of one view."""
+
+    view: str
+    features: tuple[str, ...] | None = None
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"view": self.view, "features": list(self.features) if self.features else None}

@@ -1,0 +1,93 @@
+"""Parity's exceptions: one root, each subclass also inheriting the matching builtin.
+
+::
+
+    ParityError
+    ├── ConfigError(ValueError)              a bad parity.yaml or store config; names file and key
+    ├── DefinitionError(ValueError)          a definition is invalid; names the object and field
+    │   └── ValidationError                  apply refused: names every problem found
+    ├── ObjectNotFoundError(KeyError)        no such entity / source / view / service in the registry
+    ├── RegistryError(RuntimeError)          the registry could not be read or written
+    │   └── ConcurrentApplyError             another apply changed the registry under us
+    ├── DataSourceError(ValueError)          a source cannot be read, or lacks a column
+    │   └── DataSourceNotFoundError(FileNotFoundError)
+    └── RetrievalError(ValueError)           bad input to a feature retrieval (entity frame, feature refs)
+
+Each error carries ``http_status`` as plain data so the HTTP layer can map it without the
+core knowing about the web.
+"""
+
+from __future__ import annotations
+
+
+class ParityError(Exception):
+    """Root of every error Parity raises on purpose."""
+
+    http_status: int = 500
+
+
+class ConfigError(ParityError, ValueError):
+    """The repo configuration (parity.yaml) or a store config is invalid."""
+
+    http_status = 500
+
+
+class DefinitionError(ParityError, ValueError):
+    """A definition (entity, source, view, service) is invalid."""
+
+    http_status = 400
+
+
+class ValidationError(DefinitionError):
+    """``apply`` refused a set of definitions; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"apply refused, {len(self.problems)} problem(s):\n{lines}")
+
+
+class ObjectNotFoundError(ParityError, KeyError):
+    """A named object does not exist in the registry."""
+
+    http_status = 404
+
+    def __init__(self, kind: str, name: str, project: str | None = None, hint: str = ""):
+        self.kind = kind
+        self.name = name
+        where = f" in project {project!r}" if project else ""
+        msg = f"{kind} {name!r} not found{where}"
+        if hint:
+            msg += f"; {hint}"
+        super().__init__(msg)
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class RegistryError(ParityError, RuntimeError):
+    """The registry database could not be read or written."""
+
+
+class ConcurrentApplyError(RegistryError):
+    """The registry changed between plan and apply; re-plan and apply again."""
+
+    http_status = 409
+
+
+class DataSourceError(ParityError, ValueError):
+    """A data source cannot be read as declared."""
+
+    http_status = 400
+
+
+class DataSourceNotFoundError(DataSourceError, FileNotFoundError):
+    """A data source's file, glob or folder matches nothing."""
+
+    http_status = 404
+
+
+class RetrievalError(ParityError, ValueError):
+    """Bad input to a feature retrieval: entity frame, timestamps or feature references."""
+
+    http_status = 400

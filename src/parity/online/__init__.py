@@ -1,0 +1,1 @@
+"""Online stores: latest feature values per entity for low-latency serving."""

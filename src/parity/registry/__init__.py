@@ -1,0 +1,31 @@
+"""The registry: where definitions live, with versions, history and a revision counter.
+
+One SQLAlchemy implementation for SQLite (the default, a file next to the repo) and
+PostgreSQL (production)::
+
+    reg = Registry("sqlite:///data/registry.db", "driver_ranking")
+    plan = reg.plan([driver, driver_stats])      # what would change, nothing written
+    print(plan.render())
+    reg.apply([driver, driver_stats], author="ci")
+    reg.get("feature_view", "driver_stats"), reg.history("driver_stats"), reg.revision()
+
+Modules: ``registry`` (the Registry), ``plan`` (Plan, Change), ``diff`` (FieldChange and the
+spec diff), ``records`` (VersionRecord, RegistrySnapshot), ``models`` (tables), ``engine``
+(connections, locks, errors), ``migrate`` + ``migrations/`` (Alembic, run on open).
+"""
+
+from parity.registry.diff import ABSENT, FieldChange
+from parity.registry.plan import Action, Change, Plan
+from parity.registry.records import RegistrySnapshot, VersionRecord
+from parity.registry.registry import Registry
+
+__all__ = [
+    "ABSENT",
+    "Action",
+    "Change",
+    "FieldChange",
+    "Plan",
+    "Registry",
+    "RegistrySnapshot",
+    "VersionRecord",
+]

@@ -1,0 +1,90 @@
+"""Bring the registry's tables to the newest migration, safely when processes race to do it.
+
+Alembic runs programmatically (no ``alembic.ini``): the scripts live in
+``registry/migrations`` and ``env.py`` takes the connection from
+``config.attributes["connection"]``. That connection already holds a lock, so two processes
+opening a new database at once run the migrations one after the other and the second finds
+nothing to do:
+
+- SQLite: the migrations run inside a ``BEGIN IMMEDIATE`` transaction (SQLite DDL is
+  transactional once the driver stops managing transactions, see ``engine.py``);
+- PostgreSQL: inside a transaction holding ``pg_advisory_xact_lock``, which also covers
+  ``CREATE SCHEMA IF NOT EXISTS`` (not race-free on its own).
+
+A cheap unlocked check skips all of this when the database is already at head.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy.engine import URL, Connection, Engine
+
+from parity.errors import RegistryError
+from parity.registry.engine import (
+    advisory_lock_key,
+    connect,
+    database_errors,
+    is_sqlite,
+    safe_url,
+)
+from parity.registry.models import ALEMBIC_VERSION_TABLE
+
+__all__ = ["alembic_config", "current_revision", "head_revision", "upgrade"]
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def alembic_config(schema: str | None = None, connection: Connection | None = None) -> Config:
+    """An Alembic config for the registry's migrations, for a connection and schema."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["schema"] = schema
+    config.attributes["connection"] = connection
+    return config
+
+
+@functools.cache
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "registry migrations have no head"
+    return head
+
+
+def current_revision(conn: Connection, schema: str | None) -> str | None:
+    """The migration the database is at; None for a new database (or schema)."""
+    ctx = MigrationContext.configure(
+        conn,
+        opts={"version_table": ALEMBIC_VERSION_TABLE, "version_table_schema": schema},
+    )
+    return ctx.get_current_revision()
+
+
+def upgrade(engine: Engine, url: URL, schema: str | None, *, timeout: float) -> None:
+    """Run every pending migration; a no-op (one small read) when already at head."""
+    with database_errors(url, "open the registry", timeout=timeout):
+        with connect(engine, write=False) as conn:
+            if current_revision(conn, schema) == head_revision():
+                return
+    with database_errors(url, "migrate the registry's tables", timeout=timeout):
+        with connect(engine, write=True) as conn:
+            if not is_sqlite(url):
+                key = advisory_lock_key("migrate", schema or "")
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+                if schema is not None:
+                    conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+            try:
+                command.upgrade(alembic_config(schema, conn), "head")
+            except CommandError as exc:
+                raise RegistryError(
+                    f"registry at {safe_url(url)}: its tables are at migration "
+                    f"{current_revision(conn, schema)!r}, which this version of Parity does "
+                    f"not know (head is {head_revision()!r}); upgrade Parity ({exc})"
+                ) from exc

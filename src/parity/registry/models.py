@@ -1,0 +1,99 @@
+"""The registry's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Three tables, every row scoped by ``project``:
+
+- ``parity_projects``: one row per project holding the ``revision`` counter. Writers lock this
+  row (PostgreSQL) or the whole database (SQLite) for the length of an apply.
+- ``parity_objects``: the live objects, one row per (project, kind, name) with the current
+  version, spec and content hash.
+- ``parity_versions``: every version ever written, append-only; its primary key
+  (project, kind, name, version) makes writing one version twice impossible.
+
+Tables are declared without a schema; a PostgreSQL schema is applied at run time with
+``schema_translate_map``. These declarations must match the migrations in
+``registry/migrations/versions``; a test compares them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+ALEMBIC_VERSION_TABLE = "parity_alembic_version"
+"""Alembic's own bookkeeping table, prefixed so it never clashes with an application's."""
+
+ACTIONS = ("create", "update", "delete")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+projects = Table(
+    "parity_projects",
+    metadata,
+    Column("project", String(128), primary_key=True),
+    Column("revision", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+versions = Table(
+    "parity_versions",
+    metadata,
+    Column("project", String(128), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("action", String(16), nullable=False),
+    # The spec after the change; for a delete, the spec that was deleted.
+    Column("spec", JSON, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    # A list of {"path", "old", "new"}; "old"/"new" are left out when absent.
+    Column("diff", JSON, nullable=False),
+    Column("author", String(256), nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    CheckConstraint("action IN ('create', 'update', 'delete')", name="action"),
+    CheckConstraint("version >= 1", name="version_positive"),
+    ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
+    Index(None, "project", "name"),
+    Index(None, "project", "revision"),
+)
+
+objects = Table(
+    "parity_objects",
+    metadata,
+    Column("project", String(128), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # A live object always points at a version that was written.
+    ForeignKeyConstraint(
+        ["project", "kind", "name", "version"],
+        [versions.c.project, versions.c.kind, versions.c.name, versions.c.version],
+    ),
+    Index(None, "project", "name"),
+)
+
+__all__ = ["ACTIONS", "ALEMBIC_VERSION_TABLE", "metadata", "objects", "projects", "versions"]

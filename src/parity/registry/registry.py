@@ -1,0 +1,436 @@
+"""The registry: every project's definitions, their versions and a revision counter.
+
+``apply`` is all-or-nothing and safe under concurrency: it takes the write lock first (the
+project row on PostgreSQL, the database on SQLite), reads the live objects under that lock,
+computes the plan from them and writes versions, live rows and the new revision in the same
+transaction. Concurrent applies, from threads or processes, therefore run one after the other
+and each sees everything the previous one wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import StaticPool
+
+from parity.definitions import Definition, spec_hash
+from parity.errors import ConcurrentApplyError, DefinitionError, ValidationError
+from parity.registry import engine as eng
+from parity.registry.diff import FieldChange
+from parity.registry.migrate import upgrade
+from parity.registry.models import objects, projects, versions
+from parity.registry.plan import Plan, Stored, compute_plan, sort_key
+from parity.registry.records import (
+    RegistrySnapshot,
+    VersionRecord,
+    check_kind,
+    not_found,
+    rebuild,
+)
+
+__all__ = ["Registry"]
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class Registry:
+    """The definitions of one ``project`` in a SQLite file or a PostgreSQL database.
+
+    ``url`` is a SQLAlchemy URL (``sqlite:///path/registry.db``,
+    ``postgresql+psycopg://host:5432/db``; a bare ``postgresql://`` means psycopg 3).
+    ``schema`` is the PostgreSQL schema to keep the tables in, created if missing.
+    ``timeout`` (seconds) bounds waits for another writer's lock and for connecting.
+    Opening runs any pending migrations of the registry's tables.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        project: str,
+        *,
+        schema: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if not project or not isinstance(project, str):
+            raise DefinitionError(f"registry: project must be a non-empty name, got {project!r}")
+        self.url = eng.parse_url(url)
+        self.project = project
+        self.schema = schema
+        self.timeout = timeout
+        self._engine = eng.create_engine(self.url, schema=schema, timeout=timeout)
+        # An in-memory SQLite database is one shared connection: take turns on it.
+        self._turns: contextlib.AbstractContextManager[Any] = (
+            threading.RLock()
+            if isinstance(self._engine.pool, StaticPool)
+            else contextlib.nullcontext()
+        )
+        try:
+            with self._turns:
+                upgrade(self._engine, self.url, schema, timeout=timeout)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    @classmethod
+    def from_location(
+        cls,
+        location: str,
+        project: str,
+        base_dir: Path,
+        schema: str | None = None,
+        **kwargs: Any,
+    ) -> Registry:
+        """A registry from a repo config value: a URL (``...://...``) or a SQLite file path.
+
+        A relative path is taken from ``base_dir``; missing parent folders are created.
+        """
+        if "://" in location:
+            return cls(location, project, schema=schema, **kwargs)
+        path = Path(location).expanduser()
+        if not path.is_absolute():
+            path = Path(base_dir) / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = sa.URL.create("sqlite", database=str(path.resolve()))
+        return cls(url.render_as_string(), project, schema=schema, **kwargs)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def revision(self) -> int:
+        """The project's revision: +1 for every apply that changed something; 0 when new."""
+        with self._read("read the revision") as conn:
+            return self._revision(conn)
+
+    def list(self, kind: str | None = None) -> list[Definition]:
+        """Live objects, optionally of one kind, sorted by (kind in dependency order, name)."""
+        if kind is not None:
+            check_kind(kind)
+        with self._read("list objects") as conn:
+            return self._live_definitions(conn, kind)
+
+    def get(self, kind: str, name: str) -> Definition:
+        """One live object; ``ObjectNotFoundError`` (with close names as a hint) if absent."""
+        check_kind(kind)
+        with self._read(f"read {kind} {name!r}") as conn:
+            row = conn.execute(
+                sa.select(objects.c.spec).where(
+                    objects.c.project == self.project,
+                    objects.c.kind == kind,
+                    objects.c.name == name,
+                )
+            ).first()
+            if row is None:
+                raise self._not_found(conn, kind, name)
+        return rebuild(kind, row.spec)
+
+    def find(self, name: str) -> list[Definition]:
+        """Live objects called ``name``, of any kind (in kind order); empty if none."""
+        with self._read(f"find {name!r}") as conn:
+            rows = conn.execute(
+                sa.select(objects.c.kind, objects.c.spec).where(
+                    objects.c.project == self.project, objects.c.name == name
+                )
+            ).all()
+        rows = sorted(rows, key=lambda r: sort_key(r.kind, name))
+        return [rebuild(r.kind, r.spec) for r in rows]
+
+    def history(self, name: str, kind: str | None = None) -> list[VersionRecord]:
+        """Every version of ``name`` (of one kind, or all kinds), oldest first.
+
+        Deleted objects keep their history. ``ObjectNotFoundError`` if it never existed.
+        """
+        if kind is not None:
+            check_kind(kind)
+        query = sa.select(versions).where(
+            versions.c.project == self.project, versions.c.name == name
+        )
+        if kind is not None:
+            query = query.where(versions.c.kind == kind)
+        with self._read(f"read the history of {name!r}") as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                raise self._not_found(conn, kind or "object", name)
+        records = [_record(r) for r in rows]
+        records.sort(key=lambda r: (r.revision, sort_key(r.kind, r.name), r.version))
+        return records
+
+    def snapshot(self) -> RegistrySnapshot:
+        """Every live object and the revision, read in one transaction (consistent)."""
+        with self._read("read a snapshot", consistent=True) as conn:
+            revision = self._revision(conn)
+            objs = self._live_definitions(conn, None)
+        return RegistrySnapshot(self.project, revision, tuple(objs))
+
+    # -- writing --------------------------------------------------------------------------
+
+    def plan(self, objects: Sequence[Definition], *, delete_missing: bool = False) -> Plan:
+        """What ``apply(objects)`` would do now; changes nothing."""
+        desired = _desired(objects)
+        with self._read("plan", consistent=True) as conn:
+            base = self._revision(conn)
+            plan = compute_plan(self._live(conn), desired, delete_missing=delete_missing)
+        return replace(plan, base_revision=base)
+
+    def apply(
+        self,
+        objects: Sequence[Definition],
+        *,
+        delete_missing: bool = False,
+        author: str | None = None,
+        expected_revision: int | None = None,
+    ) -> Plan:
+        """Create, update (and with ``delete_missing`` delete) objects; return what was done.
+
+        The plan is computed under the write lock, so it is exactly what was written.
+        ``author`` defaults to ``$PARITY_USER``, then the login name. With
+        ``expected_revision`` (e.g. the ``base_revision`` of a plan a person approved),
+        ``ConcurrentApplyError`` is raised and nothing written if the registry moved on.
+        """
+        desired = _desired(objects)
+        author = author or os.environ.get("PARITY_USER") or _login()
+        with self._write("apply") as conn:
+            base = self._lock_project(conn)
+            if expected_revision is not None and base != expected_revision:
+                raise ConcurrentApplyError(
+                    f"project {self.project!r} is at revision {base}, not {expected_revision}: "
+                    "someone applied in between; plan again and review the changes"
+                )
+            plan = compute_plan(self._live(conn), desired, delete_missing=delete_missing)
+            if not plan.has_changes:
+                return replace(plan, base_revision=base, revision=base)
+            revision = base + 1
+            self._write_plan(conn, plan, revision, author)
+        return replace(plan, base_revision=base, revision=revision)
+
+    def close(self) -> None:
+        """Release the connection pool; the object is unusable afterwards."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = f", schema={self.schema!r}" if self.schema else ""
+        return f"Registry({eng.safe_url(self.url)!r}, project={self.project!r}{where})"
+
+    # -- internals ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _read(self, action: str, *, consistent: bool = False) -> Iterator[Connection]:
+        with self._turns, eng.database_errors(self.url, action, timeout=self.timeout):
+            with eng.connect(self._engine, write=False) as conn:
+                if consistent and self._engine.dialect.name == "postgresql":
+                    # One snapshot for every statement (READ COMMITTED takes one per statement).
+                    conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                yield conn
+
+    @contextlib.contextmanager
+    def _write(self, action: str) -> Iterator[Connection]:
+        with self._turns, eng.database_errors(self.url, action, timeout=self.timeout):
+            with eng.connect(self._engine, write=True) as conn:
+                if self._engine.dialect.name == "postgresql":
+                    ms = int(self.timeout * 1000)
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+                yield conn
+
+    def _revision(self, conn: Connection) -> int:
+        value = conn.execute(
+            sa.select(projects.c.revision).where(projects.c.project == self.project)
+        ).scalar()
+        return int(value or 0)
+
+    def _lock_project(self, conn: Connection) -> int:
+        """Create the project row if needed, lock it, and return its revision."""
+        now = _now()
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(
+            insert(projects)
+            .values(project=self.project, revision=0, created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["project"])
+        )
+        return int(
+            conn.execute(
+                sa.select(projects.c.revision)
+                .where(projects.c.project == self.project)
+                .with_for_update()
+            ).scalar_one()
+        )
+
+    def _live(self, conn: Connection) -> dict[tuple[str, str], Stored]:
+        rows = conn.execute(
+            sa.select(objects.c.kind, objects.c.name, objects.c.spec, objects.c.content_hash)
+            .where(objects.c.project == self.project)
+        ).all()
+        return {(r.kind, r.name): Stored(r.spec, r.content_hash) for r in rows}
+
+    def _live_definitions(self, conn: Connection, kind: str | None) -> list[Definition]:
+        query = sa.select(objects.c.kind, objects.c.name, objects.c.spec).where(
+            objects.c.project == self.project
+        )
+        if kind is not None:
+            query = query.where(objects.c.kind == kind)
+        rows = sorted(conn.execute(query).all(), key=lambda r: sort_key(r.kind, r.name))
+        return [rebuild(r.kind, r.spec) for r in rows]
+
+    def _write_plan(self, conn: Connection, plan: Plan, revision: int, author: str) -> None:
+        changed = plan.of("create", "update", "delete")
+        now = _now()
+        # Continue numbering after a delete: the next version follows the last one written.
+        last = self._last_versions(conn, {c.name for c in changed})
+        version_rows, creates, updates, deletes = [], [], [], []
+        for c in changed:
+            version = last.get((c.kind, c.name), 0) + 1
+            spec = c.new if c.action != "delete" else c.old
+            assert spec is not None
+            digest = spec_hash(spec)
+            version_rows.append(
+                {
+                    "project": self.project,
+                    "kind": c.kind,
+                    "name": c.name,
+                    "version": version,
+                    "action": c.action,
+                    "spec": spec,
+                    "content_hash": digest,
+                    "diff": [fc.to_dict() for fc in c.diff],
+                    "author": author,
+                    "applied_at": now,
+                    "revision": revision,
+                }
+            )
+            live = {"project": self.project, "kind": c.kind, "name": c.name}
+            if c.action == "create":
+                creates.append(
+                    {
+                        **live,
+                        "version": version,
+                        "spec": spec,
+                        "content_hash": digest,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+            elif c.action == "update":
+                updates.append(
+                    {
+                        "k_kind": c.kind,
+                        "k_name": c.name,
+                        "version": version,
+                        "spec": spec,
+                        "content_hash": digest,
+                        "updated_at": now,
+                    }
+                )
+            else:
+                deletes.append({"k_kind": c.kind, "k_name": c.name})
+        # Versions first: a live row references the version it shows.
+        conn.execute(versions.insert(), version_rows)
+        if deletes:
+            conn.execute(objects.delete().where(*self._row_is(objects)), deletes)
+        if updates:
+            conn.execute(objects.update().where(*self._row_is(objects)), updates)
+        if creates:
+            conn.execute(objects.insert(), creates)
+        conn.execute(
+            projects.update()
+            .where(projects.c.project == self.project)
+            .values(revision=revision, updated_at=now)
+        )
+
+    def _row_is(self, table: sa.Table) -> tuple[Any, ...]:
+        return (
+            table.c.project == self.project,
+            table.c.kind == sa.bindparam("k_kind"),
+            table.c.name == sa.bindparam("k_name"),
+        )
+
+    def _last_versions(self, conn: Connection, names: set[str]) -> dict[tuple[str, str], int]:
+        rows = conn.execute(
+            sa.select(versions.c.kind, versions.c.name, sa.func.max(versions.c.version))
+            .where(versions.c.project == self.project, versions.c.name.in_(sorted(names)))
+            .group_by(versions.c.kind, versions.c.name)
+        ).all()
+        return {(kind, name): int(v) for kind, name, v in rows}
+
+    def _not_found(self, conn: Connection, kind: str, name: str) -> Exception:
+        live = conn.execute(
+            sa.select(objects.c.kind, objects.c.name).where(objects.c.project == self.project)
+        ).all()
+        last = conn.execute(
+            sa.select(versions.c.action, versions.c.revision)
+            .where(
+                versions.c.project == self.project,
+                versions.c.kind == kind,
+                versions.c.name == name,
+            )
+            .order_by(versions.c.version.desc())
+            .limit(1)
+        ).first()
+        deleted_at = int(last.revision) if last is not None and last.action == "delete" else None
+        return not_found(
+            self.project, kind, name, [(r.kind, r.name) for r in live], deleted_at=deleted_at
+        )
+
+
+def _desired(objs: Sequence[Definition]) -> dict[tuple[str, str], Stored]:
+    """The objects to apply keyed by (kind, name); two different objects with one key refused."""
+    out: dict[tuple[str, str], Stored] = {}
+    problems = []
+    for obj in objs:
+        if not isinstance(obj, Definition):
+            raise DefinitionError(f"registry: cannot apply {obj!r}, not a Parity definition")
+        check_kind(obj.kind)
+        key = (obj.kind, obj.name)
+        stored = Stored(obj.to_spec(), obj.content_hash())
+        prev = out.get(key)
+        if prev is not None and prev.content_hash != stored.content_hash:
+            problems.append(f"{obj.kind} {obj.name!r} is defined twice, differently")
+        out[key] = stored
+    if problems:
+        raise ValidationError(problems)
+    return out
+
+
+def _record(row: Any) -> VersionRecord:
+    return VersionRecord(
+        kind=row.kind,
+        name=row.name,
+        version=int(row.version),
+        action=row.action,
+        spec=row.spec,
+        content_hash=row.content_hash,
+        diff=tuple(FieldChange.from_dict(d) for d in row.diff),
+        author=row.author,
+        applied_at=_utc(row.applied_at),
+        revision=int(row.revision),
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        return "unknown"
