@@ -9,7 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def write_repo(root: Path, files: dict[str, str], *, project: str = "test", registry: str | None = None) -> Path:
+def write_repo(
+    root: Path, files: dict[str, str], *, project: str = "test", registry: str | None = None
+) -> Path:
     """A repo folder with parity.yaml and the given definition files (dedented)."""
     root.mkdir(parents=True, exist_ok=True)
     reg = registry or "data/registry.db"

@@ -12,6 +12,7 @@ from parity.definitions import (
     Sla,
 )
 from parity.errors import (
+    ConcurrentApplyError,
     ConfigError,
     DataSourceError,
     DataSourceNotFoundError,
@@ -43,6 +44,7 @@ __all__ = [
     "Array",
     "Bool",
     "Bytes",
+    "ConcurrentApplyError",
     "ConfigError",
     "DataSource",
     "DataSourceError",

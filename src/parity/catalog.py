@@ -34,7 +34,9 @@ class Catalog:
     project: str | None = None
 
     @classmethod
-    def of(cls, objects: Iterable[Definition], revision: int = -1, project: str | None = None) -> Catalog:
+    def of(
+        cls, objects: Iterable[Definition], revision: int = -1, project: str | None = None
+    ) -> Catalog:
         by_kind: dict[str, dict[str, Definition]] = {k: {} for k in KINDS}
         for obj in objects:
             by_kind.setdefault(obj.kind, {})[obj.name] = obj

@@ -33,12 +33,8 @@ def resolve_features(
 ) -> list[ViewRequest]:
     """The views and features a request names, grouped by view in first-seen order."""
     wanted: dict[str, list[str]] = {}
-    if isinstance(features, FeatureService) or (
-        isinstance(features, str) and ":" not in features
-    ):
-        service = (
-            features if isinstance(features, FeatureService) else catalog.service(features)
-        )
+    if isinstance(features, FeatureService) or (isinstance(features, str) and ":" not in features):
+        service = features if isinstance(features, FeatureService) else catalog.service(features)
         for p in service.features:
             view = catalog.view(p.view)
             wanted.setdefault(p.view, []).extend(p.features or view.feature_names)

@@ -26,7 +26,9 @@ from parity.errors import ParityError, ValidationError
 SchemaReader = Callable[[DataSource], pa.Schema]
 
 
-def collect(objects: Sequence[Definition], origin: Callable[[Definition], str] | None = None) -> tuple[list[Definition], list[str]]:
+def collect(
+    objects: Sequence[Definition], origin: Callable[[Definition], str] | None = None
+) -> tuple[list[Definition], list[str]]:
     """The objects to apply with inline sources and entities pulled out, and duplicates.
 
     The same definition given twice (equal specs) counts once; two different definitions
@@ -68,9 +70,7 @@ def _timestamp_kind(t: pa.DataType) -> bool:
     return pa.types.is_timestamp(t) or pa.types.is_date(t)
 
 
-def check_view_against_source(
-    view: FeatureView, world: Catalog, schema: pa.Schema
-) -> list[str]:
+def check_view_against_source(view: FeatureView, world: Catalog, schema: pa.Schema) -> list[str]:
     """Problems of one view against its source's real columns."""
     problems = []
     source = world.source_of(view)
@@ -144,7 +144,9 @@ def check_references(world: Catalog) -> list[str]:
         if clash:
             problems.append(f"{label}: schema fields {clash} are join keys; list only features")
         if not world.has("source", view.source_name):
-            problems.append(f"{label}: unknown source {view.source_name!r} (known: {world.names('source')})")
+            problems.append(
+                f"{label}: unknown source {view.source_name!r} (known: {world.names('source')})"
+            )
     for svc in world.objects.get("feature_service", {}).values():
         assert isinstance(svc, FeatureService)
         for p in svc.features:

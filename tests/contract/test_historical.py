@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from oracle import expected_choices
-from repo_utils import write_parquet, write_repo
 
+from oracle import expected_choices
 from parity import FeatureStore, ObjectNotFoundError, RetrievalError
 from parity.errors import DataSourceNotFoundError, ParityError
+from repo_utils import write_parquet, write_repo
 
 OFFLINE_ENGINES = ["duckdb"]
 
@@ -57,7 +57,9 @@ def driver_table(rows: list[dict]) -> pa.Table:
     return pa.table(
         {
             "driver_id": pa.array([r["driver_id"] for r in rows], pa.int64()),
-            "event_timestamp": pa.array([r["event_timestamp"] for r in rows], pa.timestamp("us", tz="UTC")),
+            "event_timestamp": pa.array(
+                [r["event_timestamp"] for r in rows], pa.timestamp("us", tz="UTC")
+            ),
             "created": pa.array([r["created"] for r in rows], pa.timestamp("us", tz="UTC")),
             "conv_rate": pa.array([r["conv_rate"] for r in rows], pa.float64()),
             "trips": pa.array([r["trips"] for r in rows], pa.int64()),
@@ -74,20 +76,33 @@ def store(request, tmp_path_factory):
             (root / "parity.yaml").read_text().replace("duckdb", request.param)
         )
     t = T0
-    write_parquet(root / "data/driver.parquet", driver_table([
-        dict(driver_id=1, event_timestamp=t, created=t, conv_rate=0.1, trips=1, city="a"),
-    ]))
-    write_parquet(root / "data/customer.parquet", {
-        "customer_id": pa.array([10, 10, 11], pa.int64()),
-        "event_timestamp": pa.array([t, t + timedelta(hours=1), t], pa.timestamp("us", tz="UTC")),
-        "balance": [1.0, 2.0, 3.0],
-    })
-    write_parquet(root / "data/route.parquet", {
-        "origin": pa.array([1, 1, 2], pa.int64()),
-        "dest": pa.array([2, 3, 2], pa.int64()),
-        "event_timestamp": pa.array([t, t, t], pa.timestamp("us", tz="UTC")),
-        "eta": [12.0, 13.0, 22.0],
-    })
+    write_parquet(
+        root / "data/driver.parquet",
+        driver_table(
+            [
+                dict(driver_id=1, event_timestamp=t, created=t, conv_rate=0.1, trips=1, city="a"),
+            ]
+        ),
+    )
+    write_parquet(
+        root / "data/customer.parquet",
+        {
+            "customer_id": pa.array([10, 10, 11], pa.int64()),
+            "event_timestamp": pa.array(
+                [t, t + timedelta(hours=1), t], pa.timestamp("us", tz="UTC")
+            ),
+            "balance": [1.0, 2.0, 3.0],
+        },
+    )
+    write_parquet(
+        root / "data/route.parquet",
+        {
+            "origin": pa.array([1, 1, 2], pa.int64()),
+            "dest": pa.array([2, 3, 2], pa.int64()),
+            "event_timestamp": pa.array([t, t, t], pa.timestamp("us", tz="UTC")),
+            "eta": [12.0, 13.0, 22.0],
+        },
+    )
     fs = FeatureStore(root)
     fs.apply()
     yield fs
@@ -113,7 +128,9 @@ source_row = st.fixed_dictionaries(
         "driver_id": st.integers(1, 3),
         "event_timestamp": minute,
         "created": st.one_of(st.none(), minute),
-        "conv_rate": st.one_of(st.none(), st.floats(0, 1, allow_nan=False).map(lambda x: round(x, 3))),
+        "conv_rate": st.one_of(
+            st.none(), st.floats(0, 1, allow_nan=False).map(lambda x: round(x, 3))
+        ),
         "trips": st.one_of(st.none(), st.integers(0, 100)),
         "city": st.one_of(st.none(), st.sampled_from(["a", "b", "c"])),
     }
@@ -123,7 +140,9 @@ entity_row = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     source=st.lists(source_row, max_size=25),
     entities=st.lists(entity_row, min_size=1, max_size=25),
@@ -149,19 +168,31 @@ def test_matches_oracle(store, source, entities, ttl_name, aware):
 
 # -- edge cases, each named ----------------------------------------------------------------
 
+
 def row(driver_id, minutes, conv, created=None, trips=1, city="x"):
     ts = T0 + timedelta(minutes=minutes)
     cr = None if created is None else T0 + timedelta(minutes=created)
-    return dict(driver_id=driver_id, event_timestamp=ts, created=cr, conv_rate=conv, trips=trips, city=city)
+    return dict(
+        driver_id=driver_id, event_timestamp=ts, created=cr, conv_rate=conv, trips=trips, city=city
+    )
 
 
 def ask(store, entities, view="driver_none", feature="conv_rate", **kw):
-    df = entity_frame([{"driver_id": d, "event_timestamp": T0 + timedelta(minutes=m)} for d, m in entities])
-    return store.get_historical_features(df, [f"{view}:{feature}"], **kw).to_arrow().column(feature).to_pylist()
+    df = entity_frame(
+        [{"driver_id": d, "event_timestamp": T0 + timedelta(minutes=m)} for d, m in entities]
+    )
+    return (
+        store.get_historical_features(df, [f"{view}:{feature}"], **kw)
+        .to_arrow()
+        .column(feature)
+        .to_pylist()
+    )
 
 
 def test_tie_on_event_time_goes_to_latest_created(store):
-    set_driver_rows(store, [row(1, 5, 0.9, created=7), row(1, 5, 0.1, created=6), row(1, 5, 0.5, created=None)])
+    set_driver_rows(
+        store, [row(1, 5, 0.9, created=7), row(1, 5, 0.1, created=6), row(1, 5, 0.5, created=None)]
+    )
     assert ask(store, [(1, 5)]) == [0.9]
 
 
@@ -177,7 +208,12 @@ def test_ttl_boundary_is_inclusive_both_ends(store):
     set_driver_rows(store, [row(1, 3, 0.3)])
     # 2-minute TTL: at t=5 the row at 3 is exactly t - ttl (kept); at 5 min + 1 µs it is out.
     assert ask(store, [(1, 3), (1, 5)], view="driver_2m") == [0.3, 0.3]
-    df = pd.DataFrame({"driver_id": [1], "event_timestamp": [pd.Timestamp(T0 + timedelta(minutes=5, microseconds=1))]})
+    df = pd.DataFrame(
+        {
+            "driver_id": [1],
+            "event_timestamp": [pd.Timestamp(T0 + timedelta(minutes=5, microseconds=1))],
+        }
+    )
     out = store.get_historical_features(df, ["driver_2m:conv_rate"]).to_arrow()
     assert out.column("conv_rate").to_pylist() == [None]
 
@@ -190,7 +226,12 @@ def test_row_after_entity_time_is_never_used(store):
 def test_entity_rows_before_any_data_come_back_with_nulls(store):
     set_driver_rows(store, [row(1, 5, 0.5)])
     out = store.get_historical_features(
-        entity_frame([{"driver_id": 1, "event_timestamp": T0}, {"driver_id": 9, "event_timestamp": T0 + timedelta(hours=1)}]),
+        entity_frame(
+            [
+                {"driver_id": 1, "event_timestamp": T0},
+                {"driver_id": 9, "event_timestamp": T0 + timedelta(hours=1)},
+            ]
+        ),
         ["driver_none:conv_rate", "driver_none:city"],
     ).to_arrow()
     assert out.num_rows == 2
@@ -211,9 +252,16 @@ def test_null_feature_values_are_returned_as_null_not_skipped(store):
 
 def test_naive_timestamps_are_utc(store):
     set_driver_rows(store, [row(1, 5, 0.5)])
-    naive = pd.DataFrame({"driver_id": [1, 1], "event_timestamp": pd.to_datetime(["2024-01-01 00:04", "2024-01-01 00:05"])})
+    naive = pd.DataFrame(
+        {
+            "driver_id": [1, 1],
+            "event_timestamp": pd.to_datetime(["2024-01-01 00:04", "2024-01-01 00:05"]),
+        }
+    )
     aware = naive.assign(event_timestamp=naive.event_timestamp.dt.tz_localize("UTC"))
-    other_zone = aware.assign(event_timestamp=aware.event_timestamp.dt.tz_convert("America/New_York"))
+    other_zone = aware.assign(
+        event_timestamp=aware.event_timestamp.dt.tz_convert("America/New_York")
+    )
     for df in (naive, aware, other_zone):
         out = store.get_historical_features(df, ["driver_none:conv_rate"]).to_pandas()
         assert out.conv_rate.isna().tolist() == [True, False]
@@ -222,24 +270,46 @@ def test_naive_timestamps_are_utc(store):
 
 def test_several_join_keys_and_several_entities_in_one_call(store):
     set_driver_rows(store, [row(1, 0, 0.5)])
-    df = pd.DataFrame({
-        "driver_id": [1, 1, 2], "customer_id": [10, 11, 10], "origin": [1, 1, 2], "dest": [3, 2, 2],
-        "event_timestamp": pd.to_datetime([T0 + timedelta(hours=2)] * 3, utc=True),
-    })
+    df = pd.DataFrame(
+        {
+            "driver_id": [1, 1, 2],
+            "customer_id": [10, 11, 10],
+            "origin": [1, 1, 2],
+            "dest": [3, 2, 2],
+            "event_timestamp": pd.to_datetime([T0 + timedelta(hours=2)] * 3, utc=True),
+        }
+    )
     out = store.get_historical_features(
         df, ["driver_none:conv_rate", "customer_stats:balance", "route_stats:eta"]
     ).to_pandas()
     assert out.conv_rate.tolist()[:2] == [0.5, 0.5] and pd.isna(out.conv_rate[2])
     assert out.balance.tolist() == [2.0, 3.0, 2.0]
     assert out.eta.tolist() == [13.0, 12.0, 22.0]
-    assert list(out.columns) == ["driver_id", "customer_id", "origin", "dest", "event_timestamp", "conv_rate", "balance", "eta"]
+    assert list(out.columns) == [
+        "driver_id",
+        "customer_id",
+        "origin",
+        "dest",
+        "event_timestamp",
+        "conv_rate",
+        "balance",
+        "eta",
+    ]
 
 
 def test_feature_service_and_full_feature_names(store):
     set_driver_rows(store, [row(1, 0, 0.5)])
-    df = pd.DataFrame({"driver_id": [1], "customer_id": [10], "event_timestamp": pd.to_datetime([T0 + timedelta(minutes=30)], utc=True)})
+    df = pd.DataFrame(
+        {
+            "driver_id": [1],
+            "customer_id": [10],
+            "event_timestamp": pd.to_datetime([T0 + timedelta(minutes=30)], utc=True),
+        }
+    )
     by_name = store.get_historical_features(df, "model_v1").to_pandas()
-    by_obj = store.get_historical_features(df, store.get_feature_service("model_v1"), full_feature_names=True).to_pandas()
+    by_obj = store.get_historical_features(
+        df, store.get_feature_service("model_v1"), full_feature_names=True
+    ).to_pandas()
     assert by_name[["conv_rate", "balance"]].values.tolist() == [[0.5, 1.0]]
     assert list(by_obj.columns[-2:]) == ["driver_none__conv_rate", "customer_stats__balance"]
 
@@ -248,13 +318,17 @@ def test_same_feature_name_from_two_views_needs_full_names(store):
     df = entity_frame([{"driver_id": 1, "event_timestamp": T0}])
     with pytest.raises(RetrievalError, match="full_feature_names"):
         store.get_historical_features(df, ["driver_none:conv_rate", "driver_2m:conv_rate"])
-    out = store.get_historical_features(df, ["driver_none:conv_rate", "driver_2m:conv_rate"], full_feature_names=True)
+    out = store.get_historical_features(
+        df, ["driver_none:conv_rate", "driver_2m:conv_rate"], full_feature_names=True
+    )
     assert out.to_arrow().column_names[-2:] == ["driver_none__conv_rate", "driver_2m__conv_rate"]
 
 
 def test_output_types_follow_the_schema(store):
     set_driver_rows(store, [row(1, 0, 0.5, trips=3)])
-    out = store.get_historical_features(entity_frame([{"driver_id": 1, "event_timestamp": T0}]), ["driver_none:*"]).to_arrow()
+    out = store.get_historical_features(
+        entity_frame([{"driver_id": 1, "event_timestamp": T0}]), ["driver_none:*"]
+    ).to_arrow()
     assert out.schema.field("conv_rate").type == pa.float64()
     assert out.schema.field("trips").type == pa.int64()
     assert out.schema.field("city").type in (pa.string(), pa.large_string(), pa.string_view())
@@ -262,11 +336,14 @@ def test_output_types_follow_the_schema(store):
 
 # -- entity frame forms -----------------------------------------------------------------
 
+
 def test_entity_frame_forms_give_the_same_result(store, tmp_path):
     import polars as pl
 
     set_driver_rows(store, [row(1, 0, 0.5), row(2, 0, 0.7)])
-    df = entity_frame([{"driver_id": 2, "event_timestamp": T0}, {"driver_id": 1, "event_timestamp": T0}])
+    df = entity_frame(
+        [{"driver_id": 2, "event_timestamp": T0}, {"driver_id": 1, "event_timestamp": T0}]
+    )
     path = tmp_path / "entities.parquet"
     df.to_parquet(path)
     sql = (
@@ -282,18 +359,23 @@ def test_entity_frame_forms_give_the_same_result(store, tmp_path):
 def test_timestamp_column_may_be_named(store):
     set_driver_rows(store, [row(1, 0, 0.5)])
     df = pd.DataFrame({"driver_id": [1], "ts": pd.to_datetime([T0])})
-    out = store.get_historical_features(df, ["driver_none:conv_rate"], timestamp_column="ts").to_pandas()
+    out = store.get_historical_features(
+        df, ["driver_none:conv_rate"], timestamp_column="ts"
+    ).to_pandas()
     assert out.conv_rate.tolist() == [0.5]
 
 
 def test_to_parquet_writes_the_same_table(store, tmp_path):
     set_driver_rows(store, [row(1, 0, 0.5)])
-    job = store.get_historical_features(entity_frame([{"driver_id": 1, "event_timestamp": T0}]), ["driver_none:conv_rate"])
+    job = store.get_historical_features(
+        entity_frame([{"driver_id": 1, "event_timestamp": T0}]), ["driver_none:conv_rate"]
+    )
     path = job.to_parquet(tmp_path / "out" / "train.parquet")
     assert pq.read_table(path).equals(job.to_arrow())
 
 
 # -- bad input: a clear error, nothing changed --------------------------------------------
+
 
 def test_missing_timestamp_column(store):
     with pytest.raises(RetrievalError, match="no timestamp column 'event_timestamp'"):

@@ -25,12 +25,12 @@ def _projection(item: Any) -> FeatureViewProjection:
                 f"a service feature given as a mapping has keys 'view' and optionally "
                 f"'features', got {item!r}"
             )
-        feats = item.get("features")
-        if isinstance(feats, str):  # one feature; tuple("abc") would split it into letters
-            feats = [feats]
-        if feats is not None and not isinstance(feats, list | tuple):
-            raise ValueError(f"'features' must be a list of feature names, got {feats!r}")
-        names = tuple(_check_name(f) for f in feats or ())
+        listed: Any = item.get("features")
+        if isinstance(listed, str):  # one feature; tuple("abc") would split it into letters
+            listed = [listed]
+        if listed is not None and not isinstance(listed, list | tuple):
+            raise ValueError(f"'features' must be a list of feature names, got {listed!r}")
+        names = tuple(_check_name(f) for f in listed or ())
         return FeatureViewProjection(view=_check_name(item["view"]), features=names or None)
     raise ValueError(
         f"a service feature must be a view, view[[...]], 'view' or 'view:feature', got {item!r}"

@@ -139,8 +139,12 @@ class DuckDBOfflineEngine(OfflineEngine):
         """The source subquery of one view and its ASOF condition against the keys."""
         src = vj.source
         ts = ident(src.timestamp_field)
-        cols = [f"{ident(src.column_for(k))} AS {ident(f'k{i}')}" for i, k in enumerate(vj.join_keys)]
-        cols += [f"{ident(src.column_for(f))} AS {ident(f'f{i}')}" for i, f in enumerate(vj.features)]
+        cols = [
+            f"{ident(src.column_for(k))} AS {ident(f'k{i}')}" for i, k in enumerate(vj.join_keys)
+        ]
+        cols += [
+            f"{ident(src.column_for(f))} AS {ident(f'f{i}')}" for i, f in enumerate(vj.features)
+        ]
         cols.append(f"CAST({ts} AS TIMESTAMP) AS __ts")
         cond = [f"keys.{ident(k)} = {alias}.{ident(f'k{i}')}" for i, k in enumerate(vj.join_keys)]
         if src.created_timestamp_field:
@@ -152,12 +156,12 @@ class DuckDBOfflineEngine(OfflineEngine):
                 f"COALESCE(epoch_us(CAST({created} AS TIMESTAMP))::HUGEINT + {_HALF}, 0) "
                 "AS __order"
             )
-            cond.append(f"epoch_us(keys.{ENTITY_TS})::HUGEINT * {_SHIFT} + {_SHIFT - 1} >= {alias}.__order")
+            cond.append(
+                f"epoch_us(keys.{ENTITY_TS})::HUGEINT * {_SHIFT} + {_SHIFT - 1} >= {alias}.__order"
+            )
         else:
             cond.append(f"keys.{ENTITY_TS} >= {alias}.__ts")
-        sub = (
-            f"(SELECT {', '.join(cols)} FROM {self._scan(src)} WHERE {ts} IS NOT NULL)"
-        )
+        sub = f"(SELECT {', '.join(cols)} FROM {self._scan(src)} WHERE {ts} IS NOT NULL)"
         return sub, " AND ".join(cond)
 
     def _select(self, vj: ViewJoin, alias: str) -> list[str]:
@@ -205,4 +209,3 @@ class DuckDBOfflineEngine(OfflineEngine):
             return result
 
         return ArrowRetrievalJob(run)
-

@@ -1,0 +1,437 @@
+"""The YAML form of definitions: the same objects the Python form builds, from ``*.yaml`` files.
+
+A YAML file holds one or more documents separated by ``---``; documents are numbered from 1
+and errors name them as ``defs/driver.yaml#2``. Empty documents are skipped. A document is
+one of three forms:
+
+(a) one object, ``kind:`` one of ``entity``, ``source``, ``feature_view``, ``feature_service``,
+    plus that kind's fields::
+
+        kind: feature_view
+        name: driver_stats
+        entities: [driver]            # or  entity: driver
+        source: trips                 # a source name, or an inline source mapping
+        ttl: 2h
+        schema:
+          - { name: trips_today, dtype: Int64 }
+          - { name: rating, dtype: Float32, description: "5-star average", pii: false }
+
+    A source takes ``type: file`` (the default) and the source type's fields (``path``,
+    ``timestamp_field``, ``field_mapping``...). A service's ``features`` are view names,
+    ``"view:f1,f2"`` strings, or ``{view: v, features: [f1, f2]}`` mappings.
+
+(b) lists of objects under ``entities:``, ``sources:``, ``feature_views:``,
+    ``feature_services:`` (any of them, nothing else); each item is form (a) without
+    ``kind:`` (a matching ``kind:`` is allowed).
+
+(c) the single-feature form teams already write: no ``kind:``, and ``entity``, ``source`` and
+    a type in ``dtype:`` (or ``type:``)::
+
+        name: user_30d_purchase_count
+        entity: user_id
+        source: orders
+        dtype: Int64
+        owner: growth-ml
+        sla: { freshness: "5m", availability: "99.5%" }
+        pii: false
+
+    It becomes a FeatureView named ``name`` with one Field of the same name and type.
+    ``owner``, ``description``, ``tags``, ``sla``, ``pii``, ``ttl`` and ``online`` are kept on
+    the view; ``pii`` is also set on the field.
+
+``transformation:`` (in forms (a) and (c)) is refused for now: window aggregations arrive in
+a later release. A schema item also takes ``type:`` for ``dtype:``.
+
+``entity:``/``entities:`` name entities by name or by join key (``entity: user_id``). The
+loader resolves them once every file of the repo is read (``resolve_entity_refs``): a name of
+an entity is kept; else, if exactly one entity has that join key, that entity's name is used;
+else the reference is left as written and ``apply`` reports the unknown entity.
+
+Unknown keys, repeated keys, wrong types and bad durations raise ``DefinitionError`` naming
+the file, the document, the object and the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from parity.definitions.base import Definition
+from parity.definitions.entity import Entity
+from parity.definitions.feature_service import FeatureService
+from parity.definitions.feature_view import FeatureView, Field
+from parity.definitions.source import _SOURCE_TYPES, DataSource
+from parity.errors import DefinitionError
+
+__all__ = [
+    "TRANSFORMATION_REFUSED",
+    "YamlObject",
+    "parse_yaml",
+    "read_yaml_file",
+    "resolve_entity_refs",
+]
+
+TRANSFORMATION_REFUSED = (
+    "transformation is not supported yet (window aggregations arrive in a later release)"
+)
+
+LIST_KEYS = {
+    "entities": "entity",
+    "sources": "source",
+    "feature_views": "feature_view",
+    "feature_services": "feature_service",
+}
+_COMMON = {"name", "description", "owner", "tags"}
+_ENTITY_KEYS = _COMMON | {"join_keys", "dtype"}
+_VIEW_KEYS = _COMMON | {
+    "entities",
+    "entity",
+    "source",
+    "schema",
+    "ttl",
+    "online",
+    "sla",
+    "pii",
+    "transformation",
+}
+_SERVICE_KEYS = _COMMON | {"features"}
+_FIELD_KEYS = {"name", "dtype", "type", "description", "tags", "pii"}
+_SINGLE_KEYS = _COMMON | {
+    "entity",
+    "source",
+    "dtype",
+    "type",
+    "sla",
+    "pii",
+    "ttl",
+    "online",
+    "transformation",
+}
+_SINGLE_MARKERS = {"entity", "source", "dtype", "type", "transformation"}
+
+
+@dataclass(frozen=True)
+class YamlObject:
+    """A definition read from YAML, with the number of the document it was written in."""
+
+    definition: Definition
+    document: int
+
+
+def read_yaml_file(path: str | Path, display: str | None = None) -> list[YamlObject]:
+    """Every definition in one YAML file; ``display`` (a repo-relative path) names it in errors."""
+    path = Path(path)
+    where = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DefinitionError(f"{where}: cannot read the file: {exc}") from exc
+    return parse_yaml(text, where)
+
+
+def parse_yaml(text: str, display: str = "<yaml>") -> list[YamlObject]:
+    """Every definition in YAML ``text``, in document order."""
+    try:
+        documents = list(yaml.load_all(text, Loader=_StrictLoader))
+    except yaml.YAMLError as exc:
+        raise DefinitionError(f"{display}: not valid YAML: {_yaml_problem(exc)}") from None
+    out: list[YamlObject] = []
+    for number, doc in enumerate(documents, start=1):
+        for obj in _document(doc, f"{display}#{number}"):
+            out.append(YamlObject(obj, number))
+    return out
+
+
+def resolve_entity_refs(view: FeatureView, entities: Iterable[Entity]) -> FeatureView:
+    """``view`` with each entity reference that is a join key replaced by its entity's name.
+
+    A reference that names an entity is kept; one that is a join key of exactly one entity
+    becomes that entity's name; any other is left as written. Returns ``view`` itself when
+    nothing changes.
+    """
+    entities = list(entities)
+    names = {e.name for e in entities}
+    owners: dict[str, set[str]] = {}
+    for e in entities:
+        for key in e.join_keys:
+            owners.setdefault(key, set()).add(e.name)
+    refs: list[Entity | str] = []
+    for ref in view.entities:
+        if isinstance(ref, str) and ref not in names and len(owners.get(ref, ())) == 1:
+            ref = next(iter(owners[ref]))
+        refs.append(ref)
+    if refs == list(view.entities):
+        return view
+    data = {name: getattr(view, name) for name in type(view).model_fields}
+    return type(view)(**{**data, "entities": refs})
+
+
+# -- documents ---------------------------------------------------------------------------
+
+
+def _document(doc: Any, where: str) -> list[Definition]:
+    if doc is None:
+        return []
+    if not isinstance(doc, dict):
+        raise DefinitionError(
+            f"{where}: a document must be a mapping (kind: ..., lists under "
+            f"{', '.join(LIST_KEYS)}, or a single feature), got {_type_name(doc)}"
+        )
+    _check_text_keys(doc, where)
+    if "kind" in doc:
+        body = dict(doc)
+        return [_build(body.pop("kind"), body, where)]
+    if LIST_KEYS.keys() & doc.keys():
+        return _lists(doc, where)
+    if _SINGLE_MARKERS & doc.keys():
+        return [_single_feature(doc, where)]
+    raise DefinitionError(
+        f"{where}: cannot tell what this document defines: give kind: "
+        f"({', '.join(LIST_KEYS.values())}), lists under {', '.join(LIST_KEYS)}, or a single "
+        "feature with entity, source and dtype"
+    )
+
+
+def _lists(doc: dict[str, Any], where: str) -> list[Definition]:
+    _check_keys(doc, set(LIST_KEYS), where, "document")
+    out: list[Definition] = []
+    for key, kind in LIST_KEYS.items():
+        items = doc.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise DefinitionError(f"{where}: {key}: expected a list, got {_type_name(items)}")
+        for i, item in enumerate(items):
+            at = f"{where}, {key}[{i}]"
+            if not isinstance(item, dict):
+                raise DefinitionError(f"{at}: expected a mapping, got {_type_name(item)}")
+            _check_text_keys(item, at)
+            body = dict(item)
+            if body.get("kind", kind) != kind:
+                raise DefinitionError(
+                    f"{at}: kind {body['kind']!r} in the {key} list; move it or drop kind:"
+                )
+            body.pop("kind", None)
+            out.append(_build(kind, body, at))
+    return out
+
+
+def _build(kind: Any, body: dict[str, Any], where: str) -> Definition:
+    builders = {
+        "entity": _entity,
+        "source": _source,
+        "feature_view": _feature_view,
+        "feature_service": _feature_service,
+    }
+    builder = builders.get(kind) if isinstance(kind, str) else None
+    if builder is None:
+        raise DefinitionError(f"{where}: unknown kind {kind!r}; known: {', '.join(builders)}")
+    return builder(body, where)
+
+
+def _entity(body: dict[str, Any], where: str) -> Entity:
+    label = _label("entity", body)
+    _check_keys(body, _ENTITY_KEYS, where, label)
+    if "name" not in body:
+        raise DefinitionError(f"{where}: {label}: name: required")
+    return _construct(Entity, body, where)
+
+
+def _source(body: dict[str, Any], where: str) -> DataSource:
+    label = _label("source", body)
+    data = dict(body)
+    source_type = data.pop("type", "file")
+    cls = _SOURCE_TYPES.get(source_type) if isinstance(source_type, str) else None
+    if cls is None:
+        raise DefinitionError(
+            f"{where}: {label}: type: unknown source type {source_type!r}; "
+            f"known: {', '.join(sorted(_SOURCE_TYPES))}"
+        )
+    allowed = (set(cls.model_fields) - {"source_type"}) | {"type"}
+    _check_keys(body, allowed, where, label)
+    return _construct(cls, data, where)
+
+
+def _feature_view(body: dict[str, Any], where: str) -> FeatureView:
+    label = _label("feature_view", body)
+    _check_keys(body, _VIEW_KEYS, where, label)
+    _refuse_transformation(body, where, label)
+    data = dict(body)
+    data["entities"] = _entity_refs(body, where, label)
+    data.pop("entity", None)
+    if "source" in data:
+        data["source"] = _source_ref(data["source"], where, label)
+    if "schema" not in data:
+        raise DefinitionError(f"{where}: {label}: schema: required (a list of fields)")
+    schema = data["schema"]
+    if not isinstance(schema, list):
+        raise DefinitionError(
+            f"{where}: {label}: schema: expected a list of fields, got {_type_name(schema)}"
+        )
+    data["schema"] = [_field(item, i, where, label) for i, item in enumerate(schema)]
+    return _construct(FeatureView, data, where)
+
+
+def _feature_service(body: dict[str, Any], where: str) -> FeatureService:
+    label = _label("feature_service", body)
+    _check_keys(body, _SERVICE_KEYS, where, label)
+    return _construct(FeatureService, body, where)
+
+
+def _single_feature(doc: dict[str, Any], where: str) -> FeatureView:
+    label = _label("feature", doc)
+    _check_keys(doc, _SINGLE_KEYS, where, label)
+    _refuse_transformation(doc, where, label)
+    if "dtype" in doc and "type" in doc:
+        raise DefinitionError(f"{where}: {label}: give dtype or type, not both")
+    missing = [k for k in ("name", "entity", "source") if k not in doc]
+    if "dtype" not in doc and "type" not in doc:
+        missing.append("dtype")
+    if missing:
+        raise DefinitionError(
+            f"{where}: {label}: a single feature needs name, entity, source and dtype; "
+            f"missing: {', '.join(missing)}"
+        )
+    field: dict[str, Any] = {"name": doc["name"], "dtype": doc.get("dtype", doc.get("type"))}
+    if "pii" in doc:
+        field["pii"] = doc["pii"]
+    data = {k: v for k, v in doc.items() if k not in ("entity", "dtype", "type")}
+    data["entities"] = _entity_refs(doc, where, label)
+    data["source"] = _source_ref(doc["source"], where, label)
+    data["schema"] = [_field(field, 0, where, label)]
+    return _construct(FeatureView, data, where)
+
+
+# -- parts -------------------------------------------------------------------------------
+
+
+def _entity_refs(data: dict[str, Any], where: str, label: str) -> Any:
+    if "entity" in data and "entities" in data:
+        raise DefinitionError(f"{where}: {label}: give entity or entities, not both")
+    if "entity" not in data and "entities" not in data:
+        raise DefinitionError(f"{where}: {label}: entities: required (or entity: name)")
+    field = "entity" if "entity" in data else "entities"
+    refs = data[field]
+    items = [refs] if isinstance(refs, str) else refs
+    if not isinstance(items, list) or not all(isinstance(r, str) for r in items):
+        raise DefinitionError(
+            f"{where}: {label}: {field}: expected an entity name or a list of entity names, "
+            f"got {refs!r}"
+        )
+    return items
+
+
+def _source_ref(value: Any, where: str, label: str) -> Any:
+    if isinstance(value, dict):
+        _check_text_keys(value, f"{where}: {label}: source")
+        return _source(value, f"{where}: {label}: inline source")
+    return value  # a name; the view checks it
+
+
+def _field(item: Any, index: int, where: str, label: str) -> Field:
+    at = f"{where}: {label}: schema[{index}]"
+    if not isinstance(item, dict):
+        raise DefinitionError(
+            f"{at}: expected a mapping such as {{name: x, dtype: Int64}}, got {item!r}"
+        )
+    _check_text_keys(item, at)
+    _check_keys(item, _FIELD_KEYS, at, _label("field", item))
+    data = dict(item)
+    if "type" in data:
+        if "dtype" in data:
+            raise DefinitionError(f"{at}: give dtype or type, not both")
+        data["dtype"] = data.pop("type")
+    for required in ("name", "dtype"):
+        if required not in data:
+            raise DefinitionError(f"{at}: {_label('field', item)}: {required}: required")
+    try:
+        return Field(**data)
+    except DefinitionError as exc:
+        raise DefinitionError(f"{at}: {exc}") from None
+
+
+def _construct(cls: type[Definition], data: dict[str, Any], where: str) -> Any:
+    try:
+        return cls(**data)
+    except DefinitionError as exc:
+        raise DefinitionError(f"{where}: {exc}") from None
+
+
+def _refuse_transformation(body: dict[str, Any], where: str, label: str) -> None:
+    if "transformation" in body:
+        raise DefinitionError(f"{where}: {label}: {TRANSFORMATION_REFUSED}")
+
+
+def _check_keys(body: dict[str, Any], allowed: set[str], where: str, label: str) -> None:
+    unknown = sorted(set(body) - allowed)
+    if not unknown:
+        return
+    problems = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(f"unknown field {key!r}{hint}")
+    raise DefinitionError(
+        f"{where}: {label}: {'; '.join(problems)}; allowed: {', '.join(sorted(allowed))}"
+    )
+
+
+def _check_text_keys(body: dict[Any, Any], where: str) -> None:
+    # YAML 1.1 reads some bare keys as other types: `on:` is True, `1:` is 1.
+    bad = [k for k in body if not isinstance(k, str)]
+    if bad:
+        raise DefinitionError(f"{where}: keys must be text; quote {bad[0]!r}")
+
+
+def _label(kind: str, body: dict[str, Any]) -> str:
+    name = body.get("name")
+    return f"{kind} {name!r}" if isinstance(name, str) else kind
+
+
+def _type_name(value: Any) -> str:
+    names = {dict: "a mapping", list: "a list", str: "text", bool: "a boolean"}
+    return names.get(type(value), f"{type(value).__name__} {value!r}")
+
+
+# -- YAML reading ------------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping (PyYAML keeps the last)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.get(key)
+            seen.setdefault(key, key_node.start_mark.line)
+        except TypeError:  # an unhashable key; the base constructor reports it
+            continue
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping",
+                node.start_mark,
+                f"found key {key!r} again (first on line {first + 1})",
+                key_node.start_mark,
+            )
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return problem
