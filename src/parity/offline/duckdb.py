@@ -135,45 +135,44 @@ class DuckDBOfflineEngine(OfflineEngine):
         except duckdb.Error as exc:
             raise DataSourceError(f"source {source.name!r} cannot be read: {exc}") from None
 
-    def _view_sql(self, vj: ViewJoin, alias: str) -> tuple[str, str]:
-        """The source subquery of one view and its ASOF condition against the keys."""
+    def _view_sql(self, vj: ViewJoin, alias: str) -> tuple[str, str, str]:
+        """One view's source subquery, its ASOF condition, and its "within TTL" test."""
         src = vj.source
-        ts = ident(src.timestamp_field)
+        ts = f"CAST({ident(src.timestamp_field)} AS TIMESTAMP)"
         cols = [
             f"{ident(src.column_for(k))} AS {ident(f'k{i}')}" for i, k in enumerate(vj.join_keys)
         ]
         cols += [
             f"{ident(src.column_for(f))} AS {ident(f'f{i}')}" for i, f in enumerate(vj.features)
         ]
-        cols.append(f"CAST({ts} AS TIMESTAMP) AS __ts")
         cond = [f"keys.{ident(k)} = {alias}.{ident(f'k{i}')}" for i, k in enumerate(vj.join_keys)]
+        oldest = f"keys.{ENTITY_TS} - to_microseconds({vj.ttl // T_MICRO})" if vj.ttl else ""
         if src.created_timestamp_field:
             # One 128-bit key orders by event time, then created time (null = oldest): a
-            # single fixed-width sort key, far cheaper in the ASOF sort than a struct.
-            created = ident(src.created_timestamp_field)
+            # single fixed-width sort key, far cheaper in the ASOF sort than a struct. The
+            # event time is its high half, so the TTL test reads it too (no second column).
+            created = f"CAST({ident(src.created_timestamp_field)} AS TIMESTAMP)"
             cols.append(
-                f"epoch_us(CAST({ts} AS TIMESTAMP))::HUGEINT * {_SHIFT} + "
-                f"COALESCE(epoch_us(CAST({created} AS TIMESTAMP))::HUGEINT + {_HALF}, 0) "
-                "AS __order"
+                f"epoch_us({ts})::HUGEINT * {_SHIFT} + "
+                f"COALESCE(epoch_us({created})::HUGEINT + {_HALF}, 0) AS __order"
             )
             cond.append(
                 f"epoch_us(keys.{ENTITY_TS})::HUGEINT * {_SHIFT} + {_SHIFT - 1} >= {alias}.__order"
             )
+            fresh = f"{alias}.__order >= epoch_us({oldest})::HUGEINT * {_SHIFT}" if oldest else ""
         else:
+            cols.append(f"{ts} AS __ts")
             cond.append(f"keys.{ENTITY_TS} >= {alias}.__ts")
+            fresh = f"{alias}.__ts >= {oldest}" if oldest else ""
         sub = f"(SELECT {', '.join(cols)} FROM {self._scan(src)} WHERE {ts} IS NOT NULL)"
-        return sub, " AND ".join(cond)
+        return sub, " AND ".join(cond), fresh
 
-    def _select(self, vj: ViewJoin, alias: str) -> list[str]:
+    def _select(self, vj: ViewJoin, alias: str, fresh: str) -> list[str]:
         out = []
         for i, (name, dtype) in enumerate(zip(vj.output_names, vj.dtypes, strict=True)):
             value = f"CAST({alias}.{ident(f'f{i}')} AS {duck_type(dtype)})"
-            if vj.ttl is not None:
-                micros = vj.ttl // T_MICRO
-                value = (
-                    f"CASE WHEN {alias}.__ts >= keys.{ENTITY_TS} - "
-                    f"to_microseconds({micros}) THEN {value} END"
-                )
+            if fresh:
+                value = f"CASE WHEN {fresh} THEN {value} END"
             out.append(f"{value} AS {ident(name)}")
         return out
 
@@ -182,9 +181,9 @@ class DuckDBOfflineEngine(OfflineEngine):
         joins = []
         for n, vj in enumerate(join.views):
             alias = f"v{n}"
-            sub, cond = self._view_sql(vj, alias)
+            sub, cond, fresh = self._view_sql(vj, alias)
             joins.append(f"ASOF LEFT JOIN {sub} AS {alias} ON {cond}")
-            selects += self._select(vj, alias)
+            selects += self._select(vj, alias, fresh)
         return (
             f"SELECT {', '.join(selects)} FROM __parity_keys AS keys "
             + " ".join(joins)
