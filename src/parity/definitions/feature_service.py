@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import field_serializer, field_validator
@@ -43,6 +44,14 @@ class FeatureService(Definition):
     kind: ClassVar[str] = "feature_service"
 
     features: list[FeatureViewProjection]
+
+    def __init__(
+        self,
+        name: str,
+        features: Sequence[FeatureView | FeatureViewProjection | str | dict[str, Any]],
+        **data: Any,
+    ) -> None:
+        super().__init__(name=name, features=features, **data)
 
     @field_validator("features", mode="before")
     @classmethod

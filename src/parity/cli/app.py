@@ -1,0 +1,56 @@
+"""The ``parity`` command: a typer app assembled from the command modules.
+
+::
+
+    parity init NAME [--dir PATH]      a working feature repo with sample data
+    parity plan | apply                what would change / register it
+    parity list | describe | history   what is registered, and how it changed
+    parity historical ...              training data to Parquet or CSV
+    parity version
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import typer
+from rich.text import Text
+
+from parity import __version__
+from parity.cli import browse, historical, render, repo
+from parity.cli.common import RepoOption, VerboseOption, handles_errors
+from parity.config import CONFIG_FILE, RepoConfig
+
+app = typer.Typer(
+    name="parity",
+    help="Parity: one feature definition, the same value in training and in production.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+app.command("init")(repo.init)
+app.command("plan")(repo.plan)
+app.command("apply")(repo.apply)
+app.command("list")(browse.list_)
+app.command("describe")(browse.describe)
+app.command("history")(browse.history)
+app.command("historical")(historical.historical)
+
+
+@app.command("version")
+@handles_errors
+def version(repo: RepoOption = Path("."), verbose: VerboseOption = False) -> None:
+    """Show Parity's version, and the repo's project and registry when there is a repo."""
+    out = render.console()
+    out.print(Text(f"parity {__version__} (Python {platform.python_version()})"))
+    if (repo / CONFIG_FILE).is_file():
+        config = RepoConfig.load(repo)
+        out.print(Text(f"project {config.project}, registry {config.registry.location()}"))
+
+
+def main() -> None:
+    """The console-script entry point."""
+    app()

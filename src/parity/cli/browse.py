@@ -1,0 +1,104 @@
+"""The commands that read the registry: ``list``, ``describe``, ``history``."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from parity.catalog import Catalog
+from parity.cli import render
+from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store, parse_kind
+from parity.definitions import KINDS, Definition
+from parity.errors import ObjectNotFoundError
+
+KindOption = Annotated[
+    str | None,
+    typer.Option(
+        "--kind",
+        "-k",
+        help="entity, source, view or service; needed only when NAME is used by several kinds.",
+    ),
+]
+
+
+@handles_errors
+def list_(
+    kind: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="KIND",
+            help="entities, views, services or sources.",
+            show_default="all kinds",
+        ),
+    ] = None,
+    repo: RepoOption = Path("."),
+    verbose: VerboseOption = False,
+) -> None:
+    """List what is registered: one table per kind."""
+    wanted = parse_kind(kind, "KIND")
+    with open_store(repo) as store:
+        catalog = store.catalog(fresh=True)
+    out = render.console()
+    for i, k in enumerate([wanted] if wanted else list(KINDS)):
+        if i:
+            out.print()
+        objects = [catalog.objects.get(k, {})[n] for n in catalog.names(k)]
+        if not objects:
+            out.print(Text(f"No {render.KIND_TITLES[k].lower()} registered.", style="dim"))
+        else:
+            out.print(render.definitions_table(k, objects))
+
+
+@handles_errors
+def describe(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The object's name.")],
+    kind: KindOption = None,
+    repo: RepoOption = Path("."),
+    verbose: VerboseOption = False,
+) -> None:
+    """Show an object's registered spec, its current version and its last change."""
+    wanted = parse_kind(kind)
+    with open_store(repo) as store:
+        found = _find(store.catalog(fresh=True), name, wanted)
+        out = render.console()
+        for i, obj in enumerate(found):
+            if i:
+                out.print()
+            out.print(Text(f"{obj.kind} {obj.name}", style="bold cyan"))
+            out.print(render.spec_yaml(obj))
+            last = store.history(obj.name, obj.kind)[-1]
+            out.print(render.version_line(last))
+
+
+@handles_errors
+def history(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The object's name.")],
+    kind: KindOption = None,
+    repo: RepoOption = Path("."),
+    verbose: VerboseOption = False,
+) -> None:
+    """Show every version of an object, oldest first (deleted objects keep their history)."""
+    wanted = parse_kind(kind)
+    with open_store(repo) as store:
+        records = store.history(name, wanted)
+    title = f"History of {render.KIND_LABELS[wanted] + ' ' if wanted else ''}{name}"
+    render.console().print(render.history_table(records, title=title))
+
+
+def _find(catalog: Catalog, name: str, kind: str | None) -> list[Definition]:
+    """The live objects called ``name`` (of ``kind``); ObjectNotFoundError with a hint."""
+    if kind is not None:
+        return [catalog.get(kind, name)]
+    found = [catalog.objects[k][name] for k in KINDS if catalog.has(k, name)]
+    if found:
+        return found
+    every = sorted({n for k in KINDS for n in catalog.names(k)})
+    close = difflib.get_close_matches(name, every, n=3)
+    hint = f"did you mean {', '.join(map(repr, close))}?" if close else ""
+    if not every:
+        hint = "nothing is registered yet; run `parity apply`"
+    raise ObjectNotFoundError("object", name, catalog.project, hint)

@@ -1,0 +1,112 @@
+"""What every command shares: the ``--repo`` and ``--verbose`` options, error handling, kinds.
+
+A ``ParityError`` ends a command with ``error: <message>`` on stderr and exit status 1, with
+the traceback only under ``--verbose``; usage errors are typer's (status 2). Any other
+exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from parity.cli import render
+from parity.config import CONFIG_FILE
+from parity.errors import ConfigError, ParityError
+from parity.store import FeatureStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+RepoOption = Annotated[
+    Path,
+    typer.Option(
+        "--repo",
+        "-r",
+        help=f"The feature repo folder (holding {CONFIG_FILE}).",
+        show_default="current folder",
+        file_okay=False,
+    ),
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show the full traceback of an error.")
+]
+
+KIND_ALIASES = {
+    "entity": "entity",
+    "entities": "entity",
+    "source": "source",
+    "sources": "source",
+    "data_source": "source",
+    "data_sources": "source",
+    "view": "feature_view",
+    "views": "feature_view",
+    "feature_view": "feature_view",
+    "feature_views": "feature_view",
+    "service": "feature_service",
+    "services": "feature_service",
+    "feature_service": "feature_service",
+    "feature_services": "feature_service",
+}
+
+
+def parse_kind(value: str | None, option: str = "--kind") -> str | None:
+    """The registry kind for what a person typed (``view``, ``feature-views``...)."""
+    if value is None:
+        return None
+    kind = KIND_ALIASES.get(value.strip().lower().replace("-", "_"))
+    if kind is None:
+        raise typer.BadParameter(
+            f"unknown kind {value!r}; use entity, source, view or service", param_hint=option
+        )
+    return kind
+
+
+def handles_errors(fn: F) -> F:
+    """Turn a ``ParityError`` raised by the command into ``error: ...`` and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ParityError as exc:
+            if kwargs.get("verbose"):
+                render.console(stderr=True).print_exception(show_locals=False)
+            render.error(str(exc))
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def open_store(repo: Path) -> Iterator[FeatureStore]:
+    """The repo's FeatureStore, closed afterwards; a clear error when there is no repo."""
+    if not repo.exists():
+        raise ConfigError(f"feature repo folder {str(repo)!r} does not exist")
+    store = FeatureStore(repo)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def working(message: str) -> Iterator[None]:
+    """A spinner on stderr while the body runs (shown only on a terminal)."""
+    with render.console(stderr=True).status(message):
+        yield
+
+
+__all__ = [
+    "KIND_ALIASES",
+    "RepoOption",
+    "VerboseOption",
+    "handles_errors",
+    "open_store",
+    "parse_kind",
+    "working",
+]

@@ -1,0 +1,208 @@
+"""How the CLI shows things: consoles, plans, tables of definitions and versions, specs.
+
+Text from definitions and diffs is never read as rich markup (``schema[conv_rate]`` would be
+taken for a style tag); it goes through ``Text``. When output is not a terminal, lines are
+not wrapped at 80 columns, so tables stay greppable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from rich.console import Console, Group
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from parity.definitions import DataSource, Definition, Entity, FeatureService, FeatureView
+from parity.definitions.base import format_duration
+from parity.registry import Change, Plan, VersionRecord
+
+_WIDE = 200
+_ACTION_STYLE = {"create": "green", "update": "yellow", "delete": "red", "unchanged": "dim"}
+KIND_LABELS = {
+    "entity": "entity",
+    "source": "data source",
+    "feature_view": "feature view",
+    "feature_service": "feature service",
+}
+KIND_TITLES = {
+    "entity": "Entities",
+    "source": "Data sources",
+    "feature_view": "Feature views",
+    "feature_service": "Feature services",
+}
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console on stdout (or stderr), made per use so test runners' streams are honoured."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None
+    if not stream.isatty() and not os.environ.get("COLUMNS", "").strip().isdigit():
+        width = _WIDE
+    # soft_wrap: long lines (an error listing columns) stay whole rather than broken mid-word.
+    return Console(stderr=stderr, width=width, highlight=False, soft_wrap=True)
+
+
+def error(message: str) -> None:
+    """``error: message`` in red on stderr."""
+    console(stderr=True).print(Text(f"error: {message}", style="bold red"))
+
+
+# -- plans ------------------------------------------------------------------------------------
+
+
+def plan_text(plan: Plan) -> Text:
+    """The plan's readable diff, coloured by action; no summary line."""
+    out = Text()
+    for change in plan.changes:
+        if change.action == "unchanged":
+            continue
+        out.append_text(change_text(change))
+        out.append("\n")
+    return out
+
+
+def change_text(change: Change) -> Text:
+    style = _ACTION_STYLE[change.action]
+    lines = change.render().splitlines()
+    text = Text(lines[0], style=f"bold {style}")
+    for line in lines[1:]:
+        text.append("\n" + line, style=style)
+    return text
+
+
+def applied_summary(plan: Plan) -> str:
+    """``"Created 2, updated 1, deleted 0; registry revision 3."`` for a plan that was applied."""
+    counts = {a: len(plan.of(a)) for a in ("create", "update", "delete")}
+    return (
+        f"Created {counts['create']}, updated {counts['update']}, deleted {counts['delete']}; "
+        f"registry revision {plan.revision}."
+    )
+
+
+# -- definitions ------------------------------------------------------------------------------
+
+
+def ttl_text(view: FeatureView) -> str:
+    return format_duration(view.ttl) if view.ttl is not None else "no limit"
+
+
+def service_refs(service: FeatureService) -> list[str]:
+    """The service's features as ``view:f1,f2`` or ``view:*`` references."""
+    return [f"{p.view}:{','.join(p.features) if p.features else '*'}" for p in service.features]
+
+
+def source_location(source: DataSource) -> str:
+    path = getattr(source, "path", None)
+    return str(path) if path else source.source_type
+
+
+def definitions_table(kind: str, objects: Sequence[Definition]) -> Table:
+    """One table of definitions of one kind: name, its key facts, owner, description."""
+    table = Table(title=f"{KIND_TITLES[kind]} ({len(objects)})", title_justify="left")
+    table.add_column("Name", style="bold cyan", no_wrap=True)
+    facts: list[tuple[str, Any]]
+    for obj in objects:
+        if isinstance(obj, Entity):
+            facts = [("Join keys", ", ".join(obj.join_keys)), ("Type", str(obj.dtype or "any"))]
+        elif isinstance(obj, FeatureView):
+            facts = [
+                ("Entities", ", ".join(obj.entity_names)),
+                ("Features", ", ".join(obj.feature_names)),
+                ("TTL", ttl_text(obj)),
+                ("Source", obj.source_name),
+            ]
+        elif isinstance(obj, FeatureService):
+            facts = [("Features", " ".join(service_refs(obj)))]
+        elif isinstance(obj, DataSource):
+            facts = [
+                ("Path", source_location(obj)),
+                ("Timestamp", obj.timestamp_field),
+            ]
+        else:  # a kind this version cannot show in detail
+            facts = []
+        if len(table.columns) == 1:
+            for header, _ in facts:
+                table.add_column(header)
+            table.add_column("Owner")
+            table.add_column("Description")
+        table.add_row(
+            Text(obj.name), *(Text(v) for _, v in facts), Text(obj.owner), Text(obj.description)
+        )
+    return table
+
+
+def spec_yaml(obj: Definition) -> Syntax:
+    """The object's registered spec as highlighted YAML."""
+    text = yaml.safe_dump(obj.to_spec(), sort_keys=False, allow_unicode=True)
+    return Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default")
+
+
+def version_line(record: VersionRecord) -> Group:
+    """``version 2, updated by ana on 2024-05-01 10:00:00 UTC`` and what that change did."""
+    style = _ACTION_STYLE[record.action]
+    head = Text(f"version {record.version}", style="bold")
+    head.append(f", {_past(record.action)} ", style=style)
+    head.append(f"by {record.author} on {when(record.applied_at)}")
+    head.append(f" (registry revision {record.revision}, hash {record.content_hash[:12]})")
+    lines = [head]
+    lines += [Text(f"    {fc.render()}", style=style) for fc in record.diff]
+    return Group(*lines)
+
+
+def history_table(records: Sequence[VersionRecord], *, title: str) -> Table:
+    """Versions oldest first: version, action, author, when, hash prefix, changed fields."""
+    kinds = {r.kind for r in records}
+    table = Table(title=title, title_justify="left")
+    if len(kinds) > 1:
+        table.add_column("Kind")
+    for header in ("Version", "Action", "Author", "When", "Hash", "Changed"):
+        table.add_column(header, justify="right" if header == "Version" else "left")
+    for r in records:
+        changed = ", ".join(fc.path for fc in r.diff) if r.diff else "-"
+        cells = [
+            Text(str(r.version)),
+            Text(r.action, style=_ACTION_STYLE[r.action]),
+            Text(r.author),
+            Text(when(r.applied_at)),
+            Text(r.content_hash[:12]),
+            Text(changed),
+        ]
+        if len(kinds) > 1:
+            cells.insert(0, Text(r.kind))
+        table.add_row(*cells)
+    return table
+
+
+def when(ts: datetime) -> str:
+    """A registry time (UTC; naive means UTC) as ``2024-05-01 10:00:00 UTC``."""
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC)
+    return ts.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _past(action: str) -> str:
+    return {"create": "created", "update": "updated", "delete": "deleted"}.get(action, action)
+
+
+__all__ = [
+    "KIND_LABELS",
+    "KIND_TITLES",
+    "applied_summary",
+    "change_text",
+    "console",
+    "definitions_table",
+    "error",
+    "history_table",
+    "plan_text",
+    "service_refs",
+    "spec_yaml",
+    "version_line",
+    "when",
+]
