@@ -15,6 +15,7 @@ from typing import Any
 from parity.catalog import Catalog
 from parity.config import RepoConfig
 from parity.definitions import DataSource, Definition, Entity, FeatureService, FeatureView
+from parity.errors import ConcurrentApplyError
 from parity.offline.base import ROW_ID, OfflineEngine, PointInTimeJoin, RetrievalJob, ViewJoin
 from parity.offline.entity_frame import key_entity_frame, read_entity_frame
 from parity.registry import Plan, Registry, VersionRecord
@@ -98,7 +99,8 @@ class FeatureStore:
 
     def _prepare(
         self, objects: Sequence[Definition] | None, delete_missing: bool | None
-    ) -> tuple[list[Definition], bool]:
+    ) -> tuple[list[Definition], bool, int]:
+        """Validated objects, whether to delete the rest, and the revision validated against."""
         origin = None
         if objects is None:
             from parity.definitions.loader import load_repo
@@ -106,14 +108,15 @@ class FeatureStore:
             contents = load_repo(self.repo_path)
             objects, origin = contents.objects, contents.origin
             delete_missing = True if delete_missing is None else delete_missing
+        current = self.catalog(fresh=True)
         ordered, _ = validate(
             objects,
-            self.catalog(fresh=True),
+            current,
             self.offline.source_schema,
             delete_missing=bool(delete_missing),
             origin=origin,
         )
-        return ordered, bool(delete_missing)
+        return ordered, bool(delete_missing), current.revision
 
     def plan(
         self, objects: Sequence[Definition] | None = None, *, delete_missing: bool | None = None
@@ -124,7 +127,7 @@ class FeatureStore:
         missing from it are to be deleted. With objects, nothing is deleted unless
         ``delete_missing=True``.
         """
-        ordered, delete = self._prepare(objects, delete_missing)
+        ordered, delete, _ = self._prepare(objects, delete_missing)
         return self.registry.plan(ordered, delete_missing=delete)
 
     def apply(
@@ -134,11 +137,25 @@ class FeatureStore:
         delete_missing: bool | None = None,
         author: str | None = None,
     ) -> Plan:
-        """Validate and register definitions, all or nothing; returns what was done."""
-        ordered, delete = self._prepare(objects, delete_missing)
-        done = self.registry.apply(ordered, delete_missing=delete, author=author)
-        self._catalog = None
-        return done
+        """Validate and register definitions, all or nothing; returns what was done.
+
+        Validation and the write see the same registry revision: if another apply lands in
+        between, validation runs again against the new state (up to three times).
+        """
+        for attempt in range(3):
+            ordered, delete, revision = self._prepare(objects, delete_missing)
+            try:
+                done = self.registry.apply(
+                    ordered, delete_missing=delete, author=author, expected_revision=revision
+                )
+            except ConcurrentApplyError:
+                if attempt == 2:
+                    raise
+                continue
+            finally:
+                self._catalog = None
+            return done
+        raise AssertionError("unreachable")
 
     def list_entities(self) -> list[Entity]:
         return list(self.catalog().objects["entity"].values())  # type: ignore[arg-type]

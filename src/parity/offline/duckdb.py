@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import glob
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from parity import types as T
 from parity.definitions import DataSource, FileSource
@@ -47,6 +48,10 @@ _DUCK_TYPES = {
     "Bytes": "BLOB",
     "Timestamp": "TIMESTAMPTZ",
 }
+
+
+def _ts_literal(value: datetime) -> str:
+    return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
 
 
 def duck_type(t: T.ValueType) -> str:
@@ -135,10 +140,23 @@ class DuckDBOfflineEngine(OfflineEngine):
         except duckdb.Error as exc:
             raise DataSourceError(f"source {source.name!r} cannot be read: {exc}") from None
 
-    def _view_sql(self, vj: ViewJoin, alias: str) -> tuple[str, str, str]:
+    def _view_sql(
+        self, vj: ViewJoin, alias: str, span: tuple[datetime, datetime] | None
+    ) -> tuple[str, str, str]:
         """One view's source subquery, its ASOF condition, and its "within TTL" test."""
         src = vj.source
         ts = f"CAST({ident(src.timestamp_field)} AS TIMESTAMP)"
+        # Rows that can never match are dropped before the ASOF sort: later than every
+        # entity time, older than every entity time minus the TTL, or of keys never asked
+        # for. Literal bounds also let the Parquet reader skip row groups by statistics.
+        where = [f"{ts} IS NOT NULL"]
+        if span is not None:
+            where.append(f"{ts} <= {_ts_literal(span[1])}")
+            if vj.ttl is not None:
+                where.append(f"{ts} >= {_ts_literal(span[0] - vj.ttl)}")
+        key_cols = ", ".join(ident(src.column_for(k)) for k in vj.join_keys)
+        wanted = ", ".join(ident(k) for k in vj.join_keys)
+        where.append(f"({key_cols}) IN (SELECT ({wanted}) FROM __parity_keys)")
         cols = [
             f"{ident(src.column_for(k))} AS {ident(f'k{i}')}" for i, k in enumerate(vj.join_keys)
         ]
@@ -164,7 +182,7 @@ class DuckDBOfflineEngine(OfflineEngine):
             cols.append(f"{ts} AS __ts")
             cond.append(f"keys.{ENTITY_TS} >= {alias}.__ts")
             fresh = f"{alias}.__ts >= {oldest}" if oldest else ""
-        sub = f"(SELECT {', '.join(cols)} FROM {self._scan(src)} WHERE {ts} IS NOT NULL)"
+        sub = f"(SELECT {', '.join(cols)} FROM {self._scan(src)} WHERE {' AND '.join(where)})"
         return sub, " AND ".join(cond), fresh
 
     def _select(self, vj: ViewJoin, alias: str, fresh: str) -> list[str]:
@@ -177,11 +195,15 @@ class DuckDBOfflineEngine(OfflineEngine):
         return out
 
     def build_sql(self, join: PointInTimeJoin) -> str:
+        span = None
+        if join.keys.num_rows:
+            lo, hi = pc.min_max(join.keys.column(ENTITY_TS)).values()
+            span = (lo.as_py(), hi.as_py())
         selects = [f"keys.{ROW_ID}"]
         joins = []
         for n, vj in enumerate(join.views):
             alias = f"v{n}"
-            sub, cond, fresh = self._view_sql(vj, alias)
+            sub, cond, fresh = self._view_sql(vj, alias, span)
             joins.append(f"ASOF LEFT JOIN {sub} AS {alias} ON {cond}")
             selects += self._select(vj, alias, fresh)
         return (

@@ -259,8 +259,8 @@ def _apply(value: Any, items: list[tuple[list[Token], FieldChange]]) -> Any:
             for item in value:
                 key = _item_key(item)
                 seen.add(key)
-                sub = groups.get(("key", key))
-                child = _apply(item, sub) if sub else item
+                keyed = groups.get(("key", key))
+                child = _apply(item, keyed) if keyed else item
                 if child is not ABSENT:
                     out.append(child)
             for (_, key), sub in groups.items():
@@ -273,8 +273,8 @@ def _apply(value: Any, items: list[tuple[list[Token], FieldChange]]) -> Any:
         out = []
         for i in range(size):
             item = value[i] if i < len(value) else ABSENT
-            sub = groups.get(("index", i))
-            child = _apply(item, sub) if sub else item
+            at = groups.get(("index", i))
+            child = _apply(item, at) if at else item
             if child is not ABSENT:
                 out.append(child)
         return out

@@ -135,15 +135,19 @@ def _install_sqlite_hooks(engine: Engine, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def connect(engine: Engine, *, write: bool) -> Iterator[Connection]:
+def connect(engine: Engine, *, write: bool, snapshot: bool = False) -> Iterator[Connection]:
     """A connection inside one transaction, committed on success, rolled back on error.
 
-    ``write=True`` on SQLite begins with ``BEGIN IMMEDIATE`` (the database write lock);
-    on PostgreSQL the caller locks what it needs.
+    ``write=True`` on SQLite begins with ``BEGIN IMMEDIATE`` (the database write lock); on
+    PostgreSQL the caller locks what it needs. ``snapshot=True`` makes every statement of a
+    PostgreSQL transaction see the same snapshot (REPEATABLE READ; READ COMMITTED takes one
+    per statement); a SQLite transaction always reads one snapshot.
     """
     with engine.connect() as conn:
         if write and engine.dialect.name == "sqlite":
-            conn = conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+        if snapshot and engine.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             yield conn
 

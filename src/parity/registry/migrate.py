@@ -69,22 +69,27 @@ def current_revision(conn: Connection, schema: str | None) -> str | None:
 
 def upgrade(engine: Engine, url: URL, schema: str | None, *, timeout: float) -> None:
     """Run every pending migration; a no-op (one small read) when already at head."""
-    with database_errors(url, "open the registry", timeout=timeout):
-        with connect(engine, write=False) as conn:
-            if current_revision(conn, schema) == head_revision():
-                return
-    with database_errors(url, "migrate the registry's tables", timeout=timeout):
-        with connect(engine, write=True) as conn:
-            if not is_sqlite(url):
-                key = advisory_lock_key("migrate", schema or "")
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
-                if schema is not None:
-                    conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
-            try:
-                command.upgrade(alembic_config(schema, conn), "head")
-            except CommandError as exc:
-                raise RegistryError(
-                    f"registry at {safe_url(url)}: its tables are at migration "
-                    f"{current_revision(conn, schema)!r}, which this version of Parity does "
-                    f"not know (head is {head_revision()!r}); upgrade Parity ({exc})"
-                ) from exc
+    with (
+        database_errors(url, "open the registry", timeout=timeout),
+        connect(engine, write=False) as conn,
+    ):
+        if current_revision(conn, schema) == head_revision():
+            return
+    with (
+        database_errors(url, "migrate the registry's tables", timeout=timeout),
+        connect(engine, write=True) as conn,
+    ):
+        if not is_sqlite(url):
+            key = advisory_lock_key("migrate", schema or "")
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+            if schema is not None:
+                quoted = conn.dialect.identifier_preparer.quote_schema(schema)
+                conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+        try:
+            command.upgrade(alembic_config(schema, conn), "head")
+        except CommandError as exc:
+            raise RegistryError(
+                f"registry at {safe_url(url)}: its tables are at migration "
+                f"{current_revision(conn, schema)!r}, which this version of Parity does "
+                f"not know (head is {head_revision()!r}); upgrade Parity ({exc})"
+            ) from exc

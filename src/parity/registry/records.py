@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ class RegistrySnapshot:
     revision: int
     objects: tuple[Definition, ...]
 
-    def list(self, kind: str | None = None) -> list[Definition]:
+    def list(self, kind: str | None = None) -> builtins.list[Definition]:
         """The live objects, optionally of one kind, sorted by (kind order, name)."""
         if kind is not None:
             check_kind(kind)
@@ -63,7 +64,7 @@ class RegistrySnapshot:
                 return o
         raise not_found(self.project, kind, name, ((o.kind, o.name) for o in self.objects))
 
-    def find(self, name: str) -> list[Definition]:
+    def find(self, name: str) -> builtins.list[Definition]:
         """Live objects of any kind called ``name``."""
         return [o for o in self.objects if o.name == name]
 

@@ -9,6 +9,7 @@ and each sees everything the previous one wrote.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import getpass
 import os
@@ -63,8 +64,10 @@ class Registry:
         schema: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        if not project or not isinstance(project, str):
-            raise DefinitionError(f"registry: project must be a non-empty name, got {project!r}")
+        if not isinstance(project, str) or not 0 < len(project) <= 128:
+            raise DefinitionError(
+                f"registry: project must be a name of 1 to 128 characters, got {project!r}"
+            )
         self.url = eng.parse_url(url)
         self.project = project
         self.schema = schema
@@ -112,7 +115,7 @@ class Registry:
         with self._read("read the revision") as conn:
             return self._revision(conn)
 
-    def list(self, kind: str | None = None) -> list[Definition]:
+    def list(self, kind: str | None = None) -> builtins.list[Definition]:
         """Live objects, optionally of one kind, sorted by (kind in dependency order, name)."""
         if kind is not None:
             check_kind(kind)
@@ -134,7 +137,7 @@ class Registry:
                 raise self._not_found(conn, kind, name)
         return rebuild(kind, row.spec)
 
-    def find(self, name: str) -> list[Definition]:
+    def find(self, name: str) -> builtins.list[Definition]:
         """Live objects called ``name``, of any kind (in kind order); empty if none."""
         with self._read(f"find {name!r}") as conn:
             rows = conn.execute(
@@ -145,7 +148,7 @@ class Registry:
         rows = sorted(rows, key=lambda r: sort_key(r.kind, name))
         return [rebuild(r.kind, r.spec) for r in rows]
 
-    def history(self, name: str, kind: str | None = None) -> list[VersionRecord]:
+    def history(self, name: str, kind: str | None = None) -> builtins.list[VersionRecord]:
         """Every version of ``name`` (of one kind, or all kinds), oldest first.
 
         Deleted objects keep their history. ``ObjectNotFoundError`` if it never existed.
@@ -231,21 +234,23 @@ class Registry:
 
     @contextlib.contextmanager
     def _read(self, action: str, *, consistent: bool = False) -> Iterator[Connection]:
-        with self._turns, eng.database_errors(self.url, action, timeout=self.timeout):
-            with eng.connect(self._engine, write=False) as conn:
-                if consistent and self._engine.dialect.name == "postgresql":
-                    # One snapshot for every statement (READ COMMITTED takes one per statement).
-                    conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                yield conn
+        with (
+            self._turns,
+            eng.database_errors(self.url, action, timeout=self.timeout),
+            eng.connect(self._engine, write=False, snapshot=consistent) as conn,
+        ):
+            yield conn
 
     @contextlib.contextmanager
     def _write(self, action: str) -> Iterator[Connection]:
-        with self._turns, eng.database_errors(self.url, action, timeout=self.timeout):
-            with eng.connect(self._engine, write=True) as conn:
-                if self._engine.dialect.name == "postgresql":
-                    ms = int(self.timeout * 1000)
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
-                yield conn
+        with (
+            self._turns,
+            eng.database_errors(self.url, action, timeout=self.timeout),
+            eng.connect(self._engine, write=True) as conn,
+        ):
+            if self._engine.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(self.timeout * 1000)}")
+            yield conn
 
     def _revision(self, conn: Connection) -> int:
         value = conn.execute(
@@ -272,12 +277,13 @@ class Registry:
 
     def _live(self, conn: Connection) -> dict[tuple[str, str], Stored]:
         rows = conn.execute(
-            sa.select(objects.c.kind, objects.c.name, objects.c.spec, objects.c.content_hash)
-            .where(objects.c.project == self.project)
+            sa.select(objects.c.kind, objects.c.name, objects.c.spec, objects.c.content_hash).where(
+                objects.c.project == self.project
+            )
         ).all()
         return {(r.kind, r.name): Stored(r.spec, r.content_hash) for r in rows}
 
-    def _live_definitions(self, conn: Connection, kind: str | None) -> list[Definition]:
+    def _live_definitions(self, conn: Connection, kind: str | None) -> builtins.list[Definition]:
         query = sa.select(objects.c.kind, objects.c.name, objects.c.spec).where(
             objects.c.project == self.project
         )
