@@ -3,8 +3,8 @@
 A type is an immutable value: ``Int64``, ``Float32``, ``Array(String)``. Its ``name`` is the
 spec form stored in the registry (``"Int64"``, ``"Array(String)"``) and ``parse`` reads it
 back. ``accepts`` says whether a source column of some Arrow type may feed a field of this
-type: same kind only (integers to integers, floats to floats...), never a lossy change of
-kind such as float to int or int to string.
+type: same kind (integers to integers, floats to floats...) or integers to floats, never a
+lossy change of kind such as float to int or int to string.
 """
 
 from __future__ import annotations
@@ -80,7 +80,9 @@ class PrimitiveType(ValueType):
         return self.arrow
 
     def accepts(self, arrow_type: pa.DataType) -> bool:
-        return _kind(arrow_type) == self.kind
+        kind = _kind(arrow_type)
+        # Integers widen to floats (CSV readers infer 1.0 as an integer); never the reverse.
+        return kind == self.kind or (self.kind == "float" and kind == "int")
 
 
 Int32 = PrimitiveType("Int32", pa.int32(), "int")

@@ -50,8 +50,24 @@ _DUCK_TYPES = {
 }
 
 
-def _ts_literal(value: datetime) -> str:
-    return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+def _micros(column: str, arrow_type: pa.DataType | None) -> str:
+    """SQL for a time column as BIGINT microseconds since the epoch (UTC)."""
+    if arrow_type is not None and pa.types.is_timestamp(arrow_type):
+        if arrow_type.unit == "ns" and arrow_type.tz is not None:
+            return f"(epoch_ns({column}) // 1000)"
+        return f"epoch_us({column})"
+    return f"epoch_us(CAST({column} AS TIMESTAMP))"
+
+
+def _bound(column: str, arrow_type: pa.DataType | None, op: str, micros: int) -> str:
+    """``column op time``, written on the raw column when its type allows (for pushdown)."""
+    when = datetime(1970, 1, 1) + timedelta(microseconds=micros)
+    text = when.isoformat(sep=" ")
+    if arrow_type is not None and pa.types.is_timestamp(arrow_type) and arrow_type.unit != "ns":
+        if arrow_type.tz is not None:
+            return f"{column} {op} TIMESTAMPTZ '{text}+00:00'"
+        return f"{column} {op} TIMESTAMP '{text}'"
+    return f"{_micros(column, arrow_type)} {op} {micros}"
 
 
 def duck_type(t: T.ValueType) -> str:
@@ -141,19 +157,27 @@ class DuckDBOfflineEngine(OfflineEngine):
             raise DataSourceError(f"source {source.name!r} cannot be read: {exc}") from None
 
     def _view_sql(
-        self, vj: ViewJoin, alias: str, span: tuple[datetime, datetime] | None
+        self, vj: ViewJoin, alias: str, span: tuple[int, int] | None
     ) -> tuple[str, str, str]:
-        """One view's source subquery, its ASOF condition, and its "within TTL" test."""
+        """One view's source subquery, its ASOF condition, and its "within TTL" test.
+
+        Times are compared as BIGINT microseconds since the epoch: ``epoch_us`` reads a
+        TIMESTAMP or TIMESTAMPTZ as it is stored, where a cast between the two would run
+        every row through time-zone code. ``span`` is the entity rows' (min, max) time.
+        """
         src = vj.source
-        ts = f"CAST({ident(src.timestamp_field)} AS TIMESTAMP)"
+        types = {f.name: f.type for f in self.source_schema(src)}
+        ts_col = src.timestamp_field
+        ts = _micros(ident(ts_col), types.get(ts_col))
+        ttl_us = vj.ttl // T_MICRO if vj.ttl is not None else None
         # Rows that can never match are dropped before the ASOF sort: later than every
         # entity time, older than every entity time minus the TTL, or of keys never asked
-        # for. Literal bounds also let the Parquet reader skip row groups by statistics.
-        where = [f"{ts} IS NOT NULL"]
+        # for. Bounds on the raw column let the Parquet reader skip row groups.
+        where = [f"{ident(ts_col)} IS NOT NULL"]
         if span is not None:
-            where.append(f"{ts} <= {_ts_literal(span[1])}")
-            if vj.ttl is not None:
-                where.append(f"{ts} >= {_ts_literal(span[0] - vj.ttl)}")
+            where.append(_bound(ident(ts_col), types.get(ts_col), "<=", span[1]))
+            if ttl_us is not None:
+                where.append(_bound(ident(ts_col), types.get(ts_col), ">=", span[0] - ttl_us))
         key_cols = ", ".join(ident(src.column_for(k)) for k in vj.join_keys)
         wanted = ", ".join(ident(k) for k in vj.join_keys)
         where.append(f"({key_cols}) IN (SELECT ({wanted}) FROM __parity_keys)")
@@ -164,24 +188,22 @@ class DuckDBOfflineEngine(OfflineEngine):
             f"{ident(src.column_for(f))} AS {ident(f'f{i}')}" for i, f in enumerate(vj.features)
         ]
         cond = [f"keys.{ident(k)} = {alias}.{ident(f'k{i}')}" for i, k in enumerate(vj.join_keys)]
-        oldest = f"keys.{ENTITY_TS} - to_microseconds({vj.ttl // T_MICRO})" if vj.ttl else ""
+        oldest = f"keys.__us - {ttl_us}" if ttl_us is not None else ""
         if src.created_timestamp_field:
             # One 128-bit key orders by event time, then created time (null = oldest): a
             # single fixed-width sort key, far cheaper in the ASOF sort than a struct. The
             # event time is its high half, so the TTL test reads it too (no second column).
-            created = f"CAST({ident(src.created_timestamp_field)} AS TIMESTAMP)"
+            cr_col = src.created_timestamp_field
+            created = _micros(ident(cr_col), types.get(cr_col))
             cols.append(
-                f"epoch_us({ts})::HUGEINT * {_SHIFT} + "
-                f"COALESCE(epoch_us({created})::HUGEINT + {_HALF}, 0) AS __order"
+                f"{ts}::HUGEINT * {_SHIFT} + COALESCE({created}::HUGEINT + {_HALF}, 0) AS __order"
             )
-            cond.append(
-                f"epoch_us(keys.{ENTITY_TS})::HUGEINT * {_SHIFT} + {_SHIFT - 1} >= {alias}.__order"
-            )
-            fresh = f"{alias}.__order >= epoch_us({oldest})::HUGEINT * {_SHIFT}" if oldest else ""
+            cond.append(f"keys.__us::HUGEINT * {_SHIFT} + {_SHIFT - 1} >= {alias}.__order")
+            fresh = f"{alias}.__order >= ({oldest})::HUGEINT * {_SHIFT}" if oldest else ""
         else:
-            cols.append(f"{ts} AS __ts")
-            cond.append(f"keys.{ENTITY_TS} >= {alias}.__ts")
-            fresh = f"{alias}.__ts >= {oldest}" if oldest else ""
+            cols.append(f"{ts} AS __order")
+            cond.append(f"keys.__us >= {alias}.__order")
+            fresh = f"{alias}.__order >= {oldest}" if oldest else ""
         sub = f"(SELECT {', '.join(cols)} FROM {self._scan(src)} WHERE {' AND '.join(where)})"
         return sub, " AND ".join(cond), fresh
 
@@ -197,7 +219,8 @@ class DuckDBOfflineEngine(OfflineEngine):
     def build_sql(self, join: PointInTimeJoin) -> str:
         span = None
         if join.keys.num_rows:
-            lo, hi = pc.min_max(join.keys.column(ENTITY_TS)).values()
+            micros = join.keys.column(ENTITY_TS).cast(pa.int64())
+            lo, hi = pc.min_max(micros).values()
             span = (lo.as_py(), hi.as_py())
         selects = [f"keys.{ROW_ID}"]
         joins = []
@@ -207,7 +230,8 @@ class DuckDBOfflineEngine(OfflineEngine):
             joins.append(f"ASOF LEFT JOIN {sub} AS {alias} ON {cond}")
             selects += self._select(vj, alias, fresh)
         return (
-            f"SELECT {', '.join(selects)} FROM __parity_keys AS keys "
+            f"SELECT {', '.join(selects)} FROM "
+            f"(SELECT *, epoch_us({ENTITY_TS}) AS __us FROM __parity_keys) AS keys "
             + " ".join(joins)
             + f" ORDER BY keys.{ROW_ID}"
         )
