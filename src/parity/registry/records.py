@@ -84,7 +84,8 @@ def not_found(
 ) -> ObjectNotFoundError:
     """An ``ObjectNotFoundError`` whose hint names close matches and same-named objects."""
     live = list(live)
-    same_kind = sorted(n for k, n in live if k == kind)
+    # kind "object" means any kind (a lookup by name alone)
+    same_kind = sorted({n for k, n in live if k == kind or kind == "object"})
     hints = []
     if deleted_at is not None:
         hints.append(f"it was deleted in revision {deleted_at}")
