@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from repo_utils import write_repo
 
 from parity import FeatureStore
+from repo_utils import write_repo
 
 OFFLINE_ENGINES = ["duckdb"]
 T0 = datetime(2024, 1, 1, 12, 0, 0, 123456)
