@@ -9,6 +9,7 @@ from parity.definitions import (
     FeatureViewProjection,
     Field,
     FileSource,
+    PushSource,
     Sla,
 )
 from parity.errors import (
@@ -63,6 +64,7 @@ __all__ = [
     "Int64",
     "ObjectNotFoundError",
     "ParityError",
+    "PushSource",
     "RegistryError",
     "RepoConfig",
     "RetrievalError",

@@ -45,6 +45,10 @@ class Catalog:
     def all(self) -> list[Definition]:
         return [o for k in KINDS for _, o in sorted(self.objects.get(k, {}).items())]
 
+    def views(self) -> list[FeatureView]:
+        """Every feature view, by name."""
+        return [v for _, v in sorted(self.objects.get("feature_view", {}).items())]  # type: ignore[misc]
+
     def names(self, kind: str) -> list[str]:
         return sorted(self.objects.get(kind, {}))
 

@@ -23,7 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 from parity.definitions.base import NAME_RE
 from parity.errors import ConfigError
 from parity.offline.config import DuckDBOfflineConfig
-from parity.online.config import SqliteOnlineConfig
+from parity.online.config import RedisOnlineConfig, SqliteOnlineConfig
 
 CONFIG_FILE = "parity.yaml"
 
@@ -50,7 +50,7 @@ class RegistryConfig(BaseModel):
 
 
 OfflineStoreConfig = Annotated[DuckDBOfflineConfig, Field(discriminator="type")]
-OnlineStoreConfig = Annotated[SqliteOnlineConfig, Field(discriminator="type")]
+OnlineStoreConfig = Annotated[SqliteOnlineConfig | RedisOnlineConfig, Field(discriminator="type")]
 
 
 class RepoConfig(BaseModel):
@@ -61,6 +61,10 @@ class RepoConfig(BaseModel):
     project: str
     registry: RegistryConfig = RegistryConfig(path="data/registry.db")
     offline_store: OfflineStoreConfig = DuckDBOfflineConfig()
+    offline_log: str = Field(
+        default="data/offline_log",
+        description="where rows pushed to push sources' offline side are appended",
+    )
     online_store: OnlineStoreConfig = SqliteOnlineConfig()
     repo_path: Path = Path(".")
 
@@ -119,6 +123,6 @@ class RepoConfig(BaseModel):
 def config_error(source: str, exc: PydanticValidationError) -> ConfigError:
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if p not in ("duckdb", "sqlite"))
+        loc = ".".join(str(p) for p in err["loc"] if p not in ("duckdb", "sqlite", "redis"))
         parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
     return ConfigError(f"{source}: " + "; ".join(parts))

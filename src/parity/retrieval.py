@@ -8,12 +8,17 @@ two features that would share an output name are refused with advice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from parity.catalog import Catalog
 from parity.definitions import FeatureService, FeatureView
 from parity.errors import RetrievalError
+from parity.online.base import OnlineView
+from parity.online.encoding import encode_key
+from parity.online.reader import ReadPlan, ViewRead
 
 
 @dataclass(frozen=True)
@@ -71,3 +76,41 @@ def resolve_features(
             seen_out[out] = f"{view_name}:{f}"
         requests.append(ViewRequest(view=view, features=unique, output_names=outs))
     return requests
+
+
+def read_plan(requests: Sequence[ViewRequest], catalog: Catalog) -> ReadPlan:
+    """The online read of resolved requests; reused until the registry changes."""
+    views = []
+    keys: list[str] = []
+    for r in requests:
+        if not r.view.online:
+            raise RetrievalError(f"feature view {r.view.name!r} is offline only (online=False)")
+        join_keys = tuple(catalog.join_keys_of(r.view))
+        keys.extend(k for k in join_keys if k not in keys)
+        ttl = r.view.ttl
+        views.append(
+            ViewRead(
+                online=OnlineView(r.view.name, join_keys, tuple(r.view.feature_names), ttl),
+                features=r.features,
+                outputs=r.output_names,
+                dtypes=tuple(r.view.field(f).dtype for f in r.features),
+                ttl_us=None if ttl is None else ttl // timedelta(microseconds=1),
+            )
+        )
+    return ReadPlan(views=tuple(views), join_keys=tuple(keys))
+
+
+def entity_keys(keys: Sequence[Any], join_keys: Sequence[str]) -> list[bytes]:
+    """Encoded entity keys from plain values (one join key) or dicts of join-key values."""
+    out = []
+    for i, k in enumerate(keys):
+        if isinstance(k, Mapping):
+            missing = [j for j in join_keys if j not in k]
+            if missing:
+                raise RetrievalError(f"key {i}: lacks join key(s) {missing}")
+            out.append(encode_key([k[j] for j in join_keys], join_keys))
+        elif len(join_keys) == 1:
+            out.append(encode_key([k], join_keys))
+        else:
+            raise RetrievalError(f"key {i}: give a dict of {list(join_keys)} for a composite key")
+    return out

@@ -8,37 +8,81 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from parity.catalog import Catalog
 from parity.config import RepoConfig
-from parity.definitions import DataSource, Definition, Entity, FeatureService, FeatureView
-from parity.errors import ConcurrentApplyError
+from parity.definitions import (
+    DataSource,
+    Definition,
+    Entity,
+    FeatureService,
+    FeatureView,
+    PushSource,
+)
+from parity.errors import ConcurrentApplyError, RetrievalError
+from parity.ingest import as_table, conform, log_table, online_batch, online_view
+from parity.materialize import MaterializeResult, materialize_view, online_views, utc
 from parity.offline.base import ROW_ID, OfflineEngine, PointInTimeJoin, RetrievalJob, ViewJoin
 from parity.offline.entity_frame import key_entity_frame, read_entity_frame
+from parity.offline.log import append, log_dir
+from parity.online.base import OnlineStore
+from parity.online.encoding import to_micros
+from parity.online.reader import OnlineResponse, ReadPlan, entity_columns, read_online
+from parity.online.writer import encode_batch
+from parity.progress import progress_bar
 from parity.registry import Plan, Registry, VersionRecord
-from parity.retrieval import FeatureRefs, resolve_features
+from parity.retrieval import FeatureRefs, entity_keys, read_plan, resolve_features
 from parity.validation import validate
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def make_online_store(config: RepoConfig) -> OnlineStore:
+    cfg = config.online_store
+    if cfg.type == "sqlite":
+        from parity.online.sqlite import SqliteOnlineStore
+
+        return SqliteOnlineStore(cfg, config.project, config.repo_path)
+    if cfg.type == "redis":
+        from parity.online.redis import RedisOnlineStore
+
+        return RedisOnlineStore(cfg, config.project)
+    raise AssertionError(f"unhandled online store {cfg.type}")
 
 
 def make_offline_engine(config: RepoConfig) -> OfflineEngine:
     if config.offline_store.type == "duckdb":
         from parity.offline.duckdb import DuckDBOfflineEngine
 
-        return DuckDBOfflineEngine(config.offline_store, config.repo_path)
+        return DuckDBOfflineEngine(
+            config.offline_store, config.repo_path, config.resolve(config.offline_log)
+        )
     raise AssertionError(f"unhandled offline store {config.offline_store.type}")
 
 
 class FeatureStore:
     """Definitions, training data and (later) online serving for one feature repo."""
 
-    def __init__(self, repo_path: str | Path = ".", *, config: RepoConfig | None = None):
+    def __init__(
+        self,
+        repo_path: str | Path = ".",
+        *,
+        config: RepoConfig | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ):
+        """``clock`` (UTC now) decides online expiry; tests and replays may pass their own."""
         self.config = config or RepoConfig.load(repo_path)
         self.repo_path = self.config.repo_path
+        self._clock = clock
         self._registry: Registry | None = None
         self._offline: OfflineEngine | None = None
+        self._online: OnlineStore | None = None
+        self._plans: dict[Any, ReadPlan] = {}
+        self._plans_revision = -2
         self._catalog: Catalog | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
@@ -62,7 +106,15 @@ class FeatureStore:
             self._offline = make_offline_engine(self.config)
         return self._offline
 
+    @property
+    def online(self) -> OnlineStore:
+        if self._online is None:
+            self._online = make_online_store(self.config)
+        return self._online
+
     def close(self) -> None:
+        if self._online is not None:
+            self._online.close()
         if self._offline is not None:
             self._offline.close()
         if self._registry is not None:
@@ -154,8 +206,27 @@ class FeatureStore:
                 continue
             finally:
                 self._catalog = None
+            self._sync_online(done)
             return done
         raise AssertionError("unreachable")
+
+    def _sync_online(self, done: Plan) -> None:
+        """Give the online store what applied views need; drop the data of deleted ones."""
+        catalog = self.catalog(fresh=True)
+        deleted = [
+            c.name for c in done.changes if c.kind == "feature_view" and c.action == "delete"
+        ]
+        views = [online_view(v, catalog) for v in self.list_feature_views() if v.online]
+        self.online.setup(views)
+        if deleted:
+            self.online.drop_views(deleted)
+            self.registry.forget_materializations(deleted)
+
+    def teardown(self) -> None:
+        """Remove everything the project keeps in the online store, and its materialization
+        intervals. The registry's definitions and history stay (they are the repo's record)."""
+        self.online.teardown()
+        self.registry.forget_materializations()
 
     def list_entities(self) -> list[Entity]:
         return list(self.catalog().objects["entity"].values())  # type: ignore[arg-type]
@@ -164,7 +235,7 @@ class FeatureStore:
         return list(self.catalog().objects["source"].values())  # type: ignore[arg-type]
 
     def list_feature_views(self) -> list[FeatureView]:
-        return list(self.catalog().objects["feature_view"].values())  # type: ignore[arg-type]
+        return self.catalog().views()
 
     def list_feature_services(self) -> list[FeatureService]:
         return list(self.catalog().objects["feature_service"].values())  # type: ignore[arg-type]
@@ -183,6 +254,161 @@ class FeatureStore:
 
     def history(self, name: str, kind: str | None = None) -> list[VersionRecord]:
         return self.registry.history(name, kind)
+
+    # -- online -------------------------------------------------------------------------
+    def _now_us(self) -> int:
+        if self._clock is None:
+            return time.time_ns() // 1000
+        return to_micros(self._clock())
+
+    def _read_plan(self, features: FeatureRefs, full_feature_names: bool) -> ReadPlan:
+        catalog = self.catalog()
+        if self._plans_revision != catalog.revision:
+            self._plans = {}
+            self._plans_revision = catalog.revision
+        if isinstance(features, str):
+            key: Any = (features, full_feature_names)
+        elif isinstance(features, FeatureService):
+            key = (features.name, features.content_hash(), full_feature_names)
+        else:
+            key = (tuple(features), full_feature_names)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = read_plan(
+                resolve_features(features, catalog, full_feature_names=full_feature_names), catalog
+            )
+            self._plans[key] = plan
+        return plan
+
+    def get_online_features(
+        self,
+        features: FeatureRefs,
+        entity_rows: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        entities: Mapping[str, Sequence[Any]] | None = None,
+        full_feature_names: bool = False,
+    ) -> OnlineResponse:
+        """The latest values for each entity, with a status and event time per value.
+
+        ``entity_rows=[{"driver_id": 1}, ...]`` or ``entities={"driver_id": [1, ...]}``.
+        Values older than the view's ttl come back null with status ``expired``.
+        """
+        plan = self._read_plan(features, full_feature_names)
+        cols = entity_columns(entity_rows, entities, plan.join_keys)
+        return read_online(self.online, plan, cols, self._now_us())
+
+    def materialize(
+        self,
+        start: datetime,
+        end: datetime,
+        views: Sequence[str] | None = None,
+        *,
+        progress: bool = False,
+    ) -> MaterializeResult:
+        """Load the latest value per entity with event time in [start, end] online."""
+        start, end = utc(start), utc(end)
+        if end < start:
+            raise RetrievalError(f"materialize: end {end} is before start {start}")
+        return self._materialize(
+            {v.name: start for v in online_views(self.catalog(fresh=True), views)}, end, progress
+        )
+
+    def materialize_incremental(
+        self, end: datetime, views: Sequence[str] | None = None, *, progress: bool = False
+    ) -> MaterializeResult:
+        """Materialize each view from where its last run ended (first run: end - ttl)."""
+        end = utc(end)
+        done = self.registry.materialized_until()
+        starts = {}
+        for view in online_views(self.catalog(fresh=True), views):
+            if view.name in done:
+                starts[view.name] = done[view.name]
+            elif view.ttl is not None:
+                starts[view.name] = end - view.ttl
+            else:
+                starts[view.name] = EPOCH
+        return self._materialize(starts, end, progress)
+
+    def _materialize(
+        self, starts: dict[str, datetime], end: datetime, progress: bool
+    ) -> MaterializeResult:
+        catalog = self.catalog()
+        runs = []
+        with progress_bar(progress) as on_batch:
+            for name, start in starts.items():
+                runs.append(
+                    materialize_view(
+                        catalog.view(name),
+                        start,
+                        end,
+                        catalog=catalog,
+                        offline=self.offline,
+                        online=self.online,
+                        registry=self.registry,
+                        on_batch=on_batch,
+                    )
+                )
+        return MaterializeResult(tuple(runs))
+
+    def write_to_online_store(self, view: str | FeatureView, df: Any) -> int:
+        """Write rows of one view straight to the online store; returns records stored."""
+        catalog = self.catalog()
+        fv = catalog.view(view if isinstance(view, str) else view.name)
+        table, times = conform(
+            as_table(df), [fv], catalog.source_of(fv), catalog, label=f"rows for {fv.name!r}"
+        )
+        ov = online_view(fv, catalog)
+        return self.online.write(ov, encode_batch(online_batch(table, times, ov), ov))
+
+    def push(self, push_source_name: str, df: Any, to: str = "online") -> int:
+        """Rows to the views fed by a push source: ``online``, ``offline`` or both.
+
+        Offline rows are appended durably to the offline log before anything goes online.
+        Returns the number of rows accepted.
+        """
+        if to not in ("online", "offline", "online_and_offline"):
+            raise RetrievalError(
+                f"push: to must be 'online', 'offline' or 'online_and_offline', not {to!r}"
+            )
+        catalog = self.catalog()
+        source = catalog.source(push_source_name)
+        if not isinstance(source, PushSource):
+            raise RetrievalError(
+                f"source {push_source_name!r} is a {source.source_type} source, not a push source"
+            )
+        views = [v for v in catalog.views() if v.source_name == source.name]  # type: ignore[union-attr]
+        table, times = conform(
+            as_table(df), views, source, catalog, label=f"push to {source.name!r}"
+        )  # type: ignore[arg-type]
+        if to != "online":
+            append(
+                log_dir(self.config.resolve(self.config.offline_log), source.name),
+                log_table(table, times, source),
+            )
+        if to != "offline":
+            for fv in views:
+                if fv.online:
+                    ov = online_view(fv, catalog)
+                    self.online.write(ov, encode_batch(online_batch(table, times, ov), ov))
+        return table.num_rows
+
+    def delete_entities(self, view_or_entity: str, keys: Sequence[Any]) -> int:
+        """Remove the online values of these entities; returns how many records existed.
+
+        ``keys``: key values (one join key) or dicts of join-key values. An entity name
+        deletes from every online view keyed by exactly that entity.
+        """
+        catalog = self.catalog()
+        if catalog.has("feature_view", view_or_entity):
+            views = [catalog.view(view_or_entity)]
+        else:
+            entity = catalog.entity(view_or_entity)
+            views = [v for v in catalog.views() if v.entity_names == [entity.name]]  # type: ignore[union-attr]
+        removed = 0
+        for fv in views:
+            ov = online_view(fv, catalog)
+            removed += self.online.delete(ov, entity_keys(keys, ov.join_keys))
+        return removed
 
     # -- training data -------------------------------------------------------------------
     def get_historical_features(

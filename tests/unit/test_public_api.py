@@ -26,6 +26,7 @@ EXPORTED = {
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "PushSource",
     "Sla",
     # errors
     "ConcurrentApplyError",

@@ -8,7 +8,7 @@ from parity.definitions.base import Definition, parse_duration, spec_hash
 from parity.definitions.entity import Entity
 from parity.definitions.feature_service import FeatureService
 from parity.definitions.feature_view import FeatureView, FeatureViewProjection, Field, Sla
-from parity.definitions.source import DataSource, FileSource, source_from_spec
+from parity.definitions.source import DataSource, FileSource, PushSource, source_from_spec
 
 KINDS: dict[str, type[Definition]] = {
     "entity": Entity,
@@ -41,6 +41,7 @@ __all__ = [
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "PushSource",
     "Sla",
     "from_spec",
     "parse_duration",

@@ -59,7 +59,52 @@ class FileSource(DataSource):
         return self
 
 
-_SOURCE_TYPES: dict[str, type[DataSource]] = {"file": FileSource}
+class PushSource(DataSource):
+    """Rows pushed by applications (``store.push``), backed by ``batch_source`` for history.
+
+    Its timestamp fields and field mapping are the batch source's. Rows pushed to the
+    offline side are appended to the repo's offline log and read together with the batch
+    source's files by every historical query.
+    """
+
+    source_type: Literal["push"] = "push"
+    batch_source: FileSource
+
+    @field_validator("batch_source", mode="before")
+    @classmethod
+    def _batch(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return FileSource(**v)
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("batch_source") is not None:
+            batch = data["batch_source"]
+            get = batch.get if isinstance(batch, dict) else lambda k, d=None: getattr(batch, k, d)
+            for key in ("timestamp_field", "created_timestamp_field", "field_mapping"):
+                if key not in data:
+                    default: dict[str, str] | None = {} if key == "field_mapping" else None
+                    data = {**data, key: get(key, default) or default}
+            if data.get("timestamp_field") is None:
+                data = {**data, "timestamp_field": "event_timestamp"}
+        return data
+
+    @model_validator(mode="after")
+    def _same_columns(self) -> PushSource:
+        b = self.batch_source
+        mine = (self.timestamp_field, self.created_timestamp_field, self.field_mapping)
+        theirs = (b.timestamp_field, b.created_timestamp_field, b.field_mapping)
+        if mine != theirs:
+            raise ValueError(
+                "timestamp_field, created_timestamp_field and field_mapping come from "
+                "batch_source; set them there"
+            )
+        return self
+
+
+_SOURCE_TYPES: dict[str, type[DataSource]] = {"file": FileSource, "push": PushSource}
 
 
 def register_source_type(cls: type[DataSource]) -> type[DataSource]:
@@ -82,4 +127,11 @@ def source_from_spec(spec: dict[str, Any]) -> DataSource:
     return cls(**spec)
 
 
-__all__ = ["DataSource", "FileSource", "Name", "register_source_type", "source_from_spec"]
+__all__ = [
+    "DataSource",
+    "FileSource",
+    "Name",
+    "PushSource",
+    "register_source_type",
+    "source_from_spec",
+]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +114,17 @@ class OfflineEngine(ABC):
     @abstractmethod
     def point_in_time_join(self, join: PointInTimeJoin) -> RetrievalJob:
         """Features for every entity row by the rule in this module's docstring."""
+
+    @abstractmethod
+    def latest(
+        self, view: ViewJoin, start: datetime, end: datetime, *, batch_rows: int = 100_000
+    ) -> pa.RecordBatchReader:
+        """The latest row per entity key with ``start <= event time <= end``, streamed.
+
+        Columns: the join keys, the features (by the view's names, cast to their types),
+        ``__event_us`` and ``__created_us`` (int64 µs since the epoch; created null when the
+        source has none). "Latest" is the historical join's order: event, then created time.
+        """
 
     @abstractmethod
     def query(self, sql: str) -> pa.Table:

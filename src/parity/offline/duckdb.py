@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import glob
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from parity import types as T
-from parity.definitions import DataSource, FileSource
+from parity.definitions import DataSource, FileSource, PushSource
 from parity.errors import DataSourceError, DataSourceNotFoundError
+from parity.offline import log
 from parity.offline.base import (
     ENTITY_TS,
     ROW_ID,
@@ -59,6 +60,12 @@ def _micros(column: str, arrow_type: pa.DataType | None) -> str:
     return f"epoch_us(CAST({column} AS TIMESTAMP))"
 
 
+def _us(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - datetime(1970, 1, 1, tzinfo=UTC)) // T_MICRO
+
+
 def _bound(column: str, arrow_type: pa.DataType | None, op: str, micros: int) -> str:
     """``column op time``, written on the raw column when its type allows (for pushdown)."""
     when = datetime(1970, 1, 1) + timedelta(microseconds=micros)
@@ -88,9 +95,10 @@ def literal(text: str) -> str:
 class DuckDBOfflineEngine(OfflineEngine):
     """Point-in-time joins and source reads with an in-process DuckDB."""
 
-    def __init__(self, config: DuckDBOfflineConfig, repo_path: Path):
+    def __init__(self, config: DuckDBOfflineConfig, repo_path: Path, log_root: Path | None = None):
         self.config = config
         self.repo_path = Path(repo_path)
+        self.log_root = log_root or self.repo_path / "data" / "offline_log"
         self._local = threading.local()
 
     # -- connections ---------------------------------------------------------------------
@@ -136,18 +144,45 @@ class DuckDBOfflineEngine(OfflineEngine):
         return pattern, hive
 
     def _scan(self, source: DataSource) -> str:
-        if not isinstance(source, FileSource):
+        """A table function reading every file of the source (and its offline log)."""
+        patterns: list[str] = []
+        hive = False
+        if isinstance(source, PushSource):
+            file_source = source.batch_source
+            folder = log.log_dir(self.log_root, source.name)
+            if log.has_files(folder):
+                patterns.append(str(folder / "*.parquet"))
+        elif isinstance(source, FileSource):
+            file_source = source
+        else:
             raise DataSourceError(
-                f"source {source.name!r}: the duckdb engine reads file sources, "
+                f"source {source.name!r}: the duckdb engine reads file and push sources, "
                 f"not {source.source_type!r}"
             )
-        pattern, hive = self._files(source)
-        if source.file_format == "csv":
-            return f"read_csv({literal(pattern)}, union_by_name = true)"
+        try:
+            pattern, hive = self._files(file_source)
+            patterns.insert(0, pattern)
+        except DataSourceNotFoundError:
+            if not patterns:  # a push source may start with nothing but its log
+                raise
+
+        def listed(items: list[str]) -> str:
+            return "[" + ", ".join(literal(p) for p in items) + "]"
+
+        if file_source.file_format == "csv":
+            csv_files, log_files = patterns[:1], patterns[1:]
+            scan = f"read_csv({listed(csv_files)}, union_by_name = true)"
+            if not log_files:
+                return scan
+            # CSV batch files plus the Parquet log: each with its own reader.
+            return (
+                f"(SELECT * FROM {scan} UNION ALL BY NAME "
+                f"SELECT * FROM read_parquet({listed(log_files)}, union_by_name = true))"
+            )
         opts = ", union_by_name = true"
         if hive:
             opts += ", hive_partitioning = true"
-        return f"read_parquet({literal(pattern)}{opts})"
+        return f"read_parquet({listed(patterns)}{opts})"
 
     def source_schema(self, source: DataSource) -> pa.Schema:
         scan = self._scan(source)
@@ -235,6 +270,47 @@ class DuckDBOfflineEngine(OfflineEngine):
             + " ".join(joins)
             + f" ORDER BY keys.{ROW_ID}"
         )
+
+    def latest(
+        self, view: ViewJoin, start: datetime, end: datetime, *, batch_rows: int = 100_000
+    ) -> pa.RecordBatchReader:
+        src = view.source
+        types = {f.name: f.type for f in self.source_schema(src)}
+        ts_col = ident(src.timestamp_field)
+        ts = _micros(ts_col, types.get(src.timestamp_field))
+        if src.created_timestamp_field:
+            cr = _micros(ident(src.created_timestamp_field), types.get(src.created_timestamp_field))
+        else:
+            cr = "NULL::BIGINT"
+        keys = [f"{ident(src.column_for(k))} AS {ident(k)}" for k in view.join_keys]
+        feats = ", ".join(
+            f"{ident(f'f{i}')}: CAST({ident(src.column_for(f))} AS {duck_type(t)})"
+            for i, (f, t) in enumerate(zip(view.features, view.dtypes, strict=True))
+        )
+        order = f"{ts}::HUGEINT * {_SHIFT} + COALESCE({cr}::HUGEINT + {_HALF}, 0)"
+        lo, hi = (
+            _bound(ts_col, types.get(src.timestamp_field), op, micros)
+            for op, micros in ((">=", _us(start)), ("<=", _us(end)))
+        )
+        # arg_max over a struct keeps null features (arg_max skips a null argument).
+        inner = (
+            f"SELECT {', '.join(keys)}, {{'e': {ts}, 'c': {cr}, {feats}}} AS v, {order} AS o "
+            f"FROM {self._scan(src)} WHERE {lo} AND {hi}"
+        )
+        key_list = ", ".join(ident(k) for k in view.join_keys)
+        outs = [f"w.v.{ident(f'f{i}')} AS {ident(f)}" for i, f in enumerate(view.features)]
+        sql = (
+            f"SELECT {key_list}, {', '.join(outs)}, w.v.e AS __event_us, w.v.c AS __created_us "
+            f"FROM (SELECT {key_list}, arg_max(v, o) AS v FROM ({inner}) GROUP BY ALL) AS w"
+        )
+        try:
+            # A cursor of its own: the caller may run other queries while this one streams.
+            rel = self._con().cursor().sql(sql)
+            if hasattr(rel, "to_arrow_reader"):  # DuckDB >= 1.4 names it so
+                return rel.to_arrow_reader(batch_rows)
+            return rel.fetch_record_batch(batch_rows)
+        except duckdb.Error as exc:
+            raise DataSourceError(f"reading the latest rows of {view.view.name!r}: {exc}") from None
 
     def point_in_time_join(self, join: PointInTimeJoin) -> RetrievalJob:
         sql = self.build_sql(join)

@@ -16,7 +16,7 @@ spec diff), ``records`` (VersionRecord, RegistrySnapshot), ``models`` (tables), 
 
 from parity.registry.diff import ABSENT, FieldChange
 from parity.registry.plan import Action, Change, Plan
-from parity.registry.records import RegistrySnapshot, VersionRecord
+from parity.registry.records import MaterializationRecord, RegistrySnapshot, VersionRecord
 from parity.registry.registry import Registry
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Action",
     "Change",
     "FieldChange",
+    "MaterializationRecord",
     "Plan",
     "Registry",
     "RegistrySnapshot",

@@ -96,4 +96,30 @@ objects = Table(
     Index(None, "project", "name"),
 )
 
-__all__ = ["ACTIONS", "ALEMBIC_VERSION_TABLE", "metadata", "objects", "projects", "versions"]
+materializations = Table(
+    "parity_materializations",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("project", String(128), nullable=False),
+    Column("view", String(128), nullable=False),
+    # The window [start_at, end_at] of event times that was loaded into the online store.
+    Column("start_at", DateTime(timezone=True), nullable=False),
+    Column("end_at", DateTime(timezone=True), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("stored", BigInteger, nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
+    Index(None, "project", "view", "end_at"),
+)
+
+__all__ = [
+    "ACTIONS",
+    "ALEMBIC_VERSION_TABLE",
+    "materializations",
+    "metadata",
+    "objects",
+    "projects",
+    "versions",
+]

@@ -110,3 +110,15 @@ def rebuild(kind: str, spec: dict[str, Any], what: str = "live") -> Definition:
         raise RegistryError(
             f"the registry holds a {kind} ({what}) this version of Parity cannot read: {exc}"
         ) from exc
+
+
+@dataclass(frozen=True)
+class MaterializationRecord:
+    """One materialization run of one view: the event-time window it loaded."""
+
+    view: str
+    start: datetime
+    end: datetime
+    rows: int
+    stored: int
+    finished_at: datetime

@@ -31,9 +31,10 @@ from parity.errors import ConcurrentApplyError, DefinitionError, ValidationError
 from parity.registry import engine as eng
 from parity.registry.diff import FieldChange
 from parity.registry.migrate import upgrade
-from parity.registry.models import objects, projects, versions
+from parity.registry.models import materializations, objects, projects, versions
 from parity.registry.plan import Plan, Stored, compute_plan, sort_key
 from parity.registry.records import (
+    MaterializationRecord,
     RegistrySnapshot,
     VersionRecord,
     check_kind,
@@ -167,6 +168,62 @@ class Registry:
         records = [_record(r) for r in rows]
         records.sort(key=lambda r: (r.revision, sort_key(r.kind, r.name), r.version))
         return records
+
+    # -- materialization intervals ----------------------------------------------------------
+    def record_materialization(
+        self, view: str, start: datetime, end: datetime, *, rows: int, stored: int
+    ) -> None:
+        """Note that ``view``'s event times in [start, end] were loaded into the online store."""
+        with self._write(f"record a materialization of {view!r}") as conn:
+            self._lock_project(conn)
+            conn.execute(
+                materializations.insert().values(
+                    project=self.project,
+                    view=view,
+                    start_at=_utc(start),
+                    end_at=_utc(end),
+                    rows=rows,
+                    stored=stored,
+                    finished_at=_now(),
+                )
+            )
+
+    def materializations(self, view: str | None = None) -> builtins.list[MaterializationRecord]:
+        """Every recorded materialization (of one view or all), oldest first."""
+        query = sa.select(materializations).where(materializations.c.project == self.project)
+        if view is not None:
+            query = query.where(materializations.c.view == view)
+        with self._read("read materializations") as conn:
+            rows = conn.execute(query.order_by(materializations.c.id)).all()
+        return [
+            MaterializationRecord(
+                view=r.view,
+                start=_utc(r.start_at),
+                end=_utc(r.end_at),
+                rows=int(r.rows),
+                stored=int(r.stored),
+                finished_at=_utc(r.finished_at),
+            )
+            for r in rows
+        ]
+
+    def materialized_until(self) -> dict[str, datetime]:
+        """Per view, the latest end of a recorded materialization window."""
+        query = (
+            sa.select(materializations.c.view, sa.func.max(materializations.c.end_at))
+            .where(materializations.c.project == self.project)
+            .group_by(materializations.c.view)
+        )
+        with self._read("read materializations") as conn:
+            return {view: _utc(end) for view, end in conn.execute(query).all()}
+
+    def forget_materializations(self, views: Sequence[str] | None = None) -> None:
+        """Drop the intervals of these views (all when None), after their data was removed."""
+        query = materializations.delete().where(materializations.c.project == self.project)
+        if views is not None:
+            query = query.where(materializations.c.view.in_(list(views)))
+        with self._write("forget materializations") as conn:
+            conn.execute(query)
 
     def snapshot(self) -> RegistrySnapshot:
         """Every live object and the revision, read in one transaction (consistent)."""

@@ -1,0 +1,179 @@
+"""Rows from applications into the stores: ``push`` and ``write_to_online_store``.
+
+Every row is checked before anything is written: the columns a view needs are there, of a
+type its schema accepts, join keys and event times are not null, and each value converts to
+its declared type. A bad row gets an error naming the row and column, and nothing of the
+batch is written. Pushed rows without a created timestamp (when the source has that column)
+are stamped with unique, increasing times, so the later of two rows for the same key and
+event time always wins, offline as online.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from parity.catalog import Catalog
+from parity.definitions import DataSource, FeatureView
+from parity.errors import RetrievalError
+from parity.offline.entity_frame import read_entity_frame, utc_naive
+from parity.online.base import OnlineView
+from parity.online.writer import CREATED_US, EVENT_US
+
+
+class IngestError(RetrievalError):
+    """Pushed or written rows were refused; nothing of the batch was written."""
+
+
+_clock_lock = threading.Lock()
+_last_stamp = 0
+
+
+def unique_stamps(n: int) -> pa.Array:
+    """``n`` increasing µs timestamps, later than any this process stamped before."""
+    global _last_stamp
+    with _clock_lock:
+        start = max(time.time_ns() // 1000, _last_stamp + 1)
+        _last_stamp = start + n - 1
+    return pa.array(range(start, start + n), pa.int64())
+
+
+def _no_sql(_sql: str) -> pa.Table:
+    raise IngestError("rows must be a frame, a dict of columns or a file, not an SQL query")
+
+
+def as_table(df: Any) -> pa.Table:
+    """Rows as Arrow: a pandas/pyarrow/polars frame, a dict of columns, or a file path."""
+    try:
+        if isinstance(df, dict):
+            return pa.table(df)
+        return read_entity_frame(df, _no_sql)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise IngestError(f"rows cannot be read: {exc}") from None
+
+
+def online_view(view: FeatureView, catalog: Catalog) -> OnlineView:
+    return OnlineView(
+        name=view.name,
+        join_keys=tuple(catalog.join_keys_of(view)),
+        features=tuple(view.feature_names),
+        ttl=view.ttl,
+    )
+
+
+def _first_null(column: pa.ChunkedArray) -> int:
+    return int(pc.index(pc.is_null(column), True).as_py())
+
+
+def _cast(column: pa.ChunkedArray, target: pa.DataType, what: str) -> pa.ChunkedArray:
+    try:
+        return column.cast(target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        for i, value in enumerate(column.to_pylist()):
+            try:
+                pa.array([value], column.type).cast(target, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise IngestError(
+                    f"row {i}: {what} value {value!r} does not fit {target}"
+                ) from None
+        raise IngestError(f"{what}: {exc}") from None
+
+
+def conform(
+    table: pa.Table,
+    views: Sequence[FeatureView],
+    source: DataSource,
+    catalog: Catalog,
+    *,
+    label: str,
+) -> tuple[pa.Table, dict[str, pa.ChunkedArray]]:
+    """The rows checked and typed for ``views``: (table by view names, µs times).
+
+    ``table``'s columns are named as the views see them (join keys, features) plus the
+    source's timestamp (and optional created timestamp) field.
+    """
+    if table.num_rows == 0:
+        raise IngestError(f"{label}: no rows")
+    cols = set(table.column_names)
+    ts = source.timestamp_field
+    if ts not in cols:
+        raise IngestError(
+            f"{label}: no {ts!r} column (the source's timestamp_field); columns: {sorted(cols)}"
+        )
+    event = utc_naive(table.column(ts), f"{label}: column {ts!r}")
+    if event.null_count:
+        raise IngestError(f"{label}: row {_first_null(event)}: {ts!r} is null")
+    times = {EVENT_US: event.cast(pa.int64())}
+    cr = source.created_timestamp_field
+    if cr and cr in cols:
+        created = utc_naive(table.column(cr), f"{label}: column {cr!r}").cast(pa.int64())
+        if created.null_count:  # rows without a created time get a unique one
+            created = pc.coalesce(created, unique_stamps(table.num_rows))
+        times[CREATED_US] = created
+    elif cr:
+        times[CREATED_US] = pa.chunked_array([unique_stamps(table.num_rows)])
+    else:
+        times[CREATED_US] = pa.chunked_array([pa.nulls(table.num_rows, pa.int64())])
+
+    out: dict[str, pa.ChunkedArray] = {}
+    for view in views:
+        for e in view.entity_names:
+            entity = catalog.entity(e)
+            for key in entity.join_keys:
+                if key in out:
+                    continue
+                if key not in cols:
+                    raise IngestError(
+                        f"{label}: no join key column {key!r} (needed by view {view.name!r})"
+                    )
+                col = table.column(key)
+                if col.null_count:
+                    raise IngestError(f"{label}: row {_first_null(col)}: join key {key!r} is null")
+                if entity.dtype is not None:
+                    if not entity.dtype.accepts(col.type):
+                        raise IngestError(
+                            f"{label}: column {key!r} is {col.type}, entity {e!r} keys are {entity.dtype}"
+                        )
+                    col = _cast(col, entity.dtype.to_arrow(), f"join key {key!r}")
+                out[key] = col
+        for field in view.schema:
+            if field.name in out:
+                continue
+            if field.name not in cols:
+                raise IngestError(
+                    f"{label}: no column {field.name!r} (a feature of view {view.name!r})"
+                )
+            col = table.column(field.name)
+            if not field.dtype.accepts(col.type):
+                raise IngestError(
+                    f"{label}: column {field.name!r} is {col.type}, but view {view.name!r} declares {field.dtype}"
+                )
+            out[field.name] = _cast(col, field.dtype.to_arrow(), f"column {field.name!r}")
+    return pa.table(out), times
+
+
+def online_batch(
+    conformed: pa.Table, times: dict[str, pa.ChunkedArray], ov: OnlineView
+) -> pa.Table:
+    cols = {k: conformed.column(k) for k in itertools.chain(ov.join_keys, ov.features)}
+    cols.update(times)
+    return pa.table(cols)
+
+
+def log_table(
+    conformed: pa.Table, times: dict[str, pa.ChunkedArray], source: DataSource
+) -> pa.Table:
+    """The rows as the source's files hold them: source column names, UTC timestamps."""
+    cols: dict[str, Any] = {
+        source.column_for(k): conformed.column(k) for k in conformed.column_names
+    }
+    cols[source.timestamp_field] = times[EVENT_US].cast(pa.timestamp("us", tz="UTC"))
+    if source.created_timestamp_field:
+        cols[source.created_timestamp_field] = times[CREATED_US].cast(pa.timestamp("us", tz="UTC"))
+    return pa.table(cols)

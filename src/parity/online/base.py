@@ -1,0 +1,78 @@
+"""The online store contract: keep the newest record per (view, entity key), read many fast.
+
+Every store keeps one rule on every write path (materialize, push, write_to_online_store):
+a record replaces the stored one only if its (event time, created time) is greater or equal
+(equal = the later write wins), the same order the historical join uses. Expiry is the
+reader's job (``parity.online.reader``): a store may also drop expired records on its own
+(Redis key expiry) but never returns a record for another key or view.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class OnlineView:
+    """What a store needs to know of a feature view."""
+
+    name: str
+    join_keys: tuple[str, ...]
+    features: tuple[str, ...]
+    ttl: timedelta | None
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """Encoded rows for one view: parallel lists of entity keys, times and records."""
+
+    keys: list[bytes]
+    event_us: list[int]
+    created_us: list[int | None]
+    records: list[bytes]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class OnlineStore(ABC):
+    """What every online store does; optional abilities come as mixins later."""
+
+    @abstractmethod
+    def setup(self, views: Sequence[OnlineView]) -> None:
+        """Create whatever the views need (tables, scripts); safe to call again."""
+
+    @abstractmethod
+    def write(self, view: OnlineView, batch: RecordBatch) -> int:
+        """Store each record unless a newer one is stored; returns how many were stored.
+
+        All or nothing for the batch where the store allows it (SQLite: one transaction).
+        Keys repeated in one batch resolve by the same rule.
+        """
+
+    @abstractmethod
+    def read(
+        self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
+    ) -> list[list[bytes | None]]:
+        """The stored records, per request and key in order (None = none stored).
+
+        Every request is answered in one round trip to the server where there is one.
+        """
+
+    @abstractmethod
+    def delete(self, view: OnlineView, keys: Sequence[bytes]) -> int:
+        """Remove the records of these entity keys; returns how many existed."""
+
+    @abstractmethod
+    def drop_views(self, names: Sequence[str]) -> None:
+        """Remove every record of these views (after they left the registry)."""
+
+    @abstractmethod
+    def teardown(self) -> None:
+        """Remove everything this project keeps in the store."""
+
+    def close(self) -> None:  # noqa: B027 - stores without resources need nothing
+        """Release connections."""

@@ -1,0 +1,137 @@
+"""The embedded online store: one SQLite file, WAL mode, one table per project.
+
+Several processes may read while one writes (WAL). Each thread has its own connection.
+Newer-wins is one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` comparing the row-value
+``(event_us, created_us)``, so a batch is one transaction and nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from parity.errors import ParityError
+from parity.online.base import OnlineStore, OnlineView, RecordBatch
+from parity.online.config import SqliteOnlineConfig
+
+_NO_CREATED = -(2**62)  # a missing created time is older than any real one
+_CHUNK = 500  # keys per IN (...) query: under SQLite's variable limit
+
+
+class SqliteOnlineStore(OnlineStore):
+    """Latest records per (view, entity key) in a local SQLite file."""
+
+    def __init__(self, config: SqliteOnlineConfig, project: str, repo_path: Path):
+        path = Path(config.path).expanduser()
+        self.path = path if path.is_absolute() else Path(repo_path) / path
+        self.table = f'"online_{project}"'
+        self._local = threading.local()
+        self._ready = False
+        self._sql_cache: dict[int, str] = {}
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise ParityError(f"online store {self.path}: cannot open: {exc}") from None
+            self._local.con = con
+        if not self._ready:
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table} ("
+                "view TEXT NOT NULL, entity_key BLOB NOT NULL, event_us INTEGER NOT NULL, "
+                "created_us INTEGER NOT NULL, record BLOB NOT NULL, "
+                "PRIMARY KEY (view, entity_key)) WITHOUT ROWID"
+            )
+            self._ready = True
+        return con
+
+    def setup(self, views: Sequence[OnlineView]) -> None:
+        self._con()
+
+    def write(self, view: OnlineView, batch: RecordBatch) -> int:
+        con = self._con()
+        rows = (
+            (view.name, k, ev, _NO_CREATED if cr is None else cr, rec)
+            for k, ev, cr, rec in zip(
+                batch.keys, batch.event_us, batch.created_us, batch.records, strict=True
+            )
+        )
+        before = con.total_changes
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.executemany(
+                f"INSERT INTO {self.table} VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (view, entity_key) DO UPDATE SET event_us = excluded.event_us, "
+                "created_us = excluded.created_us, record = excluded.record "
+                "WHERE (excluded.event_us, excluded.created_us) >= (event_us, created_us)",
+                rows,
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return con.total_changes - before
+
+    def _in_sql(self, n: int) -> str:
+        sql = self._sql_cache.get(n)
+        if sql is None:
+            marks = ",".join("?" * n)
+            sql = (
+                f"SELECT entity_key, record FROM {self.table} "
+                f"WHERE view = ? AND entity_key IN ({marks})"
+            )
+            self._sql_cache[n] = sql
+        return sql
+
+    def read(
+        self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
+    ) -> list[list[bytes | None]]:
+        con = self._con()
+        out: list[list[bytes | None]] = []
+        for view, keys in requests:
+            if len(keys) == 1:
+                row = con.execute(self._in_sql(1), (view.name, keys[0])).fetchone()
+                out.append([row[1] if row else None])
+                continue
+            found: dict[bytes, bytes] = {}
+            for i in range(0, len(keys), _CHUNK):
+                part = keys[i : i + _CHUNK]
+                found.update(con.execute(self._in_sql(len(part)), (view.name, *part)).fetchall())
+            out.append([found.get(k) for k in keys])
+        return out
+
+    def delete(self, view: OnlineView, keys: Sequence[bytes]) -> int:
+        con = self._con()
+        before = con.total_changes
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.executemany(
+                f"DELETE FROM {self.table} WHERE view = ? AND entity_key = ?",
+                ((view.name, k) for k in keys),
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return con.total_changes - before
+
+    def drop_views(self, names: Sequence[str]) -> None:
+        con = self._con()
+        con.executemany(f"DELETE FROM {self.table} WHERE view = ?", ((n,) for n in names))
+
+    def teardown(self) -> None:
+        self._con().execute(f"DROP TABLE IF EXISTS {self.table}")
+        self._ready = False
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
