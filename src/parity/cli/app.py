@@ -6,6 +6,9 @@
     parity plan | apply                what would change / register it
     parity list | describe | history   what is registered, and how it changed
     parity historical ...              training data to Parquet or CSV
+    parity materialize START END       latest values into the online store
+    parity materialize-incremental END from where the last run ended
+    parity teardown                    clear the project's online data
     parity version
 """
 
@@ -18,7 +21,7 @@ import typer
 from rich.text import Text
 
 from parity import __version__
-from parity.cli import browse, historical, render, repo
+from parity.cli import browse, historical, online, render, repo
 from parity.cli.common import RepoOption, VerboseOption, handles_errors
 from parity.config import CONFIG_FILE, RepoConfig
 
@@ -38,6 +41,9 @@ app.command("list")(browse.list_)
 app.command("describe")(browse.describe)
 app.command("history")(browse.history)
 app.command("historical")(historical.historical)
+app.command("materialize")(online.materialize)
+app.command("materialize-incremental")(online.materialize_incremental)
+app.command("teardown")(online.teardown)
 
 
 @app.command("version")

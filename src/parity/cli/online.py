@@ -1,0 +1,103 @@
+"""``parity materialize``, ``materialize-incremental`` and ``teardown``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from parity.cli import render
+from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store
+from parity.errors import RetrievalError
+from parity.materialize import MaterializeResult
+
+ViewsOption = Annotated[
+    list[str] | None,
+    typer.Option("--views", help="Only these feature views (repeat or comma-separate)."),
+]
+
+
+def parse_time(text: str, what: str) -> datetime:
+    """ISO 8601 date or time (naive = UTC), or ``now``."""
+    if text.strip().lower() == "now":
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise RetrievalError(
+            f"{what}: {text!r} is not a time; use ISO 8601 like 2024-01-31 or "
+            "2024-01-31T12:00:00+00:00, or 'now'"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _views(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [v for item in values for v in item.split(",") if v]
+
+
+def _report(result: MaterializeResult) -> None:
+    table = Table(title="Materialized", title_justify="left")
+    for col in ("View", "From", "To", "Entity keys", "Stored", "Seconds", "Keys/s"):
+        table.add_column(col, justify="right" if col[0] in "EKSs" else "left")
+    for v in result.views:
+        rate = v.rows / v.seconds if v.seconds else 0.0
+        table.add_row(
+            v.view,
+            f"{v.start:%Y-%m-%d %H:%M:%S}",
+            f"{v.end:%Y-%m-%d %H:%M:%S}",
+            f"{v.rows:,}",
+            f"{v.stored:,}",
+            f"{v.seconds:.2f}",
+            f"{rate:,.0f}",
+        )
+    render.console().print(table)
+
+
+@handles_errors
+def materialize(
+    start: Annotated[
+        str, typer.Argument(help="Start of the event-time window (ISO 8601, UTC if naive).")
+    ],
+    end: Annotated[str, typer.Argument(help="End of the window (inclusive), or 'now'.")],
+    views: ViewsOption = None,
+    repo: RepoOption = Path("."),
+    verbose: VerboseOption = False,
+) -> None:
+    """Load the latest value per entity in [START, END] into the online store."""
+    begin, finish = parse_time(start, "START"), parse_time(end, "END")
+    with open_store(repo) as store:
+        result = store.materialize(begin, finish, _views(views), progress=True)
+    _report(result)
+
+
+@handles_errors
+def materialize_incremental(
+    end: Annotated[str, typer.Argument(help="End of the window (inclusive), or 'now'.")],
+    views: ViewsOption = None,
+    repo: RepoOption = Path("."),
+    verbose: VerboseOption = False,
+) -> None:
+    """Materialize each view from where its last run ended up to END (first run: END - ttl)."""
+    finish = parse_time(end, "END")
+    with open_store(repo) as store:
+        result = store.materialize_incremental(finish, _views(views), progress=True)
+    _report(result)
+
+
+@handles_errors
+def teardown(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    repo: RepoOption = Path("."),
+    verbose: VerboseOption = False,
+) -> None:
+    """Remove everything the project keeps in the online store (definitions stay)."""
+    with open_store(repo) as store:
+        if not yes:
+            typer.confirm(f"Remove all online data of project {store.project!r}?", abort=True)
+        store.teardown()
+    render.console().print("Online store cleared; materialization history reset.")
