@@ -3,8 +3,8 @@
     .venv/bin/python examples/demo.py [--dir PATH]
 
 Scaffolds a feature repo as `parity init` does, plans and applies it, fetches training data in
-process and through the `parity` command, then changes a ttl and shows the plan and the new
-version. Runs in a fresh temporary folder, removed afterwards, or in --dir (absent or empty),
+process and through the `parity` command, changes a ttl and shows the plan and the new
+version, then materializes into the online store and reads the same values online. Runs in a fresh temporary folder, removed afterwards, or in --dir (absent or empty),
 kept. Exits with status 1 if any result is off.
 """
 
@@ -69,7 +69,9 @@ def entity_rows(known: int = 20) -> tuple[pa.Table, int]:
 
 
 def show_rows(table: pa.Table, limit: int = 8) -> None:
-    grid = Table(title=f"First {limit} of {table.num_rows} rows", title_justify="left")
+    grid = Table(
+        title=f"First {min(limit, table.num_rows)} of {table.num_rows} rows", title_justify="left"
+    )
     for name in table.column_names:
         grid.add_column(name)
     for row in table.slice(0, limit).to_pylist():
@@ -156,6 +158,27 @@ def run(repo: Path) -> None:
         check([v.version for v in versions] == [1, 2], "driver_hourly_stats has versions 1 and 2")
     history = parity_cli("history", "driver_hourly_stats", "--repo", str(repo))
     console.print(history.stdout.strip(), markup=False)
+
+    console.rule("7. Online: materialize, then read the latest values")
+    shown = parity_cli("materialize", "2023-12-31", "2024-01-05", "--repo", str(repo))
+    console.print(shown.stdout.strip(), markup=False)
+    # The sample data ends on 2024-01-03; read as of just after it, so ttls have not run out.
+    as_of = DATA_START + timedelta(hours=72)
+    with FeatureStore(repo, clock=lambda: as_of) as store:
+        ids = [int(d) for d in DRIVERS] + [9999]
+        online = store.get_online_features(FEATURES, entities={"driver_id": ids})
+        table = online.to_arrow(include_metadata=True)
+        show_rows(table.select(["driver_id", "conv_rate", "conv_rate__status", "driver_rating"]))
+        stamped = pa.table({"driver_id": ids, "event_timestamp": [as_of] * len(ids)})
+        offline = store.get_historical_features(stamped, FEATURES).to_arrow()
+        for ref in FEATURES:
+            name = ref.split(":")[1]
+            check(
+                online.to_dict()[name] == offline[name].to_pylist(),
+                f"online {name} equals the historical join for rows stamped {as_of:%Y-%m-%d %H:%M}",
+            )
+        check(online.statuses["conv_rate"][-1] == "missing", "an unknown driver is 'missing'")
+        console.print("Online values equal the historical join at the same instant.")
 
 
 def demo(repo: Path) -> int:
