@@ -151,8 +151,9 @@ class FeatureStore:
 
     def _prepare(
         self, objects: Sequence[Definition] | None, delete_missing: bool | None
-    ) -> tuple[list[Definition], bool, int]:
-        """Validated objects, whether to delete the rest, and the revision validated against."""
+    ) -> tuple[list[Definition], bool, int, Catalog]:
+        """Validated objects, whether to delete the rest, the revision validated against, and
+        the world the apply would leave."""
         origin = None
         if objects is None:
             from parity.definitions.loader import load_repo
@@ -161,14 +162,14 @@ class FeatureStore:
             objects, origin = contents.objects, contents.origin
             delete_missing = True if delete_missing is None else delete_missing
         current = self.catalog(fresh=True)
-        ordered, _ = validate(
+        ordered, world = validate(
             objects,
             current,
             self.offline.source_schema,
             delete_missing=bool(delete_missing),
             origin=origin,
         )
-        return ordered, bool(delete_missing), current.revision
+        return ordered, bool(delete_missing), current.revision, world
 
     def plan(
         self, objects: Sequence[Definition] | None = None, *, delete_missing: bool | None = None
@@ -179,7 +180,7 @@ class FeatureStore:
         missing from it are to be deleted. With objects, nothing is deleted unless
         ``delete_missing=True``.
         """
-        ordered, delete, _ = self._prepare(objects, delete_missing)
+        ordered, delete, _, _ = self._prepare(objects, delete_missing)
         return self.registry.plan(ordered, delete_missing=delete)
 
     def apply(
@@ -192,10 +193,13 @@ class FeatureStore:
         """Validate and register definitions, all or nothing; returns what was done.
 
         Validation and the write see the same registry revision: if another apply lands in
-        between, validation runs again against the new state (up to three times).
+        between, validation runs again against the new state (up to three times). The online
+        store is prepared first, so an unreachable store fails the apply before anything is
+        registered; the data of views the apply deleted is dropped after.
         """
         for attempt in range(3):
-            ordered, delete, revision = self._prepare(objects, delete_missing)
+            ordered, delete, revision, world = self._prepare(objects, delete_missing)
+            self.online.setup([online_view(v, world) for v in world.views() if v.online])
             try:
                 done = self.registry.apply(
                     ordered, delete_missing=delete, author=author, expected_revision=revision
@@ -211,13 +215,10 @@ class FeatureStore:
         raise AssertionError("unreachable")
 
     def _sync_online(self, done: Plan) -> None:
-        """Give the online store what applied views need; drop the data of deleted ones."""
-        catalog = self.catalog(fresh=True)
+        """Drop the online data (and intervals) of the views the apply deleted."""
         deleted = [
             c.name for c in done.changes if c.kind == "feature_view" and c.action == "delete"
         ]
-        views = [online_view(v, catalog) for v in self.list_feature_views() if v.online]
-        self.online.setup(views)
         if deleted:
             self.online.drop_views(deleted)
             self.registry.forget_materializations(deleted)
