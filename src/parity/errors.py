@@ -9,6 +9,7 @@
     ├── ObjectNotFoundError(KeyError)        no such entity / source / view / service in the registry
     ├── RegistryError(RuntimeError)          the registry could not be read or written
     │   └── ConcurrentApplyError             another apply changed the registry under us
+    ├── OnlineStoreError(RuntimeError)       the online store could not be read or written (503)
     ├── DataSourceError(ValueError)          a source cannot be read, or lacks a column
     │   └── DataSourceNotFoundError(FileNotFoundError)
     └── RetrievalError(ValueError)           bad input to a feature retrieval (entity frame, feature refs)
@@ -73,6 +74,12 @@ class ConcurrentApplyError(RegistryError):
     """The registry changed between plan and apply; re-plan and apply again."""
 
     http_status = 409
+
+
+class OnlineStoreError(ParityError, RuntimeError):
+    """The online store did not answer or refused a read or write; retry later."""
+
+    http_status = 503
 
 
 class DataSourceError(ParityError, ValueError):

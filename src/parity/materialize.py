@@ -1,7 +1,8 @@
 """Batch materialization: the latest value per entity in a window, offline to online.
 
 Data streams through as Arrow record batches (the engine's aggregate keeps one row per key;
-Python sees one batch at a time), so memory stays bounded by the batch size. Each view's
+Python holds at most two batches: one being encoded, one being written), so memory stays
+bounded by the batch size. Each view's
 window is recorded in the registry once its rows are all written, and
 ``materialize_incremental`` continues from there.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -96,12 +98,21 @@ def materialize_view(
         dtypes=tuple(f.dtype for f in view.schema),
     )
     rows = stored = 0
-    for batch in offline.latest(vj, start, end, batch_rows=BATCH_ROWS):
-        if batch.num_rows == 0:
-            continue
-        stored += online.write(ov, encode_batch(batch, ov))
-        rows += batch.num_rows
-        if on_batch is not None:
-            on_batch(view.name, batch.num_rows)
+    # Encoding batch n+1 (Python, holds the GIL) overlaps writing batch n (mostly waiting
+    # on the store's socket or disk, GIL released): at most two batches are in memory.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-write") as writer:
+        pending: Future[int] | None = None
+        for batch in offline.latest(vj, start, end, batch_rows=BATCH_ROWS):
+            if batch.num_rows == 0:
+                continue
+            encoded = encode_batch(batch, ov)
+            if pending is not None:
+                stored += pending.result()
+            pending = writer.submit(online.write, ov, encoded)
+            rows += batch.num_rows
+            if on_batch is not None:
+                on_batch(view.name, batch.num_rows)
+        if pending is not None:
+            stored += pending.result()
     registry.record_materialization(view.name, start, end, rows=rows, stored=stored)
     return ViewMaterialization(view.name, start, end, rows, stored, time.perf_counter() - began)

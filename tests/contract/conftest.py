@@ -164,3 +164,24 @@ def registry(registry_target: RegistryTarget) -> Iterator[Registry]:
     reg = registry_target.open()
     yield reg
     reg.close()
+
+
+# -- Redis Cluster ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """A real 3-primary Redis Cluster on free loopback ports, for this session only.
+
+    Fails (never skips) when redis-server cannot start; stopped at the end of the session.
+    """
+    from redis_cluster import ClusterStartError, start_cluster
+
+    try:
+        handle = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    except ClusterStartError as exc:
+        pytest.fail(f"could not start a local Redis Cluster: {exc}", pytrace=False)
+    try:
+        yield list(handle.nodes)
+    finally:
+        handle.stop()

@@ -35,6 +35,7 @@ EXPORTED = {
     "DataSourceNotFoundError",
     "DefinitionError",
     "ObjectNotFoundError",
+    "OnlineStoreError",
     "ParityError",
     "RegistryError",
     "RetrievalError",

@@ -110,8 +110,6 @@ class OnlineResponse:
 
 
 def _typed(values: list[Any], dtype: ValueType) -> pa.Array:
-    if dtype is Timestamp:
-        return pa.array(values, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     return pa.array(values, dtype.to_arrow())
 
 
@@ -194,6 +192,9 @@ def read_online(
                 if f in body:
                     vals[o][i] = body[f]
                     stats[o][i] = PRESENT
+        for out, dtype in zip(vr.outputs, vr.dtypes, strict=True):
+            if dtype is Timestamp:  # stored as µs integers (msgpack has no datetime)
+                vals[out] = [None if u is None else from_micros(u) for u in vals[out]]
         values.update(vals)
         statuses.update(stats)
         for o in vr.outputs:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from parity.errors import ParityError
+from parity.errors import OnlineStoreError
 from parity.online.base import OnlineStore, OnlineView, RecordBatch
 from parity.online.config import SqliteOnlineConfig
 
@@ -40,7 +40,7 @@ class SqliteOnlineStore(OnlineStore):
                 con.execute("PRAGMA journal_mode=WAL")
                 con.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
-                raise ParityError(f"online store {self.path}: cannot open: {exc}") from None
+                raise OnlineStoreError(f"online store {self.path}: cannot open: {exc}") from None
             self._local.con = con
         if not self._ready:
             con.execute(

@@ -1,0 +1,53 @@
+"""The Lua script behind every Redis write: newer-wins per key, atomic, in argument order.
+
+Call: ``EVALSHA WRITE_SHA n key_1 .. key_n after record_1 .. record_n``; the reply is how
+many records were stored. ``after`` is the ms after a record's event time at which its key
+expires (the view's ttl plus the grace period, rounded up), or ``-1`` for never.
+
+A record replaces the stored one when its header's (event, created) is greater or equal
+(equal: the later write wins), so a key repeated in one call, or in later calls, resolves in
+order. Headers are two 16-digit decimals (µs + 2**52, see ``parity.online.encoding``), exact
+as Lua doubles. Only the stored header is read (GETRANGE 0 31; its bounds are passed as
+strings because Redis formats Lua numbers with a printf on every call). A plain SET drops
+an expiry the key had; ``SET .. PXAT`` needs Redis >= 6.2, and the expiry is formatted
+with ``%d`` so it never reaches Redis in exponent form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+WRITE_SCRIPT = b"""
+local call, sub, tonumber, fmt, ceil = redis.call, string.sub, tonumber, string.format, math.ceil
+local after = tonumber(ARGV[1])
+local stored = 0
+for i = 1, #KEYS do
+  local key, rec = KEYS[i], ARGV[i + 1]
+  local ev = tonumber(sub(rec, 1, 16))
+  local old = call('GETRANGE', key, '0', '31')
+  local newer = true
+  if #old == 32 then
+    local old_ev = tonumber(sub(old, 1, 16))
+    if ev < old_ev then
+      newer = false
+    elseif ev == old_ev then
+      newer = tonumber(sub(rec, 17, 32)) >= tonumber(sub(old, 17, 32))
+    end
+  end
+  if newer then
+    if after < 0 then
+      call('SET', key, rec)
+    else
+      call('SET', key, rec, 'PXAT', fmt('%d', ceil((ev - 4503599627370496) / 1000) + after))
+    end
+    stored = stored + 1
+  end
+end
+return stored
+"""
+
+WRITE_SHA = hashlib.sha1(WRITE_SCRIPT).hexdigest()
+"""What ``SCRIPT LOAD`` answers for ``WRITE_SCRIPT``: EVALSHA needs no round trip first."""
+
+NEVER = b"-1"
+"""``after`` for a view without a ttl."""
