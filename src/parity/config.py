@@ -53,6 +53,15 @@ OfflineStoreConfig = Annotated[DuckDBOfflineConfig, Field(discriminator="type")]
 OnlineStoreConfig = Annotated[SqliteOnlineConfig | RedisOnlineConfig, Field(discriminator="type")]
 
 
+class CacheConfig(BaseModel):
+    """The feature server's in-process cache of online records (off unless configured)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ttl_seconds: float = Field(gt=0, description="how long a cached record may be served")
+    max_entries: int = Field(default=100_000, ge=1)
+
+
 class RepoConfig(BaseModel):
     """The whole of ``parity.yaml``."""
 
@@ -61,6 +70,7 @@ class RepoConfig(BaseModel):
     project: str
     registry: RegistryConfig = RegistryConfig(path="data/registry.db")
     offline_store: OfflineStoreConfig = DuckDBOfflineConfig()
+    cache: CacheConfig | None = None
     offline_log: str = Field(
         default="data/offline_log",
         description="where rows pushed to push sources' offline side are appended",

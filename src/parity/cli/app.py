@@ -9,6 +9,7 @@
     parity materialize START END       latest values into the online store
     parity materialize-incremental END from where the last run ended
     parity teardown                    clear the project's online data
+    parity serve [--port N]            the HTTP feature server
     parity version
 """
 
@@ -21,7 +22,7 @@ import typer
 from rich.text import Text
 
 from parity import __version__
-from parity.cli import browse, historical, online, render, repo
+from parity.cli import browse, historical, online, render, repo, serve
 from parity.cli.common import RepoOption, VerboseOption, handles_errors
 from parity.config import CONFIG_FILE, RepoConfig
 
@@ -44,6 +45,7 @@ app.command("historical")(historical.historical)
 app.command("materialize")(online.materialize)
 app.command("materialize-incremental")(online.materialize_incremental)
 app.command("teardown")(online.teardown)
+app.command("serve")(serve.serve)
 
 
 @app.command("version")

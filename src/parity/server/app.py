@@ -1,0 +1,279 @@
+"""The HTTP face of a feature repo: a plain ASGI app (no framework on the hot path).
+
+::
+
+    POST /get-online-features     features or feature_service + entities -> values, statuses, times
+    POST /push                    rows to a push source's views (online, offline or both)
+    POST /materialize-incremental end_date, feature_views?
+    GET  /entities /feature-views /feature-services /feature-views/{name}   specs (read-only)
+    GET  /health   alive          GET /ready   registry and online store answer
+    GET  /metrics  Prometheus     GET /openapi.json
+
+Every answer carries ``X-Request-Id`` (the caller's, when it sent a sane one). An error is
+``{"error": {"code", "message", "request_id"}}`` (codes in ``parity.server.errors``); 5xx
+answers are logged with their traceback and request id, 4xx ones in one line.
+The store is built in the lifespan startup, so each worker process builds its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from parity.server.errors import ApiError, from_exception
+from parity.server.handlers import Handlers, dumps
+from parity.server.metrics import Metrics
+from parity.server.openapi import openapi_document
+from parity.server.serving import ServingStore
+
+log = logging.getLogger("parity.server")
+
+JSON = b"application/json"
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+_VIEW_PREFIX = "/feature-views/"
+_SANE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """What the app needs besides its store: ``max_body_bytes`` bounds a request body."""
+
+    max_body_bytes: int = DEFAULT_MAX_BODY
+
+
+class _RequestIds:
+    """Unique ids, cheaply: a random per-process prefix and a counter."""
+
+    def __init__(self) -> None:
+        self.prefix = os.urandom(4).hex()
+        self.counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.prefix}-{next(self.counter):x}"
+
+
+class ParityApp:
+    """The ASGI app. ``store_factory`` is called at startup (in the worker process)."""
+
+    def __init__(
+        self,
+        store_factory: Callable[[Metrics], ServingStore],
+        settings: AppSettings | None = None,
+    ):
+        self.settings = settings or AppSettings()
+        self.metrics = Metrics()
+        self._factory = store_factory
+        self._ids = _RequestIds()
+        self.store: ServingStore | None = None
+        self.handlers: Handlers | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._openapi = dumps(openapi_document())
+        self._get: dict[str, Callable[[], Any]] = {}
+        self._post: dict[str, Callable[[bytes], Any]] = {}
+
+    # -- lifespan -----------------------------------------------------------------------------
+    def startup(self) -> None:
+        self.store = self._factory(self.metrics)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="parity-writer")
+        h = self.handlers = Handlers(self.store, self._writer)
+        self._get = {
+            "/health": self._health,
+            "/ready": self._ready,
+            "/metrics": self._metrics,
+            "/openapi.json": lambda: self._openapi,
+            "/entities": h.entities,
+            "/feature-views": h.feature_views,
+            "/feature-services": h.feature_services,
+        }
+        self._post = {
+            "/get-online-features": h.online_features,
+            "/push": h.push,
+            "/materialize-incremental": h.materialize_incremental,
+        }
+        try:
+            self.store.catalog()  # warm: the first request should not pay for it
+        except Exception as exc:  # /ready says so; the server still starts
+            log.warning("registry not readable at startup: %s", exc)
+        cache = self.store.cache_settings
+        log.info(
+            "serving project %r from %s; online cache %s",
+            self.store.project,
+            self.store.repo_path,
+            "off" if cache is None else f"ttl {cache.ttl_seconds}s, {cache.max_entries} entries",
+        )
+
+    def shutdown(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)  # accepted pushes and materializations finish
+        if self.store is not None:
+            self.store.close()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- requests -----------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        method: str = scope["method"]
+        path: str = scope["path"]
+        request_id = None
+        length = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and _SANE_ID.match(value):
+                request_id = value.decode()
+            elif name == b"content-length":
+                length = value
+        if request_id is None:
+            request_id = self._ids.next()
+        endpoint = path
+        status = 200
+        content_type = JSON
+        try:
+            if method == "POST" and path in self._post:
+                body = await self._body(receive, length)
+                result = self._post[path](body)
+                if not isinstance(result, bytes):
+                    result = await result
+            elif method in ("GET", "HEAD") and path in self._get:
+                result = self._get[path]()
+                if not isinstance(result, bytes):
+                    result = await result
+                if path == "/metrics":
+                    content_type = self.metrics.content_type.encode()
+            elif path.startswith(_VIEW_PREFIX):
+                endpoint = "/feature-views/{name}"
+                if method not in ("GET", "HEAD"):
+                    raise ApiError("method_not_allowed", f"{method} is not allowed on {path}")
+                assert self.handlers is not None
+                result = self.handlers.feature_view(path[len(_VIEW_PREFIX) :])
+            elif path in self._get or path in self._post:
+                raise ApiError("method_not_allowed", f"{method} is not allowed on {path}")
+            else:
+                endpoint = "other"
+                raise ApiError("not_found", f"no endpoint {method} {path}")
+        except Exception as exc:
+            err = from_exception(exc)
+            status = err.status
+            content_type = JSON
+            result = err.body(request_id)
+            self.metrics.error(endpoint, err.code)
+            if status >= 500:
+                log.error(
+                    "request_id=%s %s %s -> %d %s: %s",
+                    request_id,
+                    method,
+                    path,
+                    status,
+                    err.code,
+                    exc,
+                    exc_info=exc if err.code == "internal_error" else None,
+                )
+            else:
+                log.info(
+                    "request_id=%s %s %s -> %d %s: %s",
+                    request_id,
+                    method,
+                    path,
+                    status,
+                    err.code,
+                    err.message,
+                )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(result)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else result})
+        self.metrics.observe(endpoint, method, status, time.perf_counter() - started)
+
+    async def _body(self, receive: Receive, length: bytes | None) -> bytes:
+        limit = self.settings.max_body_bytes
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise ApiError(
+                "body_too_large", f"the body is {int(length)} bytes; the limit is {limit}"
+            )
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body"):
+            if len(body) > limit:
+                raise ApiError("body_too_large", f"the body exceeds the limit of {limit} bytes")
+            return body
+        chunks = [body]
+        size = len(body)
+        while message.get("more_body"):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ApiError("invalid_request", "the client went away before the body ended")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise ApiError("body_too_large", f"the body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _health(self) -> bytes:
+        return b'{"status":"ok"}'
+
+    def _metrics(self) -> bytes:
+        return self.metrics.render()
+
+    async def _ready(self) -> bytes:
+        assert self.handlers is not None
+        ok, detail = await self.handlers.ready()
+        if not ok:
+            problems = "; ".join(f"{k} {v}" for k, v in detail.items() if k != "registry_revision")
+            raise ApiError("not_ready", f"not ready: {problems}")
+        return dumps({"status": "ready", **detail})
+
+
+def create_app(
+    repo_path: str | Path = ".",
+    *,
+    settings: AppSettings | None = None,
+    store_factory: Callable[[Metrics], ServingStore] | None = None,
+    **store_kwargs: Any,
+) -> ParityApp:
+    """The ASGI app for a repo; ``store_kwargs`` go to ``ServingStore`` (``config``, ``cache``)."""
+
+    def factory(metrics: Metrics) -> ServingStore:
+        return ServingStore(repo_path, on_read=metrics.read, on_cache=metrics.cache, **store_kwargs)
+
+    return ParityApp(store_factory or factory, settings)

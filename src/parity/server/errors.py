@@ -1,0 +1,139 @@
+"""The HTTP error contract: a stable ``code``, a status, and the JSON body every error gets.
+
+::
+
+    {"error": {"code": "unknown_feature", "message": "...", "request_id": "..."}}
+
+4xx is the caller's mistake, 5xx ours. Core errors carry ``http_status`` as data
+(``parity.errors``); ``from_exception`` turns one into an ``ApiError`` with a code chosen by
+its class, never by parsing its message. Handlers raise ``ApiError`` directly when they know
+better (a missing join key, a wrong value type).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from parity.errors import (
+    ConcurrentApplyError,
+    ConfigError,
+    DataSourceError,
+    DataSourceNotFoundError,
+    DefinitionError,
+    ObjectNotFoundError,
+    ParityError,
+    RegistryError,
+    RetrievalError,
+)
+from parity.ingest import IngestError
+
+# Every code the server can answer with; a test keeps this list and the docs in step.
+CODES = {
+    "malformed_json": 400,  # the body is not JSON
+    "invalid_request": 400,  # JSON, but not the shape the endpoint takes
+    "invalid_feature_reference": 400,  # not "view:feature", or two features share a name
+    "unknown_feature": 400,  # the view exists, the feature does not
+    "view_not_online": 400,  # the view is offline only (online=False)
+    "missing_join_key": 400,  # the requested features need a join key the entities lack
+    "wrong_value_type": 400,  # a join key value of the wrong type (e.g. "1001" for an Int64 key)
+    "null_join_key": 400,  # a join key value is null
+    "invalid_rows": 400,  # pushed rows refused (column missing, wrong type, null key...)
+    "not_a_push_source": 400,  # /push named a source that is not a push source
+    "invalid_definition": 400,
+    "data_source_error": 400,
+    "unknown_feature_view": 404,
+    "unknown_feature_service": 404,
+    "unknown_entity": 404,
+    "unknown_data_source": 404,
+    "unknown_push_source": 404,
+    "data_source_not_found": 404,
+    "not_found": 404,  # no such endpoint
+    "method_not_allowed": 405,
+    "conflict": 409,  # the registry changed under a write; retry
+    "body_too_large": 413,
+    "internal_error": 500,
+    "config_error": 500,
+    "registry_error": 500,
+    "online_store_unavailable": 503,
+    "not_ready": 503,
+}
+
+_BY_CLASS: list[tuple[type[BaseException], str]] = [
+    # most specific first
+    (ConcurrentApplyError, "conflict"),
+    (RegistryError, "registry_error"),
+    (ConfigError, "config_error"),
+    (IngestError, "invalid_rows"),
+    (RetrievalError, "invalid_request"),
+    (DataSourceNotFoundError, "data_source_not_found"),
+    (DataSourceError, "data_source_error"),
+    (DefinitionError, "invalid_definition"),
+]
+
+
+class ApiError(Exception):
+    """An error answered to the caller as JSON with a stable code."""
+
+    def __init__(self, code: str, message: str, status: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status if status is not None else CODES[code]
+
+    def body(self, request_id: str) -> bytes:
+        return error_body(self.code, self.message, request_id)
+
+
+def error_body(code: str, message: str, request_id: str, **extra: Any) -> bytes:
+    err = {"code": code, "message": message, "request_id": request_id, **extra}
+    return orjson.dumps({"error": err})
+
+
+def not_found_code(exc: ObjectNotFoundError) -> str:
+    """``unknown_feature_view``, ``unknown_data_source``... from the error's kind."""
+    return "unknown_" + exc.kind.replace(" ", "_")
+
+
+def from_exception(exc: BaseException) -> ApiError:
+    """The ApiError for any exception: ParityError by class and ``http_status``, an
+    unreachable store as 503, anything else a 500 ``internal_error`` (a bug of ours)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ObjectNotFoundError):
+        return ApiError(not_found_code(exc), str(exc), exc.http_status)
+    if isinstance(exc, ParityError) and exc.http_status >= 500 and _caused_by_connection(exc):
+        # a store wraps its client's error in a plain ParityError: unreachable, not a bug
+        return ApiError("online_store_unavailable", str(exc))
+    if isinstance(exc, ParityError):
+        code = next((c for cls, c in _BY_CLASS if isinstance(exc, cls)), None)
+        status = exc.http_status
+        if code is None:
+            code = "internal_error" if status >= 500 else "invalid_request"
+        return ApiError(code, str(exc), status)
+    if _is_connection_error(exc):
+        return ApiError("online_store_unavailable", f"online store unreachable: {exc}")
+    return ApiError("internal_error", "internal error; the log has the details")
+
+
+def _caused_by_connection(exc: BaseException) -> bool:
+    seen = 0
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and seen < 8:
+        if _is_connection_error(cause):
+            return True
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return False
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    # redis-py's ConnectionError/TimeoutError do not derive from the builtins; match by name
+    # so the server needs no store's client library.
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    return type(exc).__module__.startswith("redis") and type(exc).__name__ in (
+        "ConnectionError",
+        "TimeoutError",
+        "ClusterDownError",
+    )

@@ -1,0 +1,312 @@
+"""What each endpoint does, between the parsed body and the JSON answer.
+
+``POST /get-online-features`` runs on the event loop itself: a read is one short round trip
+to the store, and handing it to a thread would cost more than it saves. Pushes and
+materializations run on one writer thread (one writer at a time, never blocking reads);
+readiness checks on the loop's default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+
+from parity.definitions import PushSource
+from parity.errors import ObjectNotFoundError, RetrievalError
+from parity.online.base import OnlineView
+from parity.retrieval import resolve_features
+from parity.server.errors import ApiError, from_exception
+from parity.server.serving import ServingStore
+from parity.types import Timestamp
+
+T = TypeVar("T")
+
+STATUS = {"present": "PRESENT", "missing": "MISSING", "expired": "EXPIRED"}
+"""Statuses on the wire: Feast's upper case (Feast calls MISSING ``NOT_FOUND`` and EXPIRED
+``OUTSIDE_MAX_AGE``; PRESENT is the same)."""
+PUSH_TARGETS = ("online", "offline", "online_and_offline")
+_JSON_OPTS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_SERIALIZE_NUMPY
+_PROBE = OnlineView("__parity_ready__", ("key",), (), None)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()  # as Feast's JSON does
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default, option=_JSON_OPTS)
+
+
+def loads(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError("malformed_json", f"the body is not valid JSON: {exc}") from None
+
+
+def _object(body: bytes) -> dict[str, Any]:
+    req = loads(body)
+    if type(req) is not dict:
+        raise ApiError("invalid_request", "the body must be a JSON object")
+    return req
+
+
+def parse_time(text: Any, what: str) -> datetime:
+    """ISO 8601 (naive = UTC) or ``now``."""
+    if not isinstance(text, str):
+        raise ApiError("invalid_request", f"{what} must be an ISO 8601 string")
+    if text.strip().lower() == "now":
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(
+            "invalid_request", f"{what}: {text!r} is not an ISO 8601 time like 2024-01-31T12:00:00Z"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+class Handlers:
+    """The endpoints' logic over one ServingStore."""
+
+    def __init__(self, store: ServingStore, writer: ThreadPoolExecutor):
+        self.store = store
+        self.writer = writer
+
+    async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
+
+    # -- POST /get-online-features ----------------------------------------------------------
+    def online_features(self, body: bytes) -> bytes:
+        req = _object(body)
+        features = req.get("features")
+        service = req.get("feature_service")
+        refs: list[str] | str
+        if features is not None:
+            if service is not None:
+                raise ApiError("invalid_request", "give features or feature_service, not both")
+            if type(features) is not list or not features:
+                raise ApiError("invalid_request", "features must be a non-empty list")
+            for f in features:
+                if type(f) is not str:
+                    raise ApiError(
+                        "invalid_feature_reference",
+                        f"a feature reference must be a 'view:feature' string, got {f!r}",
+                    )
+            refs = features
+        elif type(service) is str and service and ":" not in service:
+            refs = service
+        else:
+            raise ApiError(
+                "invalid_request",
+                "give features: ['view:feature', ...] or feature_service: 'name'",
+            )
+        entities = req.get("entities")
+        if type(entities) is not dict or not entities:
+            raise ApiError(
+                "invalid_request", "entities must be an object of join key -> list of values"
+            )
+        full = req.get("full_feature_names", False)
+        if type(full) is not bool:
+            raise ApiError("invalid_request", "full_feature_names must be true or false")
+        self._check_keys(entities)
+        try:
+            resp = self.store.get_online_features(refs, entities=entities, full_feature_names=full)
+        except RetrievalError as exc:
+            raise self._diagnose(exc, refs, entities, full) from exc
+
+        columns = resp.to_dict()
+        statuses = resp.statuses
+        stamps = resp.event_timestamps
+        n = len(resp)
+        results = []
+        for name, values in columns.items():
+            st = statuses.get(name)
+            if st is None:  # a join key (or another entity column): echoed
+                results.append(
+                    {"values": values, "statuses": ["PRESENT"] * n, "event_timestamps": [None] * n}
+                )
+            else:
+                results.append(
+                    {
+                        "values": values,
+                        "statuses": [STATUS[s] for s in st],
+                        "event_timestamps": stamps[name],
+                    }
+                )
+        return dumps({"metadata": {"feature_names": list(columns)}, "results": results})
+
+    def _check_keys(self, entities: dict[str, Any]) -> None:
+        """Each entity column is a list; join-key values match their entity's declared type."""
+        types = self.store.join_key_types()
+        for name, values in entities.items():
+            if type(values) is not list:
+                raise ApiError("invalid_request", f"entities.{name} must be a list of values")
+            dtype = types.get(name)
+            kind = getattr(dtype, "kind", None)
+            if kind == "int":
+                want: type = int
+            elif kind in ("string", "bytes"):
+                want = str
+            else:
+                continue
+            for i, v in enumerate(values):
+                if type(v) is not want:
+                    if v is None:
+                        raise ApiError("null_join_key", f"entities.{name}[{i}] is null")
+                    raise ApiError(
+                        "wrong_value_type",
+                        f"entities.{name}[{i}] is {v!r} ({type(v).__name__}); "
+                        f"join key {name!r} is {dtype}"
+                        + (" (send bytes as base64 text)" if kind == "bytes" else ""),
+                    )
+            if kind == "bytes":
+                try:
+                    entities[name] = [base64.b64decode(v, validate=True) for v in values]
+                except ValueError:
+                    raise ApiError(
+                        "wrong_value_type", f"entities.{name}: bytes keys must be base64 text"
+                    ) from None
+
+    def _diagnose(
+        self, exc: RetrievalError, refs: list[str] | str, entities: dict[str, Any], full: bool
+    ) -> ApiError:
+        """The stable code for a refused read, found by checking the request, not the text."""
+        catalog = self.store.catalog()
+        try:
+            requests = resolve_features(refs, catalog, full_feature_names=full)
+        except ObjectNotFoundError as err:
+            return from_exception(err)
+        except RetrievalError as err:
+            for ref in refs if isinstance(refs, list) else []:
+                view, sep, feature = ref.partition(":")
+                if (
+                    sep
+                    and feature not in ("", "*")
+                    and catalog.has("feature_view", view)
+                    and feature not in catalog.view(view).feature_names
+                ):
+                    return ApiError("unknown_feature", str(err))
+            return ApiError("invalid_feature_reference", str(err))
+        if any(not r.view.online for r in requests):
+            return ApiError("view_not_online", str(exc))
+        needed = {k for r in requests for k in catalog.join_keys_of(r.view)}
+        if needed - set(entities):
+            return ApiError("missing_join_key", str(exc))
+        for name in needed:
+            for v in entities[name]:
+                if v is None:
+                    return ApiError("null_join_key", str(exc))
+                if not isinstance(v, int | str | bytes) or isinstance(v, bool):
+                    return ApiError("wrong_value_type", str(exc))
+        return ApiError("invalid_request", str(exc))
+
+    # -- POST /push ------------------------------------------------------------------------
+    async def push(self, body: bytes) -> bytes:
+        req = _object(body)
+        name = req.get("push_source_name")
+        df = req.get("df")
+        to = req.get("to", "online")
+        if type(name) is not str or not name:
+            raise ApiError("invalid_request", "push_source_name must be a source's name")
+        if type(df) is not dict or not df or any(type(v) is not list for v in df.values()):
+            raise ApiError("invalid_request", "df must be an object of column -> list of values")
+        if to not in PUSH_TARGETS:
+            raise ApiError("invalid_request", f"to must be one of {list(PUSH_TARGETS)}, not {to!r}")
+        catalog = self.store.catalog()
+        try:
+            source = catalog.source(name)
+        except ObjectNotFoundError as err:
+            raise ApiError("unknown_push_source", str(err)) from None
+        if not isinstance(source, PushSource):
+            raise ApiError("not_a_push_source", f"source {name!r} is a {source.source_type} source")
+        times = {source.timestamp_field, source.created_timestamp_field}
+        for view in catalog.views():
+            if view.source_name == name:
+                times.update(f.name for f in view.schema if f.dtype is Timestamp)
+        df = {col: _times(values, col) if col in times else values for col, values in df.items()}
+        rows = await self._on_writer(self.store.push, name, df, to)
+        return dumps({"push_source_name": name, "to": to, "rows": rows})
+
+    # -- POST /materialize-incremental ---------------------------------------------------------
+    async def materialize_incremental(self, body: bytes) -> bytes:
+        req = _object(body)
+        end = parse_time(req.get("end_date", req.get("end_ts")), "end_date")
+        views = req.get("feature_views")
+        if views is not None and (
+            type(views) is not list or any(type(v) is not str for v in views)
+        ):
+            raise ApiError("invalid_request", "feature_views must be a list of view names")
+        result = await self._on_writer(self.store.materialize_incremental, end, views or None)
+        return dumps(
+            {
+                "views": [
+                    {
+                        "feature_view": v.view,
+                        "start": v.start,
+                        "end": v.end,
+                        "rows": v.rows,
+                        "stored": v.stored,
+                        "seconds": v.seconds,
+                    }
+                    for v in result.views
+                ]
+            }
+        )
+
+    # -- registry, read-only ------------------------------------------------------------------
+    def entities(self) -> bytes:
+        return dumps({"entities": [e.to_spec() for e in self.store.list_entities()]})
+
+    def feature_views(self) -> bytes:
+        return dumps({"feature_views": [v.to_spec() for v in self.store.list_feature_views()]})
+
+    def feature_services(self) -> bytes:
+        services = self.store.list_feature_services()
+        return dumps({"feature_services": [s.to_spec() for s in services]})
+
+    def feature_view(self, name: str) -> bytes:
+        return dumps(self.store.get_feature_view(name).to_spec())
+
+    # -- probes ---------------------------------------------------------------------------
+    async def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the registry and the online store answer (each checked, past the cache)."""
+
+        def check() -> tuple[bool, dict[str, Any]]:
+            out: dict[str, Any] = {}
+            ok = True
+            try:
+                out["registry_revision"] = self.store.registry.revision()
+            except Exception as exc:
+                ok, out["registry"] = False, f"unreachable: {exc}"
+            try:
+                self.store.raw_online.read([(_PROBE, [b"probe"])])
+            except Exception as exc:
+                ok, out["online_store"] = False, f"unreachable: {exc}"
+            return ok, out
+
+        return await asyncio.get_running_loop().run_in_executor(None, check)
+
+
+def _times(values: list[Any], column: str) -> list[Any]:
+    """ISO 8601 strings of a timestamp column as aware datetimes (naive = UTC)."""
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, str):
+            try:
+                t = datetime.fromisoformat(v)
+            except ValueError:
+                raise ApiError(
+                    "invalid_rows", f"df.{column}[{i}]: {v!r} is not an ISO 8601 time"
+                ) from None
+            v = t.replace(tzinfo=UTC) if t.tzinfo is None else t
+        out.append(v)
+    return out
