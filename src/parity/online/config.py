@@ -14,6 +14,12 @@ class SqliteOnlineConfig(BaseModel):
 
     type: Literal["sqlite"] = "sqlite"
     path: str = "data/online.db"
+    mmap_size_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="memory-map this much of the file for reads (0 = off); random-key reads "
+        "skip a read syscall per page, about 2x faster for 100-row reads",
+    )
 
 
 class RedisOnlineConfig(BaseModel):

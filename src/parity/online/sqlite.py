@@ -27,6 +27,7 @@ class SqliteOnlineStore(OnlineStore):
         path = Path(config.path).expanduser()
         self.path = path if path.is_absolute() else Path(repo_path) / path
         self.table = f'"online_{project}"'
+        self.mmap_bytes = config.mmap_size_mb * 1024 * 1024
         self._local = threading.local()
         self._ready = False
         self._sql_cache: dict[int, str] = {}
@@ -39,6 +40,7 @@ class SqliteOnlineStore(OnlineStore):
                 con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
                 con.execute("PRAGMA journal_mode=WAL")
                 con.execute("PRAGMA synchronous=NORMAL")
+                con.execute(f"PRAGMA mmap_size={int(self.mmap_bytes)}")
             except sqlite3.Error as exc:
                 raise OnlineStoreError(f"online store {self.path}: cannot open: {exc}") from None
             self._local.con = con
