@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -334,21 +335,27 @@ class FeatureStore:
         self, starts: dict[str, datetime], end: datetime, progress: bool
     ) -> MaterializeResult:
         catalog = self.catalog()
-        runs = []
-        with progress_bar(progress) as on_batch:
-            for name, start in starts.items():
-                runs.append(
-                    materialize_view(
-                        catalog.view(name),
-                        start,
-                        end,
-                        catalog=catalog,
-                        offline=self.offline,
-                        online=self.online,
-                        registry=self.registry,
-                        on_batch=on_batch,
-                    )
+        # Views run two at a time: one view's engine aggregate (native, GIL released)
+        # overlaps another's encoding and writing, so the cores stay busy.
+        with (
+            progress_bar(progress) as on_batch,
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="parity-materialize") as pool,
+        ):
+            futures = [
+                pool.submit(
+                    materialize_view,
+                    catalog.view(name),
+                    start,
+                    end,
+                    catalog=catalog,
+                    offline=self.offline,
+                    online=self.online,
+                    registry=self.registry,
+                    on_batch=on_batch,
                 )
+                for name, start in starts.items()
+            ]
+            runs = [f.result() for f in futures]
         return MaterializeResult(tuple(runs))
 
     def write_to_online_store(self, view: str | FeatureView, df: Any) -> int:
