@@ -25,7 +25,8 @@ import msgpack
 from parity.errors import RetrievalError
 
 HEADER = 32
-_OFFSET = 2**52
+OFFSET = 2**52
+_OFFSET = OFFSET
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SEP = b"\x1f"
 
@@ -91,6 +92,7 @@ def decode_values(record: bytes) -> dict[str, Any]:
 
 __all__ = [
     "HEADER",
+    "OFFSET",
     "decode_values",
     "encode_key",
     "encode_key_part",
