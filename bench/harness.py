@@ -138,12 +138,15 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def measure(call: Callable[[], Any]) -> dict[str, Any]:
-    """Time ``call()`` (which returns a table with ``num_rows``) and record peak memory."""
+def measure(
+    call: Callable[[], Any], rows: Callable[[Any], int] = lambda table: table.num_rows
+) -> dict[str, Any]:
+    """Time ``call()`` and record peak memory; ``rows(result)`` counts what it produced
+    (by default the ``num_rows`` of the table it returns)."""
     baseline = peak_rss_kib()
     cpu_started = _cpu_s()
     started = time.perf_counter()
-    table = call()
+    result = call()
     wall = time.perf_counter() - started
     return {
         "wall_s": wall,
@@ -151,7 +154,7 @@ def measure(call: Callable[[], Any]) -> dict[str, Any]:
         "peak_rss_kib": peak_rss_kib(),
         "baseline_rss_kib": baseline,
         "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "rows": table.num_rows,
+        "rows": rows(result),
     }
 
 

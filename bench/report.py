@@ -1,10 +1,19 @@
-"""Result model shared by the benchmarks and its rendering as a rich or plain-text table."""
+"""Result models shared by the benchmarks and their rendering as a rich or plain-text table.
+
+``BenchReport``: one reference against Parity, runs summarised per contender (historical).
+``TableReport``: measures (rows) by contender (columns) with a target and verdict per row,
+for benchmarks with several contenders and a figure quoted from elsewhere (online, materialize).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bench.harness import Series
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 @dataclass
@@ -35,6 +44,39 @@ class BenchReport:
         return self.check is not False and all(
             series.error is None for series in (self.reference, self.candidate)
         )
+
+
+@dataclass
+class TableReport:
+    """A benchmark as one table: ``headers`` name the columns, each row is a measure.
+
+    Rows hold ready-formatted cells, one per header (verdict cells come from ``verdict``).
+    ``errors`` are contenders that failed; any error or a failed check makes the run not ok.
+    """
+
+    title: str
+    headers: tuple[str, ...]
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+    about: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    check: bool | None = None  # None: not run
+    check_lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing failed: no contender errors and no failed correctness check."""
+        return self.check is not False and not self.errors
+
+
+Report = BenchReport | TableReport
+
+_MARKS = {True: ("PASS", "green"), False: ("MISS", "red"), None: ("n/a", "dim")}
+
+
+def verdict(met: bool | None) -> str:
+    """The word a table shows for a goal: PASS, MISS, or n/a when it could not be measured."""
+    return _MARKS[met][0]
 
 
 HEADERS = ("", "runs", "median s", "min s", "max s", "peak MiB (median)", "peak MiB (max)")
@@ -79,16 +121,26 @@ def _table_rows(report: BenchReport) -> list[tuple[str, ...]]:
     return rows + ([ratio] if ratio else [])
 
 
-def _footer(report: BenchReport) -> list[tuple[str, str]]:
+def _layout(report: Report) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The table's headers and rows."""
+    if isinstance(report, TableReport):
+        return report.headers, report.rows
+    return HEADERS, _table_rows(report)
+
+
+def _footer(report: Report) -> list[tuple[str, str]]:
     """(style, text) lines printed under the table."""
     lines: list[tuple[str, str]] = []
-    for series in (report.reference, report.candidate):
-        if series.error:
-            lines.append(("red", f"{series.name} failed: {series.error}"))
-    for goal in report.goals:
-        mark, style = {True: ("PASS", "green"), False: ("MISS", "red"), None: ("n/a", "dim")}[
-            goal.met
-        ]
+    if isinstance(report, TableReport):
+        lines.extend(("red", f"failed: {error}") for error in report.errors)
+        goals: list[Goal] = []
+    else:
+        for series in (report.reference, report.candidate):
+            if series.error:
+                lines.append(("red", f"{series.name} failed: {series.error}"))
+        goals = report.goals
+    for goal in goals:
+        mark, style = _MARKS[goal.met]
         lines.append((style, f"goal {goal.label}: {mark} ({goal.detail})"))
     if report.check is not None:
         verdict = "results match" if report.check else "RESULTS DIFFER"
@@ -98,7 +150,7 @@ def _footer(report: BenchReport) -> list[tuple[str, str]]:
     return lines
 
 
-def render(report: BenchReport) -> None:
+def render(report: Report) -> None:
     """Print the report, as a rich table when rich is installed, else as plain text."""
     try:
         from rich.console import Console
@@ -107,24 +159,37 @@ def render(report: BenchReport) -> None:
         print(render_plain(report))
         return
     console = Console()
+    if isinstance(report, TableReport) and not console.is_terminal:
+        # Piped output has no width: 80 columns would wrap every cell of a wide table.
+        console = Console(width=max(console.width, 132))
     console.print(report.title, style="bold", markup=False, highlight=False)
     for line in report.about:
         console.print(line, markup=False, highlight=False)
+    headers, rows = _layout(report)
     table = Table()
-    for i, header in enumerate(HEADERS):
+    for i, header in enumerate(headers):
         table.add_column(header, justify="left" if i == 0 else "right")
-    for row in _table_rows(report):
-        table.add_row(*row)
+    for row in rows:
+        table.add_row(*(_styled(cell) for cell in row))
     console.print(table)
     for style, text in _footer(report):
         console.print(text, style=style or None, markup=False, highlight=False)
     console.print()
 
 
-def render_plain(report: BenchReport) -> str:
+def _styled(cell: str) -> Text:
+    """A table cell as rich text, a verdict in its colour; never parsed as markup."""
+    from rich.text import Text
+
+    marks = {mark: style for mark, style in _MARKS.values()}
+    return Text(cell, style=marks.get(cell, ""))
+
+
+def render_plain(report: Report) -> str:
     """The report as plain text."""
-    rows = [HEADERS, *_table_rows(report)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
+    headers, body = _layout(report)
+    rows = [headers, *body]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
     lines = [report.title, *report.about, ""]
     for n, row in enumerate(rows):
         cells = [

@@ -1,6 +1,6 @@
 """Run every benchmark in bench/ and print its figures next to the reference.
 
-python -m bench.run [--runs N] [--scale S] [--only reference|parity]
+python -m bench.run [--runs N] [--scale S] [--only historical,materialize,online,reference,parity]
 """
 
 from __future__ import annotations
@@ -12,11 +12,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import datagen, historical
-from bench.report import BenchReport, render
+from bench import datagen, historical, materialize, online
+from bench.report import Report, render
 
-# Each benchmark: run(data_dir, runs=..., only=...) -> BenchReport.
-BENCHMARKS: list[Callable[..., BenchReport]] = [historical.run]
+# Each benchmark: run(data_dir, runs=..., only=...) -> report; its own default number of runs.
+BENCHMARKS: dict[str, Callable[..., Report]] = {
+    "historical": historical.run,
+    "materialize": materialize.run,
+    "online": online.run,
+}
+CONTENDERS = ("reference", "parity")
 
 
 def _machine() -> str:
@@ -30,18 +35,38 @@ def _machine() -> str:
     )
 
 
+def _selection(only: str | None) -> tuple[list[str], str | None]:
+    """The benchmarks and the contender (None: both) named by ``--only``."""
+    names = [n.strip() for n in (only or "").split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCHMARKS and n not in CONTENDERS]
+    if unknown:
+        choices = ", ".join([*BENCHMARKS, *CONTENDERS])
+        raise SystemExit(f"--only: unknown {', '.join(unknown)} (choose from {choices})")
+    benches = [n for n in BENCHMARKS if n in names] or list(BENCHMARKS)
+    sides = [n for n in CONTENDERS if n in names]
+    return benches, sides[0] if len(sides) == 1 else None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line: generate the data if needed, run the benchmarks, print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="timed runs per contender")
+    parser.add_argument(
+        "--runs", type=int, help="timed runs per contender (default: historical 5, others 3)"
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="data size (1.0 = full)")
     parser.add_argument("--seed", type=int, default=42, help="data generator seed")
-    parser.add_argument("--only", choices=("reference", "parity"), help="run one contender")
+    parser.add_argument(
+        "--only",
+        help="comma-separated benchmarks (historical, materialize, online) and/or one side"
+        " (reference, parity); default: everything",
+    )
     parser.add_argument("--data-dir", type=Path, default=datagen.DATA_DIR)
     args = parser.parse_args(argv)
+    benches, side = _selection(args.only)
     data_dir = datagen.ensure(args.data_dir.resolve(), scale=args.scale, seed=args.seed)
     print(f"before: {_machine()}\n")
-    reports = [bench(data_dir, runs=args.runs, only=args.only) for bench in BENCHMARKS]
+    runs = {} if args.runs is None else {"runs": args.runs}
+    reports = [BENCHMARKS[name](data_dir, only=side, **runs) for name in benches]
     for report in reports:
         render(report)
     print(f"after: {_machine()}")
