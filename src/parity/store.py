@@ -40,6 +40,8 @@ from parity.retrieval import FeatureRefs, entity_keys, read_plan, resolve_featur
 from parity.validation import validate
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_PLANS = 1024
+"""Read plans kept per feature list; beyond this the cache starts again (bounded memory)."""
 
 
 def make_online_store(config: RepoConfig) -> OnlineStore:
@@ -276,6 +278,8 @@ class FeatureStore:
             key = (tuple(features), full_feature_names)
         plan = self._plans.get(key)
         if plan is None:
+            if len(self._plans) >= MAX_PLANS:  # distinct feature lists are few in practice
+                self._plans.clear()
             plan = read_plan(
                 resolve_features(features, catalog, full_feature_names=full_feature_names), catalog
             )

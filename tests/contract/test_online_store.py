@@ -348,12 +348,12 @@ def test_bad_push_names_row_and_column_and_writes_nothing(clean):
     with pytest.raises(IngestError, match="no column 'city'"):
         store.push("driver_push", rows_df((9, 10, None, 0.1)).drop(columns=["city"]), to="online")
     with pytest.raises(IngestError, match="trips"):
-        _overflow(store)
+        _float_into_int(store)
     assert online(store, [9]).statuses["conv_rate"] == ["missing"]
     assert (sorted(log.glob("*.parquet")) if log.exists() else []) == files_before
 
 
-def _overflow(store):
+def _float_into_int(store):
     # An Int64 feature fed a float column is refused, naming the column.
     df = pd.DataFrame(
         {
