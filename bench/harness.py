@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,6 +169,19 @@ def emit(payload: dict[str, Any]) -> None:
     """Print a child's result as one JSON line on stdout."""
     sys.stdout.flush()
     print(json.dumps(payload), flush=True)
+
+
+def finish_child(kind: str, compute: Callable[[], dict[str, Any]]) -> None:
+    """Run a child's measurement, print its payload (or ``{"error": ...}``) and exit."""
+    try:
+        payload = compute()
+    except ChildError as exc:
+        payload = {"error": str(exc)}
+    except Exception as exc:
+        frames = traceback.format_exception(exc)[-6:]
+        payload = {"error": f"{kind} run raised {type(exc).__name__}: {exc}\n" + "".join(frames)}
+    emit(payload)
+    sys.exit(1 if "error" in payload else 0)
 
 
 def to_measurement(payload: dict[str, Any]) -> Measurement:

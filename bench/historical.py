@@ -15,7 +15,6 @@ import os
 import statistics
 import subprocess
 import sys
-import traceback
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,15 @@ import pyarrow as pa
 
 from bench import datagen
 from bench.compare import compare_tables
-from bench.harness import ChildError, Series, child_env, emit, measure, run_child, to_measurement
+from bench.harness import (
+    ChildError,
+    Series,
+    child_env,
+    finish_child,
+    measure,
+    run_child,
+    to_measurement,
+)
 from bench.report import BenchReport, Goal, render
 
 MODULE = "bench.historical"
@@ -247,15 +254,7 @@ def _child(kind: str, data_dir: Path) -> dict[str, Any]:
 
 def child_main(kind: str, data_dir: Path) -> None:
     """Entry point of a child process: print the payload, or ``{"error": ...}``, as JSON."""
-    try:
-        payload = _child(kind, data_dir)
-    except ChildError as exc:
-        payload = {"error": str(exc)}
-    except Exception as exc:
-        frames = traceback.format_exception(exc)[-6:]
-        payload = {"error": f"{kind} run raised {type(exc).__name__}: {exc}\n" + "".join(frames)}
-    emit(payload)
-    sys.exit(1 if "error" in payload else 0)
+    finish_child(kind, lambda: _child(kind, data_dir))
 
 
 # --- the parent ------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import datagen, historical
-from bench.harness import ChildError, Series, emit, measure, run_child, to_measurement
+from bench.harness import ChildError, Series, finish_child, measure, run_child, to_measurement
 from bench.report import TableReport, render, verdict
 
 MODULE = "bench.materialize"
@@ -313,15 +312,7 @@ def _child(kind: str, data_dir: Path, window: Window) -> dict[str, Any]:
 
 def child_main(kind: str, data_dir: Path, window: Window) -> None:
     """Entry point of a child process: print the payload, or ``{"error": ...}``, as JSON."""
-    try:
-        payload = _child(kind, data_dir, window)
-    except ChildError as exc:
-        payload = {"error": str(exc)}
-    except Exception as exc:
-        frames = traceback.format_exception(exc)[-6:]
-        payload = {"error": f"{kind} run raised {type(exc).__name__}: {exc}\n" + "".join(frames)}
-    emit(payload)
-    sys.exit(1 if "error" in payload else 0)
+    finish_child(kind, lambda: _child(kind, data_dir, window))
 
 
 # --- the parent ------------------------------------------------------------------------------

@@ -19,14 +19,13 @@ import math
 import random
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bench import datagen, historical
-from bench.harness import ChildError, emit, run_child
+from bench.harness import ChildError, finish_child, run_child
 from bench.materialize import (
     KEY_PREFIX,
     REDIS_DB,
@@ -270,15 +269,7 @@ def _child(kind: str, data_dir: Path, window: Window, args: argparse.Namespace) 
 
 def child_main(kind: str, data_dir: Path, args: argparse.Namespace) -> None:
     """Entry point of a child process: print the payload, or ``{"error": ...}``, as JSON."""
-    try:
-        payload = _child(kind, data_dir, Window.from_json(args.window), args)
-    except ChildError as exc:
-        payload = {"error": str(exc)}
-    except Exception as exc:
-        frames = traceback.format_exception(exc)[-6:]
-        payload = {"error": f"{kind} run raised {type(exc).__name__}: {exc}\n" + "".join(frames)}
-    emit(payload)
-    sys.exit(1 if "error" in payload else 0)
+    finish_child(kind, lambda: _child(kind, data_dir, Window.from_json(args.window), args))
 
 
 # --- the parent ------------------------------------------------------------------------------
