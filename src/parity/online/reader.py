@@ -16,6 +16,7 @@ from typing import Any
 import msgpack
 import pyarrow as pa
 
+from parity.aggregates.state import AggregatePlan, read_values
 from parity.errors import RetrievalError
 from parity.online.base import OnlineStore, OnlineView
 from parity.online.encoding import HEADER, encode_key, encode_key_part, from_micros
@@ -23,6 +24,8 @@ from parity.types import Timestamp, ValueType
 
 PRESENT, MISSING, EXPIRED = "present", "missing", "expired"
 _OFFSET = 2**52
+_ABSENT = object()  # a feature the record lacks
+_EXPIRED: Any = {}  # stands for the body of an expired record (read as empty)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class ViewRead:
     outputs: tuple[str, ...]
     dtypes: tuple[ValueType, ...]
     ttl_us: int | None
+    aggregate: AggregatePlan | None = None
+    """Set for an aggregated view: its records hold partial aggregates, not values."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,11 @@ class OnlineResponse:
     def statuses(self) -> dict[str, list[str]]:
         """``present`` / ``missing`` / ``expired`` per feature and entity row."""
         return self._statuses
+
+    @property
+    def event_micros(self) -> dict[str, list[int | None]]:
+        """``event_timestamps`` as µs since the epoch; features of one view share one list."""
+        return self._event_us
 
     @property
     def event_timestamps(self) -> dict[str, list[datetime | None]]:
@@ -155,48 +165,94 @@ def read_online(
     now_us: int,
 ) -> OnlineResponse:
     """One round trip to the store for every view and entity, then decoding."""
-    n = len(next(iter(entities.values()), []))
+    return decode_online(plan, entities, store.read(online_requests(plan, entities)), now_us)
+
+
+def online_requests(
+    plan: ReadPlan, entities: dict[str, list[Any]]
+) -> list[tuple[OnlineView, list[bytes]]]:
+    """The store read for a plan: each view with its entity keys, in entity order."""
     requests = []
     for vr in plan.views:
         names = vr.online.join_keys
         if len(names) == 1:
-            col, name = entities[names[0]], names[0]
-            keys = [encode_key_part(v, name) for v in col]
+            name = names[0]
+            # integers inline (encode_key_part's own format for them), anything else through it
+            keys = [
+                b"i%d" % v if type(v) is int else encode_key_part(v, name) for v in entities[name]
+            ]
         else:
             cols = [entities[k] for k in names]
             keys = [encode_key(vals, names) for vals in zip(*cols, strict=True)]
         requests.append((vr.online, keys))
-    results = store.read(requests)
+    return requests
 
+
+def decode_online(
+    plan: ReadPlan,
+    entities: dict[str, list[Any]],
+    results: Sequence[Sequence[bytes | None]],
+    now_us: int,
+) -> OnlineResponse:
+    """The response for the records ``store.read(online_requests(plan, entities))`` gave."""
+    n = len(next(iter(entities.values()), []))
     values: dict[str, list[Any]] = {}
     statuses: dict[str, list[str]] = {}
     stamps: dict[str, list[int | None]] = {}
     unpack = msgpack.unpackb
     for vr, records in zip(plan.views, results, strict=True):
+        if vr.aggregate is not None:
+            _read_aggregates(vr, vr.aggregate, records, now_us, values, statuses, stamps)
+            continue
         fresh_after = None if vr.ttl_us is None else now_us - vr.ttl_us
-        vals = {o: [None] * n for o in vr.outputs}
-        stats = {o: [MISSING] * n for o in vr.outputs}
         times: list[int | None] = [None] * n
-        pairs = list(zip(vr.features, vr.outputs, strict=True))
+        bodies: list[Any] = [None] * n  # the decoded map of each fresh record
+        expired = False
         for i, rec in enumerate(records):
             if rec is None:
                 continue
             ev = int(rec[:16]) - _OFFSET
             times[i] = ev
             if fresh_after is not None and ev < fresh_after:
-                for _, o in pairs:
-                    stats[o][i] = EXPIRED
-                continue
-            body = unpack(rec[HEADER:])
-            for f, o in pairs:
-                if f in body:
-                    vals[o][i] = body[f]
-                    stats[o][i] = PRESENT
-        for out, dtype in zip(vr.outputs, vr.dtypes, strict=True):
+                bodies[i] = _EXPIRED
+                expired = True
+            else:
+                bodies[i] = unpack(rec[HEADER:])
+        # Column by column: one comprehension per feature is much cheaper than per-value
+        # stores into preallocated lists.
+        for f, out, dtype in zip(vr.features, vr.outputs, vr.dtypes, strict=True):
+            col = [_ABSENT if b is None else b.get(f, _ABSENT) for b in bodies]
+            stats = [PRESENT if v is not _ABSENT else MISSING for v in col]
+            if expired:
+                stats = [
+                    EXPIRED if b is _EXPIRED else s for b, s in zip(bodies, stats, strict=True)
+                ]
+            vals: list[Any] = [None if v is _ABSENT else v for v in col]
             if dtype is Timestamp:  # stored as µs integers (msgpack has no datetime)
-                vals[out] = [None if u is None else from_micros(u) for u in vals[out]]
-        values.update(vals)
-        statuses.update(stats)
-        for o in vr.outputs:
-            stamps[o] = times
+                vals = [None if u is None else from_micros(u) for u in vals]
+            values[out] = vals
+            statuses[out] = stats
+            stamps[out] = times
     return OnlineResponse(entities, plan, values, statuses, stamps)
+
+
+def _read_aggregates(
+    vr: ViewRead,
+    plan: AggregatePlan,
+    records: Sequence[bytes | None],
+    now_us: int,
+    values: dict[str, list[Any]],
+    statuses: dict[str, list[str]],
+    stamps: dict[str, list[int | None]],
+) -> None:
+    """Window values at ``now_us``: present when not null (a count is never null), with the
+    time they were computed for as their event time."""
+    rows = [read_values(plan, rec, now_us) for rec in records]
+    times: list[int | None] = [now_us] * len(rows)
+    for f, out, dtype in zip(vr.features, vr.outputs, vr.dtypes, strict=True):
+        col = [r[f] for r in rows]
+        statuses[out] = [MISSING if v is None else PRESENT for v in col]
+        if dtype is Timestamp:
+            col = [None if u is None else from_micros(u) for u in col]
+        values[out] = col
+        stamps[out] = times

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from parity.online.base import OnlineStore, OnlineView, RecordBatch
@@ -32,12 +32,27 @@ class CacheSettings:
     max_entries: int
 
 
+AsyncRead = Callable[
+    [Sequence[tuple[OnlineView, Sequence[bytes]]]], Awaitable[list[list[bytes | None]]]
+]
+"""An awaitable ``inner.read`` (``parity.server.redis_reads``)."""
+_Found = tuple[list[list[bytes | None]], list[tuple[int, str | None, list[int]]], int, float]
+
+
+def _missing(
+    requests: Sequence[tuple[OnlineView, Sequence[bytes]]],
+    wanted: list[tuple[int, str | None, list[int]]],
+) -> list[tuple[OnlineView, list[bytes]]]:
+    return [(requests[r][0], [requests[r][1][i] for i in pos]) for r, _, pos in wanted]
+
+
 class ServingOnlineStore(OnlineStore):
     """Forwards to ``inner``; caches records when ``cache`` is set; reports reads.
 
     ``view_hashes()`` gives the current ``{view name: content hash}``; a view it lacks is
     read without the cache. ``on_read(view, n)`` is called per view and read with the number
-    of keys; ``on_cache(hits, misses)`` once per cached read.
+    of keys; ``on_cache(hits, misses)`` once per cached read. ``async_read``, when given, is
+    what ``read_async`` awaits instead of the blocking ``inner.read``.
     """
 
     def __init__(
@@ -49,8 +64,10 @@ class ServingOnlineStore(OnlineStore):
         on_read: Callable[[str, int], None] | None = None,
         on_cache: Callable[[int, int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        async_read: AsyncRead | None = None,
     ):
         self.inner = inner
+        self.async_read = async_read
         self.cache = cache
         self._view_hashes = view_hashes
         self._on_read = on_read
@@ -68,18 +85,47 @@ class ServingOnlineStore(OnlineStore):
     def read(
         self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
     ) -> list[list[bytes | None]]:
+        found = self._lookup(requests)
+        if found is None:
+            return self.inner.read(requests)
+        out, wanted, epoch, now = found
+        if wanted:
+            fetched = self.inner.read(_missing(requests, wanted))
+            self._fill(requests, out, wanted, fetched, epoch, now)
+        return out
+
+    async def read_async(
+        self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
+    ) -> list[list[bytes | None]]:
+        """``read`` for the event loop: with ``async_read`` set, the store's round trip is
+        awaited; without, this is the blocking ``read``."""
+        if self.async_read is None:
+            return self.read(requests)
+        found = self._lookup(requests)
+        if found is None:
+            return await self.async_read(requests)
+        out, wanted, epoch, now = found
+        if wanted:
+            fetched = await self.async_read(_missing(requests, wanted))
+            self._fill(requests, out, wanted, fetched, epoch, now)
+        return out
+
+    def _lookup(self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]) -> _Found | None:
+        """Count the reads; with the cache on, what it holds: (records so far, what to fetch
+        as (request index, view hash, positions), the write epoch, now). None: read it all
+        from the store, uncached."""
         if self._on_read is not None:
             for view, keys in requests:
                 self._on_read(view.name, len(keys))
         if self.cache is None:
-            return self.inner.read(requests)
+            return None
         try:
             hashes = self._view_hashes()
         except Exception:  # registry unreadable: serve from the store, uncached
-            return self.inner.read(requests)
+            return None
         now = self._clock()
         out: list[list[bytes | None]] = []
-        wanted: list[tuple[int, str | None, list[int]]] = []  # request index, hash, positions
+        wanted: list[tuple[int, str | None, list[int]]] = []
         hits = 0
         entries = self._entries
         with self._lock:
@@ -99,15 +145,23 @@ class ServingOnlineStore(OnlineStore):
                 if missing:
                     wanted.append((r, h, missing))
             epoch = self._epoch if self._writing == 0 else -1
-        misses = sum(len(m) for _, _, m in wanted)
         if self._on_cache is not None:
-            self._on_cache(hits, misses)
-        if not wanted:
-            return out
-        fetched = self.inner.read(
-            [(requests[r][0], [requests[r][1][i] for i in pos]) for r, _, pos in wanted]
-        )
+            self._on_cache(hits, sum(len(m) for _, _, m in wanted))
+        return out, wanted, epoch, now
+
+    def _fill(
+        self,
+        requests: Sequence[tuple[OnlineView, Sequence[bytes]]],
+        out: list[list[bytes | None]],
+        wanted: list[tuple[int, str | None, list[int]]],
+        fetched: list[list[bytes | None]],
+        epoch: int,
+        now: float,
+    ) -> None:
+        """Put the fetched records in ``out`` and, unless a write overlapped, in the cache."""
+        assert self.cache is not None
         expires = now + self.cache.ttl_seconds
+        entries = self._entries
         with self._lock:
             fill = epoch == self._epoch and self._writing == 0
             for (r, h, pos), records in zip(wanted, fetched, strict=True):
@@ -120,7 +174,6 @@ class ServingOnlineStore(OnlineStore):
                         entries.move_to_end((h, keys[i]))
             while len(entries) > self.cache.max_entries:
                 entries.popitem(last=False)
-        return out
 
     # -- writes: forward, then drop what they touched -------------------------------------
     def _begin_write(self) -> None:

@@ -1,7 +1,8 @@
 """What each endpoint does, between the parsed body and the JSON answer.
 
-``POST /get-online-features`` runs on the event loop itself: a read is one short round trip
-to the store, and handing it to a thread would cost more than it saves. Pushes and
+``POST /get-online-features`` runs on the event loop itself (handing it to a thread would
+cost more than it saves); its round trip to the store is awaited where the store allows it
+(plain Redis: ``parity.server.redis_reads``), else made there and then. Pushes and
 materializations run on one writer thread (one writer at a time, never blocking reads);
 readiness checks on the loop's default executor.
 """
@@ -20,6 +21,7 @@ import orjson
 from parity.definitions import PushSource
 from parity.errors import ObjectNotFoundError, RetrievalError
 from parity.online.base import OnlineView
+from parity.online.encoding import from_micros
 from parity.retrieval import resolve_features
 from parity.server.errors import ApiError, from_exception
 from parity.server.serving import ServingStore
@@ -85,7 +87,7 @@ class Handlers:
         return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
 
     # -- POST /get-online-features ----------------------------------------------------------
-    def online_features(self, body: bytes) -> bytes:
+    async def online_features(self, body: bytes) -> bytes:
         req = _object(body)
         features = req.get("features")
         service = req.get("feature_service")
@@ -119,13 +121,17 @@ class Handlers:
             raise ApiError("invalid_request", "full_feature_names must be true or false")
         self._check_keys(entities)
         try:
-            resp = self.store.get_online_features(refs, entities=entities, full_feature_names=full)
+            resp = await self.store.get_online_features_async(
+                refs, entities=entities, full_feature_names=full
+            )
         except RetrievalError as exc:
             raise self._diagnose(exc, refs, entities, full) from exc
 
         columns = resp.to_dict()
         statuses = resp.statuses
-        stamps = resp.event_timestamps
+        micros = resp.event_micros
+        stamps: dict[int, list[datetime | None]] = {}  # the features of a view share their times
+        wire = STATUS.__getitem__
         n = len(resp)
         results = []
         for name, values in columns.items():
@@ -134,14 +140,14 @@ class Handlers:
                 results.append(
                     {"values": values, "statuses": ["PRESENT"] * n, "event_timestamps": [None] * n}
                 )
-            else:
-                results.append(
-                    {
-                        "values": values,
-                        "statuses": [STATUS[s] for s in st],
-                        "event_timestamps": stamps[name],
-                    }
-                )
+                continue
+            us = micros[name]
+            times = stamps.get(id(us))
+            if times is None:
+                times = stamps[id(us)] = [None if u is None else from_micros(u) for u in us]
+            results.append(
+                {"values": values, "statuses": list(map(wire, st)), "event_timestamps": times}
+            )
         return dumps({"metadata": {"feature_names": list(columns)}, "results": results})
 
     def _check_keys(self, entities: dict[str, Any]) -> None:
