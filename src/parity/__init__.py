@@ -2,6 +2,7 @@
 
 from parity.config import RepoConfig
 from parity.definitions import (
+    Aggregation,
     DataSource,
     Entity,
     FeatureService,
@@ -9,8 +10,11 @@ from parity.definitions import (
     FeatureViewProjection,
     Field,
     FileSource,
+    OnDemandFeatureView,
     PushSource,
+    RequestSource,
     Sla,
+    on_demand_feature_view,
 )
 from parity.errors import (
     ConcurrentApplyError,
@@ -23,6 +27,7 @@ from parity.errors import (
     ParityError,
     RegistryError,
     RetrievalError,
+    TransformationError,
     ValidationError,
 )
 from parity.offline.base import RetrievalJob
@@ -43,6 +48,7 @@ from parity.types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Aggregation",
     "Array",
     "Bool",
     "Bytes",
@@ -64,17 +70,21 @@ __all__ = [
     "Int32",
     "Int64",
     "ObjectNotFoundError",
+    "OnDemandFeatureView",
     "OnlineStoreError",
     "ParityError",
     "PushSource",
     "RegistryError",
     "RepoConfig",
+    "RequestSource",
     "RetrievalError",
     "RetrievalJob",
     "Sla",
     "String",
     "Timestamp",
+    "TransformationError",
     "ValidationError",
     "ValueType",
     "__version__",
+    "on_demand_feature_view",
 ]

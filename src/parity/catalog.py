@@ -14,6 +14,7 @@ from parity.definitions import (
     Entity,
     FeatureService,
     FeatureView,
+    OnDemandFeatureView,
 )
 from parity.errors import ObjectNotFoundError
 
@@ -21,6 +22,7 @@ _LABEL = {
     "entity": "entity",
     "source": "data source",
     "feature_view": "feature view",
+    "on_demand_feature_view": "on-demand feature view",
     "feature_service": "feature service",
 }
 
@@ -48,6 +50,34 @@ class Catalog:
     def views(self) -> list[FeatureView]:
         """Every feature view, by name."""
         return [v for _, v in sorted(self.objects.get("feature_view", {}).items())]  # type: ignore[misc]
+
+    def on_demand_views(self) -> list[OnDemandFeatureView]:
+        """Every on-demand feature view, by name."""
+        return [v for _, v in sorted(self.objects.get("on_demand_feature_view", {}).items())]  # type: ignore[misc]
+
+    def on_demand_view(self, name: str) -> OnDemandFeatureView:
+        return self.get("on_demand_feature_view", name)  # type: ignore[return-value]
+
+    def view_kind(self, name: str) -> str | None:
+        """``feature_view`` or ``on_demand_feature_view`` for a view's name; None if neither."""
+        for kind in ("feature_view", "on_demand_feature_view"):
+            if self.has(kind, name):
+                return kind
+        return None
+
+    def upstream(self, obj: Definition) -> list[tuple[str, str]]:
+        """The (kind, name) of every object ``obj`` reads directly; unknown names as ``?``."""
+        if isinstance(obj, FeatureView):
+            return [("entity", e) for e in obj.entity_names] + [("source", obj.source_name)]
+        if isinstance(obj, OnDemandFeatureView):
+            return [(self.view_kind(i.view) or "?", i.view) for i in obj.inputs]
+        if isinstance(obj, FeatureService):
+            return [(self.view_kind(p.view) or "?", p.view) for p in obj.features]
+        return []
+
+    def downstream(self, kind: str, name: str) -> list[tuple[str, str]]:
+        """The (kind, name) of every object that reads the object ``kind name`` directly."""
+        return [(o.kind, o.name) for o in self.all() if (kind, name) in self.upstream(o)]
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.objects.get(kind, {}))

@@ -12,7 +12,8 @@
     ├── OnlineStoreError(RuntimeError)       the online store could not be read or written (503)
     ├── DataSourceError(ValueError)          a source cannot be read, or lacks a column
     │   └── DataSourceNotFoundError(FileNotFoundError)
-    └── RetrievalError(ValueError)           bad input to a feature retrieval (entity frame, feature refs)
+    ├── RetrievalError(ValueError)           bad input to a feature retrieval (entity frame, feature refs)
+    └── TransformationError(RuntimeError)    an on-demand view's function failed or returned bad output
 
 Each error carries ``http_status`` as plain data so the HTTP layer can map it without the
 core knowing about the web.
@@ -98,3 +99,12 @@ class RetrievalError(ParityError, ValueError):
     """Bad input to a feature retrieval: entity frame, timestamps or feature references."""
 
     http_status = 400
+
+
+class TransformationError(ParityError, RuntimeError):
+    """An on-demand feature view's function raised, or returned missing or mistyped outputs.
+
+    The message names the view and its function; the function's own error is the cause.
+    """
+
+    http_status = 500

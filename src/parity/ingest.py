@@ -155,6 +155,11 @@ def conform(
                     f"{label}: column {field.name!r} is {col.type}, but view {view.name!r} declares {field.dtype}"
                 )
             out[field.name] = _cast(col, field.dtype.to_arrow(), f"column {field.name!r}")
+    eid = source.event_id_field
+    if eid and any(v.is_aggregated for v in views):
+        if eid not in cols:
+            raise IngestError(f"{label}: no {eid!r} column (the source's event_id_field)")
+        out[eid] = table.column(eid)
     return pa.table(out), times
 
 

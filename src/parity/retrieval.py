@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from parity.aggregates.state import AggregatePlan
 from parity.catalog import Catalog
 from parity.definitions import FeatureService, FeatureView
 from parity.errors import RetrievalError
@@ -95,6 +96,9 @@ def read_plan(requests: Sequence[ViewRequest], catalog: Catalog) -> ReadPlan:
                 outputs=r.output_names,
                 dtypes=tuple(r.view.field(f).dtype for f in r.features),
                 ttl_us=None if ttl is None else ttl // timedelta(microseconds=1),
+                aggregate=AggregatePlan.of(r.view, catalog.source_of(r.view).event_id_field)
+                if r.view.is_aggregated
+                else None,
             )
         )
     return ReadPlan(views=tuple(views), join_keys=tuple(keys))

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from parity.aggregates.online import events_by_entity, write_events
+from parity.aggregates.state import AggregatePlan
 from parity.catalog import Catalog
 from parity.config import RepoConfig
 from parity.definitions import (
@@ -33,10 +35,11 @@ from parity.offline.log import append, log_dir
 from parity.online.base import OnlineStore
 from parity.online.encoding import to_micros
 from parity.online.reader import OnlineResponse, ReadPlan, entity_columns, read_online
-from parity.online.writer import encode_batch
+from parity.online.writer import CREATED_US, EVENT_US, encode_batch
 from parity.progress import progress_bar
 from parity.registry import Plan, Registry, VersionRecord
 from parity.retrieval import FeatureRefs, entity_keys, read_plan, resolve_features
+from parity.transform import plan_on_demand
 from parity.validation import validate
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -298,7 +301,19 @@ class FeatureStore:
 
         ``entity_rows=[{"driver_id": 1}, ...]`` or ``entities={"driver_id": [1, ...]}``.
         Values older than the view's ttl come back null with status ``expired``.
+        On-demand features are computed from the values read and the request data given
+        as extra entity columns (``parity.transform``).
         """
+        on_demand = plan_on_demand(features, self.catalog(), full_feature_names=full_feature_names)
+        if on_demand is not None:
+            return on_demand.online(
+                lambda refs: self.get_online_features(
+                    refs, entity_rows, entities=entities, full_feature_names=True
+                ),
+                entity_rows,
+                entities,
+                self.repo_path,
+            )
         plan = self._read_plan(features, full_feature_names)
         cols = entity_columns(entity_rows, entities, plan.join_keys)
         return read_online(self.online, plan, cols, self._now_us())
@@ -356,6 +371,7 @@ class FeatureStore:
                     online=self.online,
                     registry=self.registry,
                     on_batch=on_batch,
+                    now_us=self._now_us(),
                 )
                 for name, start in starts.items()
             ]
@@ -369,8 +385,22 @@ class FeatureStore:
         table, times = conform(
             as_table(df), [fv], catalog.source_of(fv), catalog, label=f"rows for {fv.name!r}"
         )
+        return self._write_online(fv, table, times, catalog)
+
+    def _write_online(
+        self, fv: FeatureView, table: Any, times: dict[str, Any], catalog: Catalog
+    ) -> int:
+        """Rows of one view to the online store: values, or events for an aggregated view."""
         ov = online_view(fv, catalog)
+        if fv.is_aggregated:
+            plan = self._aggregate_plan(fv, catalog)
+            groups = events_by_entity(plan, ov, table, times[EVENT_US], times[CREATED_US])
+            return write_events(self.online, ov, plan, groups, self._now_us())
         return self.online.write(ov, encode_batch(online_batch(table, times, ov), ov))
+
+    @staticmethod
+    def _aggregate_plan(fv: FeatureView, catalog: Catalog) -> AggregatePlan:
+        return AggregatePlan.of(fv, catalog.source_of(fv).event_id_field)
 
     def push(self, push_source_name: str, df: Any, to: str = "online") -> int:
         """Rows to the views fed by a push source: ``online``, ``offline`` or both.
@@ -400,8 +430,7 @@ class FeatureStore:
         if to != "offline":
             for fv in views:
                 if fv.online:
-                    ov = online_view(fv, catalog)
-                    self.online.write(ov, encode_batch(online_batch(table, times, ov), ov))
+                    self._write_online(fv, table, times, catalog)
         return table.num_rows
 
     def delete_entities(self, view_or_entity: str, keys: Sequence[Any]) -> int:
@@ -434,8 +463,19 @@ class FeatureStore:
         """Point-in-time correct features for every row of ``entity_df``, in its order.
 
         See ``parity.offline.base`` for the exact rule. Naive timestamps are UTC.
+        On-demand features are computed row by row from the joined features and the
+        request data in the entity frame's columns (``parity.transform``).
         """
         catalog = self.catalog()
+        on_demand = plan_on_demand(features, catalog, full_feature_names=full_feature_names)
+        if on_demand is not None:
+            return on_demand.historical(
+                lambda refs: self.get_historical_features(
+                    entity_df, refs, full_feature_names=True, timestamp_column=timestamp_column
+                ),
+                lambda: read_entity_frame(entity_df, self.offline.query),
+                self.repo_path,
+            )
         requests = resolve_features(features, catalog, full_feature_names=full_feature_names)
         joins = []
         key_types: dict[str, Any] = {}

@@ -4,7 +4,9 @@ Every problem found is reported at once (``ValidationError.problems``), each nam
 object and field: duplicate names, unknown entities or sources, schema fields the source
 lacks or holds with another kind of type, join keys the source lacks, timestamp columns
 that are not timestamps, services naming unknown views or features, and deletions that
-would leave another object dangling.
+would leave another object dangling. On-demand views: unknown source views or features,
+two inputs giving one column, a name a feature view already has, and dependency cycles
+(named, ``a -> b -> a``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from parity.definitions import (
     Entity,
     FeatureService,
     FeatureView,
+    OnDemandFeatureView,
 )
 from parity.errors import ParityError, ValidationError
 
@@ -52,10 +55,7 @@ def collect(
                 + (f" ({at})" if at else "")
             )
 
-    for obj in objects:
-        if not isinstance(obj, Definition):
-            problems.append(f"{obj!r} is not a definition (entity, source, view or service)")
-            continue
+    def add_with_parts(obj: Definition) -> None:
         if isinstance(obj, FeatureView):
             for e in obj.entities:
                 if isinstance(e, Entity):
@@ -63,6 +63,21 @@ def collect(
             if isinstance(obj.source, DataSource):
                 add(obj.source)
         add(obj)
+
+    for obj in objects:
+        if not isinstance(obj, Definition):
+            problems.append(f"{obj!r} is not a definition (entity, source, view or service)")
+            continue
+        add_with_parts(obj)
+    # Views an on-demand view was given as objects, unless given themselves: the on-demand
+    # view stores only their names, so the listed object is the one registered.
+    pending = [o for o in ordered if isinstance(o, OnDemandFeatureView)]
+    while pending:
+        for view in pending.pop().input_objects:
+            if (view.kind, view.name) not in seen:
+                add_with_parts(view)
+                if isinstance(view, OnDemandFeatureView):
+                    pending.append(view)
     return ordered, problems
 
 
@@ -109,6 +124,52 @@ def check_view_against_source(view: FeatureView, world: Catalog, schema: pa.Sche
     return problems
 
 
+def complete_aggregated_view(
+    view: FeatureView, source: DataSource, schema: pa.Schema
+) -> tuple[FeatureView, list[str]]:
+    """An aggregated view with the columns it reads declared (typed from the source), and
+    the problems of its aggregations against those types."""
+    from parity import types as T
+    from parity.definitions import Field
+    from parity.errors import DefinitionError
+
+    cols = {f.name: f.type for f in schema}
+    label = f"feature view {view.name!r}"
+    declared = {f.name for f in view.schema}
+    extra = []
+    problems = []
+    for a in view.aggregations:
+        if a.column is None or a.column in declared:
+            continue
+        col = source.column_for(a.column)
+        if col not in cols:
+            problems.append(
+                f"{label}: aggregation {a.output_name!r} reads {a.column!r}, which is not a "
+                f"column of source {source.name!r}; columns: {sorted(cols)}"
+            )
+            continue
+        try:
+            extra.append(Field(name=a.column, dtype=T.from_arrow(cols[col])))
+        except DefinitionError as exc:
+            problems.append(f"{label}: column {a.column!r}: {exc}")
+        declared.add(a.column)
+    eid = source.event_id_field
+    if eid and source.column_for(eid) not in cols:
+        problems.append(f"source {source.name!r}: event_id_field {eid!r} is not a column")
+    if problems:
+        return view, problems
+    if extra:
+        try:
+            view = view.model_copy(update={"schema_": [*view.schema, *extra]})
+            view = FeatureView(**view.to_spec())  # re-validated with the types
+        except DefinitionError as exc:
+            return view, [str(exc)]
+    types = {f.name: f.dtype for f in view.schema}
+    for a in view.aggregations:
+        problems += [f"{label}: {p}" for p in a.problems(types.get(a.column) if a.column else None)]
+    return view, problems
+
+
 def check_source(source: DataSource, schema: pa.Schema) -> list[str]:
     """Problems of a source's timestamp columns."""
     problems = []
@@ -150,16 +211,99 @@ def check_references(world: Catalog) -> list[str]:
     for svc in world.objects.get("feature_service", {}).values():
         assert isinstance(svc, FeatureService)
         for p in svc.features:
-            if not world.has("feature_view", p.view):
+            kind = world.view_kind(p.view)
+            if kind is None:
                 problems.append(f"feature service {svc.name!r}: unknown feature view {p.view!r}")
                 continue
-            have = world.view(p.view).feature_names
+            have = world.get(kind, p.view).feature_names  # type: ignore[attr-defined]
             for f in p.features or ():
                 if f not in have:
                     problems.append(
                         f"feature service {svc.name!r}: feature view {p.view!r} has no feature {f!r} (it has {have})"
                     )
     return problems
+
+
+def check_on_demand(world: Catalog, current: Catalog | None = None) -> list[str]:
+    """Problems of on-demand views: their inputs, names, and cycles among them.
+
+    ``current`` (the registry before the apply) lets a missing input be reported as a
+    deletion others depend on.
+    """
+    problems = []
+    for odfv in world.on_demand_views():
+        label = f"on-demand feature view {odfv.name!r}"
+        if world.has("feature_view", odfv.name):
+            problems.append(f"{label}: a feature view has the same name; rename one")
+        columns: dict[str, str] = {}
+        for inp in odfv.inputs:
+            kind = world.view_kind(inp.view)
+            if kind is None:
+                gone = current is not None and current.view_kind(inp.view) is not None
+                problems.append(
+                    f"{label}: depends on {inp.view!r}, which "
+                    + (
+                        "this apply would delete; delete or change the dependent view too"
+                        if gone
+                        else "is not a feature view or on-demand feature view"
+                    )
+                )
+                continue
+            have = world.get(kind, inp.view).feature_names  # type: ignore[attr-defined]
+            for f in inp.features or have:
+                if f not in have:
+                    problems.append(
+                        f"{label}: view {inp.view!r} has no feature {f!r} (it has {have})"
+                    )
+                elif f in columns:
+                    problems.append(
+                        f"{label}: input column {f!r} comes from {columns[f]} and from view "
+                        f"{inp.view!r}; select features with view[[...]]"
+                    )
+                else:
+                    columns[f] = f"view {inp.view!r}"
+        for req in odfv.request_sources:
+            for fld in req.schema:
+                if fld.name in columns:
+                    problems.append(
+                        f"{label}: input column {fld.name!r} comes from {columns[fld.name]} and "
+                        f"from request source {req.name!r}"
+                    )
+                else:
+                    columns[fld.name] = f"request source {req.name!r}"
+    problems += [
+        f"on-demand feature views depend on each other in a cycle: {c}" for c in cycles(world)
+    ]
+    return problems
+
+
+def cycles(world: Catalog) -> list[str]:
+    """Each dependency cycle among on-demand views once, as ``a -> b -> a`` (from its
+    smallest name)."""
+    graph = {v.name: [i.view for i in v.inputs] for v in world.on_demand_views()}
+    found: set[tuple[str, ...]] = set()
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in graph.get(node, []):
+            if nxt not in graph:
+                continue
+            if state.get(nxt) == 1:
+                loop = path[path.index(nxt) :]
+                i = loop.index(min(loop))
+                found.add(tuple(loop[i:] + loop[:i]))
+            elif state.get(nxt) is None:
+                visit(nxt)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return [" -> ".join([*c, c[0]]) for c in sorted(found)]
 
 
 def validate(
@@ -175,6 +319,7 @@ def validate(
     base = [] if delete_missing else current.all()
     world = Catalog.of([*base, *ordered], project=current.project)
     problems += check_references(world)
+    problems += check_on_demand(world, current)
     schemas: dict[str, pa.Schema] = {}
     for obj in ordered:
         if isinstance(obj, DataSource):
@@ -184,7 +329,8 @@ def validate(
                 problems.append(str(exc))
                 continue
             problems += check_source(obj, schemas[obj.name])
-    for obj in ordered:
+    completed = False
+    for i, obj in enumerate(ordered):
         if not isinstance(obj, FeatureView) or not world.has("source", obj.source_name):
             continue
         source = world.source_of(obj)
@@ -195,10 +341,24 @@ def validate(
                 problems.append(f"feature view {obj.name!r}: {exc}")
                 continue
         if source.name in schemas:
+            if obj.is_aggregated:
+                obj, found = complete_aggregated_view(obj, source, schemas[source.name])
+                problems += found
+                ordered[i], completed = obj, True
             problems += check_view_against_source(obj, world, schemas[source.name])
     if problems:
         raise ValidationError(problems)
+    if completed:
+        world = Catalog.of([*base, *ordered], project=current.project)
     return ordered, world
 
 
-__all__ = ["check_references", "check_source", "check_view_against_source", "collect", "validate"]
+__all__ = [
+    "check_on_demand",
+    "check_references",
+    "check_source",
+    "check_view_against_source",
+    "collect",
+    "cycles",
+    "validate",
+]

@@ -19,6 +19,7 @@ from parity.types import ValueType
 
 EXPORTED = {
     # definitions
+    "Aggregation",
     "DataSource",
     "Entity",
     "FeatureService",
@@ -26,8 +27,11 @@ EXPORTED = {
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "OnDemandFeatureView",
     "PushSource",
+    "RequestSource",
     "Sla",
+    "on_demand_feature_view",
     # errors
     "ConcurrentApplyError",
     "ConfigError",
@@ -39,6 +43,7 @@ EXPORTED = {
     "ParityError",
     "RegistryError",
     "RetrievalError",
+    "TransformationError",
     "ValidationError",
     # types
     "Array",
@@ -56,6 +61,7 @@ EXPORTED = {
 OTHER_EXPORTS = {"FeatureStore", "RepoConfig", "RetrievalJob", "__version__"}
 
 INTERNAL = {
+    "aggregation_from_yaml": "the YAML loader's reading of transformation: window_sum(7d)",
     "PrimitiveType": "the class of Int64, String...; users use those values",
     "parse": "types by name are accepted wherever a type is (dtype='Int64')",
     "from_arrow": "used by engines and stores; reachable as parity.types.from_arrow",
@@ -75,6 +81,10 @@ INTERNAL = {
     "parse_yaml": "part of load_repo",
     "read_yaml_file": "part of load_repo",
     "resolve_entity_refs": "part of load_repo",
+    "load_module": "runs one repo file; how the registry gets an on-demand view's function back",
+    "UdfLocation": "where an on-demand view's function lives, as the registry stores it",
+    "ViewInput": "a view an on-demand view reads, as the registry stores it",
+    "function_hash": "the registry's hash of a function's source; part of the view's spec",
 }
 
 

@@ -20,7 +20,8 @@ KindOption = Annotated[
     typer.Option(
         "--kind",
         "-k",
-        help="entity, source, view or service; needed only when NAME is used by several kinds.",
+        help="entity, source, view, on-demand-view or service; needed only when NAME is used "
+        "by several kinds.",
     ),
 ]
 
@@ -31,7 +32,7 @@ def list_(
         str | None,
         typer.Argument(
             metavar="KIND",
-            help="entities, views, services or sources.",
+            help="entities, views, on-demand-views, services or sources.",
             show_default="all kinds",
         ),
     ] = None,
@@ -63,7 +64,8 @@ def describe(
     """Show an object's registered spec, its current version and its last change."""
     wanted = parse_kind(kind)
     with open_store(repo) as store:
-        found = _find(store.catalog(fresh=True), name, wanted)
+        catalog = store.catalog(fresh=True)
+        found = _find(catalog, name, wanted)
         out = render.console()
         for i, obj in enumerate(found):
             if i:
@@ -72,6 +74,7 @@ def describe(
             out.print(render.spec_yaml(obj))
             last = store.history(obj.name, obj.kind)[-1]
             out.print(render.version_line(last))
+            out.print(render.dependencies(catalog, obj))
 
 
 @handles_errors

@@ -47,6 +47,12 @@ KIND_ALIASES = {
     "views": "feature_view",
     "feature_view": "feature_view",
     "feature_views": "feature_view",
+    "on_demand_view": "on_demand_feature_view",
+    "on_demand_views": "on_demand_feature_view",
+    "on_demand_feature_view": "on_demand_feature_view",
+    "on_demand_feature_views": "on_demand_feature_view",
+    "odfv": "on_demand_feature_view",
+    "odfvs": "on_demand_feature_view",
     "service": "feature_service",
     "services": "feature_service",
     "feature_service": "feature_service",
@@ -61,7 +67,8 @@ def parse_kind(value: str | None, option: str = "--kind") -> str | None:
     kind = KIND_ALIASES.get(value.strip().lower().replace("-", "_"))
     if kind is None:
         raise typer.BadParameter(
-            f"unknown kind {value!r}; use entity, source, view or service", param_hint=option
+            f"unknown kind {value!r}; use entity, source, view, on-demand-view or service",
+            param_hint=option,
         )
     return kind
 

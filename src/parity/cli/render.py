@@ -19,7 +19,15 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from parity.definitions import DataSource, Definition, Entity, FeatureService, FeatureView
+from parity.catalog import Catalog
+from parity.definitions import (
+    DataSource,
+    Definition,
+    Entity,
+    FeatureService,
+    FeatureView,
+    OnDemandFeatureView,
+)
 from parity.definitions.base import format_duration
 from parity.registry import Change, Plan, VersionRecord
 
@@ -29,12 +37,14 @@ KIND_LABELS = {
     "entity": "entity",
     "source": "data source",
     "feature_view": "feature view",
+    "on_demand_feature_view": "on-demand feature view",
     "feature_service": "feature service",
 }
 KIND_TITLES = {
     "entity": "Entities",
     "source": "Data sources",
     "feature_view": "Feature views",
+    "on_demand_feature_view": "On-demand feature views",
     "feature_service": "Feature services",
 }
 
@@ -118,6 +128,13 @@ def definitions_table(kind: str, objects: Sequence[Definition]) -> Table:
                 ("TTL", ttl_text(obj)),
                 ("Source", obj.source_name),
             ]
+        elif isinstance(obj, OnDemandFeatureView):
+            facts = [
+                ("Sources", ", ".join(s.removeprefix("view ") for s in obj.depends_on)),
+                ("Features", ", ".join(obj.feature_names)),
+                ("Mode", obj.mode),
+                ("Function", obj.udf.describe()),
+            ]
         elif isinstance(obj, FeatureService):
             facts = [("Features", " ".join(service_refs(obj)))]
         elif isinstance(obj, DataSource):
@@ -142,6 +159,20 @@ def spec_yaml(obj: Definition) -> Syntax:
     """The object's registered spec as highlighted YAML."""
     text = yaml.safe_dump(obj.to_spec(), sort_keys=False, allow_unicode=True)
     return Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default")
+
+
+def dependencies(catalog: Catalog, obj: Definition) -> Text:
+    """``depends on: ...`` and ``used by: ...`` lines from the registry's dependency graph."""
+
+    def names(pairs: Sequence[tuple[str, str]]) -> str:
+        return ", ".join(f"{KIND_LABELS.get(k, k)} {n}" for k, n in pairs) or "-"
+
+    up: list[tuple[str, str]] = catalog.upstream(obj)
+    if isinstance(obj, OnDemandFeatureView):
+        up = up + [("request source", r.name) for r in obj.request_sources]
+    text = Text(f"depends on: {names(up)}\n", style="dim")
+    text.append(f"used by: {names(catalog.downstream(obj.kind, obj.name))}")
+    return text
 
 
 def version_line(record: VersionRecord) -> Group:
@@ -198,6 +229,7 @@ __all__ = [
     "change_text",
     "console",
     "definitions_table",
+    "dependencies",
     "error",
     "history_table",
     "plan_text",

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from parity.definitions.aggregation import Aggregation
 from parity.definitions.base import Definition, parse_duration, spec_hash
 from parity.definitions.entity import Entity
 from parity.definitions.feature_service import FeatureService
 from parity.definitions.feature_view import FeatureView, FeatureViewProjection, Field, Sla
+from parity.definitions.on_demand import (
+    OnDemandFeatureView,
+    RequestSource,
+    on_demand_feature_view,
+)
 from parity.definitions.source import DataSource, FileSource, PushSource, source_from_spec
 
 KINDS: dict[str, type[Definition]] = {
     "entity": Entity,
     "source": DataSource,
     "feature_view": FeatureView,
+    "on_demand_feature_view": OnDemandFeatureView,
     "feature_service": FeatureService,
 }
 """Every registered kind, in dependency order: an object only references earlier kinds."""
@@ -33,6 +40,7 @@ def from_spec(kind: str, spec: dict[str, Any]) -> Definition:
 
 __all__ = [
     "KINDS",
+    "Aggregation",
     "DataSource",
     "Definition",
     "Entity",
@@ -41,9 +49,12 @@ __all__ = [
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "OnDemandFeatureView",
     "PushSource",
+    "RequestSource",
     "Sla",
     "from_spec",
+    "on_demand_feature_view",
     "parse_duration",
     "source_from_spec",
     "spec_hash",

@@ -9,12 +9,13 @@ from pydantic import field_serializer, field_validator
 
 from parity.definitions.base import Definition, _check_name
 from parity.definitions.feature_view import FeatureView, FeatureViewProjection
+from parity.definitions.on_demand import OnDemandFeatureView
 
 
 def _projection(item: Any) -> FeatureViewProjection:
     if isinstance(item, FeatureViewProjection):
         return item
-    if isinstance(item, FeatureView):
+    if isinstance(item, FeatureView | OnDemandFeatureView):
         return FeatureViewProjection(view=item.name, features=None)
     if isinstance(item, str):
         view, _, feats = item.partition(":")
@@ -48,7 +49,9 @@ class FeatureService(Definition):
     def __init__(
         self,
         name: str,
-        features: Sequence[FeatureView | FeatureViewProjection | str | dict[str, Any]],
+        features: Sequence[
+            FeatureView | OnDemandFeatureView | FeatureViewProjection | str | dict[str, Any]
+        ],
         **data: Any,
     ) -> None:
         super().__init__(name=name, features=features, **data)

@@ -9,9 +9,11 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, field_serializer, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from parity.definitions.aggregation import Aggregation
 from parity.definitions.base import Definition, DType, Duration, Name, definition_error
 from parity.definitions.entity import Entity
 from parity.definitions.source import DataSource, source_from_spec
+from parity.errors import DefinitionError
 
 
 class _Part(BaseModel):
@@ -62,13 +64,20 @@ class FeatureView(Definition):
     ``ttl`` bounds how old a value may be when it is joined or served: a row stamped ``t``
     sees source rows in ``[t - ttl, t]``; ``None`` means no lower bound. ``entities`` and
     ``source`` may be objects or names; the registry stores names.
+
+    With ``aggregations``, the view's features are the aggregations' outputs over the
+    source's events (see ``parity.definitions.aggregation``) and ``schema`` lists the source
+    columns they read, with their types (``apply`` fills in the ones left out from the
+    source). ``hop`` rounds every window's start down to a multiple of it.
     """
 
     kind: ClassVar[str] = "feature_view"
 
     entities: list[Entity | Name]
     source: DataSource | Name
-    schema_: list[Field]
+    schema_: list[Field] = []
+    aggregations: list[Aggregation] = []
+    hop: Duration | None = None
     ttl: Duration | None = None
     online: bool = True
     sla: Sla | None = None
@@ -104,25 +113,85 @@ class FeatureView(Definition):
             raise ValueError(f"ttl must be positive or None (no limit), got {v}")
         return v
 
+    @field_validator("aggregations", mode="before")
+    @classmethod
+    def _aggregations(cls, v: Any) -> Any:
+        if isinstance(v, list | tuple):
+            return [Aggregation(**a) if isinstance(a, dict) else a for a in v]
+        return v
+
     @model_validator(mode="after")
     def _fields(self) -> FeatureView:
         names = [f.name for f in self.schema_]
-        if not names:
+        if not names and not self.aggregations:
             raise ValueError("schema: a feature view needs at least one field")
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"schema: field names repeat: {dup}")
+        if self.aggregations:
+            self._check_aggregations()
+        elif self.hop is not None:
+            raise ValueError("hop: only a view with aggregations has a hop")
         ents = self.entity_names
         if len(set(ents)) != len(ents):
             raise ValueError(f"entities repeat: {ents}")
         keys = {k for e in self.entities if isinstance(e, Entity) for k in e.join_keys}
-        clash = sorted(keys & set(names))
+        clash = sorted(keys & set(self.feature_names if self.aggregations else names))
         if clash:
             raise ValueError(
                 f"schema: {clash} are join keys of the view's entities; "
                 "list only features in schema"
             )
         return self
+
+    def _check_aggregations(self) -> None:
+        outs = [a.output_name for a in self.aggregations]
+        dup = sorted({n for n in outs if outs.count(n) > 1})
+        if dup:
+            raise ValueError(f"aggregations: output names repeat: {dup} (give each a name=)")
+        if self.ttl is not None:
+            raise ValueError("ttl: an aggregated view is bounded by its windows; drop the ttl")
+        if self.hop is not None:
+            us = self.hop // timedelta(microseconds=1)
+            if us <= 0 or self.hop % timedelta(microseconds=1):
+                raise ValueError(f"hop must be a positive whole number of µs, got {self.hop}")
+        types = {f.name: f.dtype for f in self.schema_}
+        for a in self.aggregations:
+            if a.column is not None and a.column in types:
+                for problem in a.problems(types[a.column]):
+                    raise ValueError(problem)
+
+    @property
+    def is_aggregated(self) -> bool:
+        return bool(self.aggregations)
+
+    @property
+    def hop_us(self) -> int | None:
+        return None if self.hop is None else self.hop // timedelta(microseconds=1)
+
+    @property
+    def features(self) -> list[Field]:
+        """The view's features: its schema, or for an aggregated view the aggregations'
+        outputs (typed from the columns the schema declares)."""
+        if not self.aggregations:
+            return self.schema_
+        types = {f.name: f.dtype for f in self.schema_}
+        out = []
+        for a in self.aggregations:
+            if a.column is not None and a.column not in types:
+                raise DefinitionError(
+                    f"feature view {self.name!r}: column {a.column!r} of aggregation "
+                    f"{a.output_name!r} is not in the schema (apply fills it from the source)"
+                )
+            dtype = a.output_type(types.get(a.column) if a.column else None)
+            out.append(Field(name=a.output_name, dtype=dtype))
+        return out
+
+    def aggregation(self, output: str) -> Aggregation:
+        for a in self.aggregations:
+            if a.output_name == output:
+                return a
+        raise KeyError(output)
 
     @field_serializer("entities")
     def _ser_entities(self, v: list[Entity | str]) -> list[str]:
@@ -132,9 +201,16 @@ class FeatureView(Definition):
     def _ser_source(self, v: DataSource | str) -> str:
         return v.name if isinstance(v, DataSource) else v
 
+    @field_serializer("aggregations")
+    def _ser_aggregations(self, v: list[Aggregation]) -> list[dict[str, Any]]:
+        return [a.to_spec() for a in v]
+
     def to_spec(self) -> dict[str, Any]:
         spec = super().to_spec()
         spec["schema"] = spec.pop("schema_")
+        if not self.aggregations:  # plain views keep their stored form (and content hash)
+            spec.pop("aggregations", None)
+            spec.pop("hop", None)
         return spec
 
     @property
@@ -151,10 +227,12 @@ class FeatureView(Definition):
 
     @property
     def feature_names(self) -> list[str]:
+        if self.aggregations:
+            return [a.output_name for a in self.aggregations]
         return [f.name for f in self.schema_]
 
     def field(self, name: str) -> Field:
-        for f in self.schema_:
+        for f in self.features:
             if f.name == name:
                 return f
         from parity.errors import RetrievalError

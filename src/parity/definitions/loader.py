@@ -45,11 +45,19 @@ from parity.definitions import KINDS
 from parity.definitions.base import Definition
 from parity.definitions.entity import Entity
 from parity.definitions.feature_view import FeatureView
+from parity.definitions.on_demand import OnDemandFeatureView
 from parity.definitions.source import DataSource
 from parity.definitions.yaml_form import read_yaml_file, resolve_entity_refs
 from parity.errors import DefinitionError, ParityError
 
-__all__ = ["CONFIG_FILE", "RepoContents", "RepoObject", "find_definition_files", "load_repo"]
+__all__ = [
+    "CONFIG_FILE",
+    "RepoContents",
+    "RepoObject",
+    "find_definition_files",
+    "load_module",
+    "load_repo",
+]
 
 CONFIG_FILE = "parity.yaml"
 SKIPPED_FOLDERS = frozenset({"data", ".venv", "venv", "__pycache__", "node_modules"})
@@ -151,6 +159,9 @@ def load_repo(repo_path: str | Path) -> RepoContents:
     # Objects handed to a view (an inline source, entity objects) come from the view's file.
     for entry in list(found):
         obj = entry.definition
+        if isinstance(obj, OnDemandFeatureView):
+            for view in obj.input_objects:
+                add(view, entry.origin)
         if isinstance(obj, FeatureView):
             if isinstance(obj.source, DataSource):
                 add(obj.source, entry.origin)
@@ -167,10 +178,22 @@ def load_repo(repo_path: str | Path) -> RepoContents:
                 obj = resolve_entity_refs(obj, entities)
             except DefinitionError as exc:
                 raise DefinitionError(f"{entry.origin}: {exc}") from None
+        if isinstance(obj, OnDemandFeatureView):  # its function is recorded by repo file
+            obj = obj.located_in(root)
         resolved.append(RepoObject(obj, entry.origin))
 
     resolved.sort(key=_sort_key)
     return RepoContents(root, tuple(resolved), tuple(_relative(root, f) for f in files))
+
+
+def load_module(root: str | Path, path: str | Path) -> ModuleType:
+    """Run one repo file as ``load_repo`` does (the repo folder leads ``sys.path``) and return
+    its module; ``sys.path`` and ``sys.modules`` are as before afterwards."""
+    root = Path(root).resolve()
+    path = Path(path).resolve()
+    with _LOAD_LOCK, _RepoImporter(root) as importer:
+        importer.load(path)
+        return importer._by_path[path]
 
 
 def find_definition_files(root: str | Path) -> list[Path]:

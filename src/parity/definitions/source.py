@@ -19,6 +19,15 @@ class DataSource(Definition):
     timestamp_field: str = "event_timestamp"
     created_timestamp_field: str | None = None
     field_mapping: dict[str, str] = {}
+    event_id_field: str | None = None
+    """A column identifying each event: aggregated views count a replayed event once
+    (the first to arrive, by created time, per entity)."""
+
+    def to_spec(self) -> dict[str, Any]:
+        spec = super().to_spec()
+        if spec.get("event_id_field") is None:  # unset: the stored form (and hash) stay as before
+            spec.pop("event_id_field", None)
+        return spec
 
     def column_for(self, name: str) -> str:
         """The source column that holds the feature or join key ``name``."""
@@ -83,7 +92,12 @@ class PushSource(DataSource):
         if isinstance(data, dict) and data.get("batch_source") is not None:
             batch = data["batch_source"]
             get = batch.get if isinstance(batch, dict) else lambda k, d=None: getattr(batch, k, d)
-            for key in ("timestamp_field", "created_timestamp_field", "field_mapping"):
+            for key in (
+                "timestamp_field",
+                "created_timestamp_field",
+                "field_mapping",
+                "event_id_field",
+            ):
                 if key not in data:
                     default: dict[str, str] | None = {} if key == "field_mapping" else None
                     data = {**data, key: get(key, default) or default}
@@ -94,12 +108,22 @@ class PushSource(DataSource):
     @model_validator(mode="after")
     def _same_columns(self) -> PushSource:
         b = self.batch_source
-        mine = (self.timestamp_field, self.created_timestamp_field, self.field_mapping)
-        theirs = (b.timestamp_field, b.created_timestamp_field, b.field_mapping)
+        mine = (
+            self.timestamp_field,
+            self.created_timestamp_field,
+            self.field_mapping,
+            self.event_id_field,
+        )
+        theirs = (
+            b.timestamp_field,
+            b.created_timestamp_field,
+            b.field_mapping,
+            b.event_id_field,
+        )
         if mine != theirs:
             raise ValueError(
-                "timestamp_field, created_timestamp_field and field_mapping come from "
-                "batch_source; set them there"
+                "timestamp_field, created_timestamp_field, field_mapping and event_id_field "
+                "come from batch_source; set them there"
             )
         return self
 

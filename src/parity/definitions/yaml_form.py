@@ -229,6 +229,11 @@ def _build(kind: Any, body: dict[str, Any], where: str) -> Definition:
         "feature_service": _feature_service,
     }
     builder = builders.get(kind) if isinstance(kind, str) else None
+    if kind == "on_demand_feature_view":
+        raise DefinitionError(
+            f"{where}: on-demand feature views are Python-only (YAML cannot hold a function); "
+            "define one with @on_demand_feature_view in a .py file of the repo"
+        )
     if builder is None:
         raise DefinitionError(f"{where}: unknown kind {kind!r}; known: {', '.join(builders)}")
     return builder(body, where)

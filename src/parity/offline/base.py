@@ -127,6 +127,15 @@ class OfflineEngine(ABC):
         """
 
     @abstractmethod
+    def events(self, view: ViewJoin, after_us: int, until_us: int) -> pa.Table:
+        """The raw events of an aggregated view with ``after_us < event time <= until_us``.
+
+        Columns: the join keys and the columns the aggregations read (by the view's names),
+        the event id column when the source has one (replays already dropped: the first by
+        created time is kept), ``__event_us`` and ``__created_us``.
+        """
+
+    @abstractmethod
     def query(self, sql: str) -> pa.Table:
         """Run a query in the engine's own SQL (used for SQL entity frames)."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,8 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from parity import types as T
+from parity.aggregates.exact import ExactRangeError
 from parity.definitions import DataSource, FileSource, PushSource
-from parity.errors import DataSourceError, DataSourceNotFoundError
+from parity.errors import DataSourceError, DataSourceNotFoundError, RetrievalError
 from parity.offline import log
 from parity.offline.base import (
     ENTITY_TS,
@@ -34,6 +36,7 @@ from parity.offline.base import (
     ViewJoin,
 )
 from parity.offline.config import DuckDBOfflineConfig
+from parity.offline.windows import WindowQuery, typed_column, window_query
 
 T_MICRO = timedelta(microseconds=1)
 _SHIFT = 2**64
@@ -312,21 +315,94 @@ class DuckDBOfflineEngine(OfflineEngine):
         except duckdb.Error as exc:
             raise DataSourceError(f"reading the latest rows of {view.view.name!r}: {exc}") from None
 
+    def events(self, view: ViewJoin, after_us: int, until_us: int) -> pa.Table:
+        src = view.source
+        types = {f.name: f.type for f in self.source_schema(src)}
+        dtypes = {f.name: f.dtype for f in view.view.schema}
+        ts_col = src.timestamp_field
+        cols = [f"{ident(src.column_for(k))} AS {ident(k)}" for k in view.join_keys]
+        wanted = (a.column for a in view.view.aggregations if a.column)
+        for c in dict.fromkeys(c for c in wanted if c not in view.join_keys):
+            cols.append(
+                f"{typed_column(ident(src.column_for(c)), dtypes[c], duck_type)} AS {ident(c)}"
+            )
+        eid = src.event_id_field
+        if eid:
+            cols.append(f"{ident(src.column_for(eid))} AS {ident(eid)}")
+        cols.append(f"{_micros(ident(ts_col), types.get(ts_col))} AS __event_us")
+        cr = src.created_timestamp_field
+        created = _micros(ident(cr), types.get(cr)) if cr else "NULL::BIGINT"
+        cols.append(f"{created} AS __created_us")
+        where = [
+            f"{ident(ts_col)} IS NOT NULL",
+            _bound(ident(ts_col), types.get(ts_col), ">", after_us),
+            _bound(ident(ts_col), types.get(ts_col), "<=", until_us),
+        ]
+        sql = f"SELECT {', '.join(cols)} FROM {self._scan(src)} WHERE {' AND '.join(where)}"
+        if eid:
+            part = ", ".join(ident(k) for k in view.join_keys)
+            sql = (
+                f"SELECT * FROM ({sql}) QUALIFY {ident(eid)} IS NULL OR row_number() OVER "
+                f"(PARTITION BY {part}, {ident(eid)} ORDER BY __created_us ASC NULLS FIRST, "
+                "__event_us) = 1"
+            )
+        try:
+            return self._con().cursor().sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise DataSourceError(f"reading the events of {view.view.name!r}: {exc}") from None
+
+    def _window_query(self, join: PointInTimeJoin, vj: ViewJoin) -> WindowQuery:
+        src = vj.source
+        types = {f.name: f.type for f in self.source_schema(src)}
+        return window_query(
+            vj.view,
+            src,
+            vj.join_keys,
+            vj.output_names,
+            join.keys,
+            row_id=ROW_ID,
+            entity_us=join.keys.column(ENTITY_TS).cast(pa.int64()).to_numpy(),
+            scan=self._scan(src),
+            micros=lambda col: _micros(ident(col), types.get(col)),
+            bound=lambda col, op, us: _bound(ident(col), types.get(col), op, us),
+            duck_type=duck_type,
+        )
+
     def point_in_time_join(self, join: PointInTimeJoin) -> RetrievalJob:
-        sql = self.build_sql(join)
+        plain = [vj for vj in join.views if not vj.view.is_aggregated]
+        windowed = [vj for vj in join.views if vj.view.is_aggregated]
+        sql = self.build_sql(replace(join, views=tuple(plain))) if plain else None
+        queries = [self._window_query(join, vj) for vj in windowed]
 
         def run() -> pa.Table:
             con = self._con()
-            con.register("__parity_keys", join.keys)
-            try:
-                features = con.sql(sql).to_arrow_table()
-            except duckdb.Error as exc:
-                raise DataSourceError(f"historical retrieval failed: {exc}") from None
-            finally:
-                con.unregister("__parity_keys")
+            columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+            if sql is not None:
+                con.register("__parity_keys", join.keys)
+                try:
+                    features = con.sql(sql).to_arrow_table()
+                except duckdb.Error as exc:
+                    raise DataSourceError(f"historical retrieval failed: {exc}") from None
+                finally:
+                    con.unregister("__parity_keys")
+                for name in features.column_names[1:]:
+                    columns[name] = features.column(name)
+            for vj, q in zip(windowed, queries, strict=True):
+                con.register("__parity_wkeys", q.keys)
+                try:
+                    columns.update(q.finish(con.sql(q.sql).to_arrow_table()))
+                except duckdb.Error as exc:
+                    raise DataSourceError(
+                        f"historical retrieval of aggregated view {vj.view.name!r} failed: {exc}"
+                    ) from None
+                except ExactRangeError as exc:
+                    raise RetrievalError(f"aggregated view {vj.view.name!r}: {exc}") from None
+                finally:
+                    con.unregister("__parity_wkeys")
             result = join.entities
-            for name in features.column_names[1:]:
-                result = result.append_column(name, features.column(name))
+            for vj in join.views:
+                for name in vj.output_names:
+                    result = result.append_column(name, columns[name])
             return result
 
         return ArrowRetrievalJob(run)

@@ -10,7 +10,7 @@ reader's job (``parity.online.reader``): a store may also drop expired records o
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -76,3 +76,21 @@ class OnlineStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - stores without resources need nothing
         """Release connections."""
+
+
+Updater = Callable[[list[bytes | None]], list[bytes | None]]
+"""Current records of some keys in, their new records out (None: delete the record)."""
+
+
+class SupportsUpdate(ABC):
+    """Read-modify-write of records, atomic per key: what aggregated views need.
+
+    ``update`` reads the records of ``keys``, calls ``fn`` with them and stores what it
+    returns; no other write to those keys lands in between (SQLite: one transaction; Redis:
+    a compare-and-set per key, and ``fn`` runs again for the keys another writer changed).
+    ``fn`` must therefore be a pure function of the records it gets.
+    """
+
+    @abstractmethod
+    def update(self, view: OnlineView, keys: Sequence[bytes], fn: Updater) -> int:
+        """Apply ``fn``; returns how many records were written or deleted."""

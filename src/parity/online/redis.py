@@ -16,6 +16,7 @@ answer. Needs Redis >= 6.2.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,9 +38,9 @@ from redis.exceptions import (
 )
 
 from parity.errors import ConfigError, OnlineStoreError
-from parity.online.base import OnlineStore, OnlineView, RecordBatch
+from parity.online.base import OnlineStore, OnlineView, RecordBatch, SupportsUpdate, Updater
 from parity.online.config import RedisOnlineConfig
-from parity.online.redis_scripts import NEVER, WRITE_SCRIPT, WRITE_SHA
+from parity.online.redis_scripts import CAS_SCRIPT, CAS_SHA, NEVER, WRITE_SCRIPT, WRITE_SHA
 
 _hiredis_pack: Callable[[tuple[bytes, ...]], bytes] | None
 try:
@@ -56,7 +57,7 @@ _GLOB = str.maketrans({c: "\\" + c for c in "\\*?[]"})
 _Chunk = tuple[int, list[bytes], list[bytes]]  # (slot, keys, records) of one cluster EVALSHA
 
 
-class RedisOnlineStore(OnlineStore):
+class RedisOnlineStore(OnlineStore, SupportsUpdate):
     """Latest records per (view, entity key) in Redis or a Redis Cluster."""
 
     def __init__(self, config: RedisOnlineConfig, project: str):
@@ -92,6 +93,7 @@ class RedisOnlineStore(OnlineStore):
             client = self.client()
             client.ping()
             client.script_load(WRITE_SCRIPT)
+            client.script_load(CAS_SCRIPT)
         except _ERRORS as exc:
             raise ConfigError(f"online store: cannot use {self.where}: {exc}") from None
         for view in views:
@@ -136,6 +138,45 @@ class RedisOnlineStore(OnlineStore):
             out.append(values[start:end])
             start = end
         return out
+
+    def update(self, view: OnlineView, keys: Sequence[bytes], fn: Updater) -> int:
+        """Optimistic: read, compute, compare-and-set per key; keys another writer changed
+        meanwhile are read and computed again (up to 50 rounds)."""
+        prefix = self._prefix(view.name)
+        pending = list(dict.fromkeys(keys))
+        written = 0
+        try:
+            for _ in range(50):
+                if not pending:
+                    return written
+                full = [prefix + k for k in pending]
+                old = self._mget_cluster(full) if self.cluster else self._mget(full)
+                new = fn(old)
+                todo = [(i, o, n) for i, (o, n) in enumerate(zip(old, new, strict=True)) if o != n]
+                pipe = self.client().pipeline(transaction=False)
+                for i, o, n in todo:
+                    expected = hashlib.sha1(o).hexdigest() if o is not None else ""
+                    pipe.evalsha(CAS_SHA, 1, full[i], expected, n if n is not None else b"")
+                replies = pipe.execute(raise_on_error=False)
+                again = []
+                for (i, _, _), reply in zip(todo, replies, strict=True):
+                    if isinstance(reply, NoScriptError):  # a restarted or flushed server
+                        again.append(pending[i])
+                    elif isinstance(reply, Exception):
+                        raise reply
+                    elif reply:
+                        written += 1
+                    else:  # another writer changed it: read and compute again
+                        again.append(pending[i])
+                if any(isinstance(r, NoScriptError) for r in replies):
+                    self.client().script_load(CAS_SCRIPT)
+                pending = again
+        except _ERRORS as exc:
+            raise self._error(f"update of view {view.name!r}", exc) from None
+        raise OnlineStoreError(
+            f"online store {self.where}: update of view {view.name!r} kept conflicting "
+            f"with other writers on {len(pending)} keys; try again"
+        )
 
     def delete(self, view: OnlineView, keys: Sequence[bytes]) -> int:
         prefix = self._prefix(view.name)

@@ -67,3 +67,21 @@ WRITE_SHA = hashlib.sha1(WRITE_SCRIPT).hexdigest()
 
 NEVER = b"-1"
 """``after`` for a view without a ttl."""
+
+
+CAS_SCRIPT = b"""
+local cur = redis.call('GET', KEYS[1])
+local seen = ''
+if cur then seen = redis.sha1hex(cur) end
+if seen ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+return 1
+"""
+"""Compare-and-set of one key: ``EVALSHA CAS_SHA 1 key sha1(expected or '') new``; an
+empty ``new`` deletes. Replies 1 when stored, 0 when the key no longer holds ``expected``."""
+
+CAS_SHA = hashlib.sha1(CAS_SCRIPT).hexdigest()

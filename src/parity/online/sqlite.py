@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from parity.errors import OnlineStoreError
-from parity.online.base import OnlineStore, OnlineView, RecordBatch
+from parity.online.base import OnlineStore, OnlineView, RecordBatch, SupportsUpdate, Updater
 from parity.online.config import SqliteOnlineConfig
 
 _NO_CREATED = -(2**62)  # a missing created time is older than any real one
 _CHUNK = 500  # keys per IN (...) query: under SQLite's variable limit
 
 
-class SqliteOnlineStore(OnlineStore):
+class SqliteOnlineStore(OnlineStore, SupportsUpdate):
     """Latest records per (view, entity key) in a local SQLite file."""
 
     def __init__(self, config: SqliteOnlineConfig, project: str, repo_path: Path):
@@ -80,6 +80,30 @@ class SqliteOnlineStore(OnlineStore):
             con.execute("ROLLBACK")
             raise
         return con.total_changes - before
+
+    def update(self, view: OnlineView, keys: Sequence[bytes], fn: Updater) -> int:
+        if not keys:
+            return 0
+        con = self._con()
+        con.execute("BEGIN IMMEDIATE")  # the write lock first: nothing lands in between
+        try:
+            old = self.read([(view, keys)])[0]
+            new = fn(old)
+            changed = [(k, o, n) for k, o, n in zip(keys, old, new, strict=True) if o != n]
+            con.executemany(
+                f"INSERT INTO {self.table} VALUES (?, ?, 0, 0, ?) ON CONFLICT (view, entity_key) "
+                "DO UPDATE SET record = excluded.record",
+                ((view.name, k, n) for k, _, n in changed if n is not None),
+            )
+            con.executemany(
+                f"DELETE FROM {self.table} WHERE view = ? AND entity_key = ?",
+                ((view.name, k) for k, _, n in changed if n is None),
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return len(changed)
 
     def _in_sql(self, n: int) -> str:
         sql = self._sql_cache.get(n)

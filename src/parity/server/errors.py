@@ -26,6 +26,7 @@ from parity.errors import (
     ParityError,
     RegistryError,
     RetrievalError,
+    TransformationError,
 )
 from parity.ingest import IngestError
 
@@ -39,6 +40,7 @@ CODES = {
     "missing_join_key": 400,  # the requested features need a join key the entities lack
     "wrong_value_type": 400,  # a join key value of the wrong type (e.g. "1001" for an Int64 key)
     "null_join_key": 400,  # a join key value is null
+    "missing_request_data": 400,  # an on-demand feature needs a request field the entities lack
     "invalid_rows": 400,  # pushed rows refused (column missing, wrong type, null key...)
     "not_a_push_source": 400,  # /push named a source that is not a push source
     "invalid_definition": 400,
@@ -56,6 +58,7 @@ CODES = {
     "internal_error": 500,
     "config_error": 500,
     "registry_error": 500,
+    "transformation_failed": 500,  # an on-demand view's function raised or returned bad output
     "online_store_unavailable": 503,
     "not_ready": 503,
 }
@@ -67,6 +70,7 @@ _BY_CLASS: list[tuple[type[BaseException], str]] = [
     (ConfigError, "config_error"),
     (IngestError, "invalid_rows"),
     (RetrievalError, "invalid_request"),
+    (TransformationError, "transformation_failed"),
     (DataSourceNotFoundError, "data_source_not_found"),
     (DataSourceError, "data_source_error"),
     (DefinitionError, "invalid_definition"),

@@ -25,6 +25,7 @@ from parity.online.encoding import from_micros
 from parity.retrieval import resolve_features
 from parity.server.errors import ApiError, from_exception
 from parity.server.serving import ServingStore
+from parity.transform import plan_on_demand
 from parity.types import Timestamp
 
 T = TypeVar("T")
@@ -187,6 +188,15 @@ class Handlers:
     ) -> ApiError:
         """The stable code for a refused read, found by checking the request, not the text."""
         catalog = self.store.catalog()
+        on_demand = plan_on_demand(refs, catalog, full_feature_names=full)
+        if on_demand is not None:  # request data first, then the features it reads
+            for step in on_demand.steps:
+                for _, fld in step.request_fields:
+                    if fld.name not in entities:
+                        return ApiError("missing_request_data", str(exc))
+            if not on_demand.plain_refs:
+                return ApiError("wrong_value_type", str(exc))
+            refs, full = list(on_demand.plain_refs), True
         try:
             requests = resolve_features(refs, catalog, full_feature_names=full)
         except ObjectNotFoundError as err:
