@@ -39,8 +39,15 @@ one of three forms:
     ``owner``, ``description``, ``tags``, ``sla``, ``pii``, ``ttl`` and ``online`` are kept on
     the view; ``pii`` is also set on the field.
 
-``transformation:`` (in forms (a) and (c)) is refused for now: window aggregations arrive in
-a later release. A schema item also takes ``type:`` for ``dtype:``.
+Window aggregations: in form (c), ``transformation: window_count(30d)`` (or
+``window_sum(7d)`` with ``column: amount``, ``window_last_n(7d, 5)``; optional ``hop:``)
+makes a view with that one aggregation, named ``name``; ``dtype`` is then optional and, when
+given, must be the aggregation's output type where that is fixed (counts: Int64; mean and
+stddev: Float64). In form (a), ``aggregations:`` lists items with either ``function``,
+``window``, ``column``, ``name``, ``n`` or ``transformation: window_sum(7d)`` with ``column``
+and ``name``; ``hop:`` applies to them all, and ``schema`` is then optional (the columns the
+aggregations read; apply fills in those left out). A schema item also takes ``type:`` for
+``dtype:``.
 
 ``entity:``/``entities:`` name entities by name or by join key (``entity: user_id``). The
 loader resolves them once every file of the repo is read (``resolve_entity_refs``): a name of
@@ -61,6 +68,7 @@ from typing import Any
 
 import yaml
 
+from parity.definitions.aggregation import Aggregation, aggregation_from_yaml
 from parity.definitions.base import Definition
 from parity.definitions.entity import Entity
 from parity.definitions.feature_service import FeatureService
@@ -69,16 +77,11 @@ from parity.definitions.source import _SOURCE_TYPES, DataSource
 from parity.errors import DefinitionError
 
 __all__ = [
-    "TRANSFORMATION_REFUSED",
     "YamlObject",
     "parse_yaml",
     "read_yaml_file",
     "resolve_entity_refs",
 ]
-
-TRANSFORMATION_REFUSED = (
-    "transformation is not supported yet (window aggregations arrive in a later release)"
-)
 
 LIST_KEYS = {
     "entities": "entity",
@@ -97,7 +100,8 @@ _VIEW_KEYS = _COMMON | {
     "online",
     "sla",
     "pii",
-    "transformation",
+    "aggregations",
+    "hop",
 }
 _SERVICE_KEYS = _COMMON | {"features"}
 _FIELD_KEYS = {"name", "dtype", "type", "description", "tags", "pii"}
@@ -111,6 +115,8 @@ _SINGLE_KEYS = _COMMON | {
     "ttl",
     "online",
     "transformation",
+    "column",
+    "hop",
 }
 _SINGLE_MARKERS = {"entity", "source", "dtype", "type", "transformation"}
 
@@ -265,12 +271,14 @@ def _source(body: dict[str, Any], where: str) -> DataSource:
 def _feature_view(body: dict[str, Any], where: str) -> FeatureView:
     label = _label("feature_view", body)
     _check_keys(body, _VIEW_KEYS, where, label)
-    _refuse_transformation(body, where, label)
     data = dict(body)
     data["entities"] = _entity_refs(body, where, label)
     data.pop("entity", None)
     if "source" in data:
         data["source"] = _source_ref(data["source"], where, label)
+    if "aggregations" in data:
+        data["aggregations"] = _aggregations(data["aggregations"], where, label)
+        data.setdefault("schema", [])
     if "schema" not in data:
         raise DefinitionError(f"{where}: {label}: schema: required (a list of fields)")
     schema = data["schema"]
@@ -291,7 +299,10 @@ def _feature_service(body: dict[str, Any], where: str) -> FeatureService:
 def _single_feature(doc: dict[str, Any], where: str) -> FeatureView:
     label = _label("feature", doc)
     _check_keys(doc, _SINGLE_KEYS, where, label)
-    _refuse_transformation(doc, where, label)
+    if "transformation" in doc:
+        return _single_aggregation(doc, where, label)
+    if "column" in doc or "hop" in doc:
+        raise DefinitionError(f"{where}: {label}: column and hop go with transformation:")
     if "dtype" in doc and "type" in doc:
         raise DefinitionError(f"{where}: {label}: give dtype or type, not both")
     missing = [k for k in ("name", "entity", "source") if k not in doc]
@@ -367,9 +378,53 @@ def _construct(cls: type[Definition], data: dict[str, Any], where: str) -> Any:
         raise DefinitionError(f"{where}: {exc}") from None
 
 
-def _refuse_transformation(body: dict[str, Any], where: str, label: str) -> None:
-    if "transformation" in body:
-        raise DefinitionError(f"{where}: {label}: {TRANSFORMATION_REFUSED}")
+def _aggregation(item: Any, where: str, label: str) -> Aggregation:
+    if not isinstance(item, dict):
+        raise DefinitionError(f"{where}: {label}: an aggregation is a mapping, got {item!r}")
+    try:
+        if "transformation" in item:
+            extra = sorted(set(item) - {"transformation", "column", "name"})
+            if extra:
+                raise DefinitionError(f"with transformation:, unknown keys {extra}")
+            return aggregation_from_yaml(
+                str(item["transformation"]), item.get("column"), item.get("name")
+            )
+        return Aggregation(**item)
+    except (DefinitionError, ValueError) as exc:
+        raise DefinitionError(f"{where}: {label}: aggregation: {exc}") from None
+
+
+def _aggregations(items: Any, where: str, label: str) -> list[Aggregation]:
+    if not isinstance(items, list) or not items:
+        raise DefinitionError(f"{where}: {label}: aggregations: expected a non-empty list")
+    return [_aggregation(item, where, label) for item in items]
+
+
+def _single_aggregation(doc: dict[str, Any], where: str, label: str) -> FeatureView:
+    missing = [k for k in ("name", "entity", "source") if k not in doc]
+    if missing:
+        raise DefinitionError(
+            f"{where}: {label}: an aggregated feature needs name, entity, source and "
+            f"transformation; missing: {', '.join(missing)}"
+        )
+    agg = _aggregation(
+        {"transformation": doc["transformation"], "column": doc.get("column"), "name": doc["name"]},
+        where,
+        label,
+    )
+    dtype = doc.get("dtype", doc.get("type"))
+    fixed = {"count": "Int64", "count_distinct": "Int64", "approx_count_distinct": "Int64"}
+    fixed.update(mean="Float64", stddev="Float64")
+    if dtype is not None and agg.function in fixed and str(dtype) != fixed[agg.function]:
+        raise DefinitionError(
+            f"{where}: {label}: dtype: {agg.function} gives {fixed[agg.function]}, not {dtype}"
+        )
+    keep = ("description", "owner", "tags", "sla", "pii", "online", "hop", "name")
+    data: dict[str, Any] = {k: doc[k] for k in keep if k in doc}
+    data["entities"] = _entity_refs(doc, where, label)
+    data["source"] = _source_ref(doc["source"], where, label)
+    data["aggregations"] = [agg]
+    return _construct(FeatureView, data, where)
 
 
 def _check_keys(body: dict[str, Any], allowed: set[str], where: str, label: str) -> None:

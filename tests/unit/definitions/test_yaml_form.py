@@ -11,7 +11,6 @@ import pytest
 from parity.definitions import Entity, FeatureService, FeatureView, Field, FileSource, Sla
 from parity.definitions.loader import load_repo
 from parity.definitions.yaml_form import (
-    TRANSFORMATION_REFUSED,
     parse_yaml,
     read_yaml_file,
     resolve_entity_refs,
@@ -210,9 +209,8 @@ def test_single_feature_form_without_a_type_is_refused() -> None:
     )
 
 
-def test_transformation_is_refused_in_the_users_form() -> None:
-    # The exact document teams write today.
-    message = refused(
+def test_single_feature_transformation_is_a_window_aggregation() -> None:
+    objs = read(
         """
         kind: entity
         name: user
@@ -221,31 +219,52 @@ def test_transformation_is_refused_in_the_users_form() -> None:
         entity: user_id
         source: orders_stream
         transformation: window_count(30d)
+        hop: 5m
         owner: growth-ml
-        sla: { freshness: "5m", availability: "99.5%" }
-        pii: false
-        """,
-        "defs/x.yaml#2",
-        "user_30d_purchase_count",
+        ---
+        name: user_7d_spend
+        entity: user_id
+        source: orders_stream
+        transformation: window_sum(7d)
+        column: amount
+        """
     )
-    assert TRANSFORMATION_REFUSED in message
-    assert TRANSFORMATION_REFUSED == (
-        "transformation is not supported yet (window aggregations arrive in a later release)"
-    )
+    views = [o for o in objs if isinstance(o, FeatureView)]
+    count, spend = views
+    assert count.feature_names == ["user_30d_purchase_count"]
+    assert count.aggregations[0].function == "count"
+    assert count.aggregations[0].window == timedelta(days=30)
+    assert count.hop == timedelta(minutes=5)
+    assert spend.aggregations[0].column == "amount"
+    assert spend.aggregations[0].window == timedelta(days=7)
 
 
-def test_transformation_is_refused_in_a_kind_document() -> None:
-    refused(
+def test_aggregations_list_in_a_kind_document_and_bad_transformations() -> None:
+    objs = read(
         """
         kind: feature_view
         name: v
         entities: [e]
         source: s
-        schema: [{ name: f, dtype: Int64 }]
-        transformation: window_sum(amount, 7d)
-        """,
-        "defs/x.yaml#1: feature_view 'v'",
-        TRANSFORMATION_REFUSED,
+        hop: 1h
+        aggregations:
+          - { transformation: "window_last_n(7d, 3)", column: amount, name: last3 }
+          - { function: mean, column: amount, window: 1d }
+        """
+    )
+    view = objs[0]
+    assert isinstance(view, FeatureView)
+    assert view.feature_names == ["last3", "amount_mean_1d"]
+    assert view.aggregations[0].n == 3
+    refused(
+        "name: f\nentity: e\nsource: s\ntransformation: window_median(7d)\ncolumn: x\n",
+        "defs/x.yaml#1",
+        "function 'median' is not one of",
+    )
+    refused(
+        "name: f\nentity: e\nsource: s\ntransformation: window_count(7d)\ndtype: Float64\n",
+        "defs/x.yaml#1",
+        "count gives Int64",
     )
 
 
