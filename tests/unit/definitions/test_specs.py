@@ -195,4 +195,10 @@ def test_from_spec_refuses_unknown_kind_and_source_type() -> None:
         from_spec("model", {"name": "m"})
     with pytest.raises(DefinitionError, match="unknown source_type 'kafka'"):
         from_spec("source", {"name": "s", "source_type": "kafka"})
-    assert list(KINDS) == ["entity", "source", "feature_view", "feature_service"]
+    assert list(KINDS) == [
+        "entity",
+        "source",
+        "feature_view",
+        "on_demand_feature_view",
+        "feature_service",
+    ]
