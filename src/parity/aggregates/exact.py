@@ -9,9 +9,10 @@ the two agree for all inputs.
 - A float column's sum is kept in fixed point: each value rounded (half to even) to a
   multiple of 2**-64, summed as an integer. Exact below 2**63 in magnitude; a value of
   2**63 or more is refused. Squares (for stddev) are kept at 2**-32.
-- A total ``S`` becomes a float as ``(float(lo) + float(hi) * 2**64) * 2**-bits`` with
-  ``hi, lo = divmod(S, 2**64)``: each conversion of a 64-bit integer is correctly rounded,
-  the multiplications by powers of two are exact, so the result is one rounding of the sum.
+- A total ``S`` becomes a float from its magnitude's halves, ``hi, lo = divmod(|S|, 2**64)``:
+  ``±(float(lo) + float(hi) * 2**64) * 2**-bits``. Each conversion of a 64-bit integer is
+  correctly rounded and the scalings by powers of two are exact, so the result is within one
+  unit in the last place of the exact value (the sign is applied last: no cancellation).
 - ``approx_count_distinct`` is a HyperLogLog with 2**12 registers over the first 8 bytes of
   the MD5 of the value's text (integers in decimal, booleans as ``true``/``false``); its
   registers merge by maximum and its estimate is computed from exact integers.
@@ -64,18 +65,26 @@ def fixed_sql(expr: str, bits: int) -> str:
 
 def to_float(total: int, bits: int) -> float:
     """A fixed-point (or, with ``bits=0``, plain integer) total as a float."""
-    hi, lo = total >> 64, total & _MASK64
-    return (float(lo) + float(hi) * _TWO64) * 2.0**-bits
+    mag = -total if total < 0 else total
+    hi, lo = mag >> 64, mag & _MASK64
+    value = (float(lo) + float(hi) * _TWO64) * 2.0**-bits
+    return -value if total < 0 else value
 
 
-def to_float_array(hi: np.ndarray, lo: np.ndarray, bits: int) -> np.ndarray:
-    """``to_float`` over columns of the total's high (int64) and low (uint64) halves."""
-    return (lo.astype(np.float64) + hi.astype(np.float64) * _TWO64) * 2.0**-bits
+def to_float_array(hi: np.ndarray, lo: np.ndarray, neg: np.ndarray, bits: int) -> np.ndarray:
+    """``to_float`` over columns of the magnitude's high (int64) and low (uint64) halves and
+    the sign (bool: negative)."""
+    value = (lo.astype(np.float64) + hi.astype(np.float64) * _TWO64) * 2.0**-bits
+    return np.where(neg, -value, value)
 
 
-def limbs_sql(expr: str) -> tuple[str, str]:
-    """SQL for a HUGEINT total's high and low 64-bit halves (``>>`` floors, as Python's)."""
-    return f"(({expr}) >> 64)::BIGINT", f"(({expr}) & {_MASK64}::HUGEINT)::UBIGINT"
+def limbs_sql(expr: str) -> tuple[str, str, str]:
+    """SQL for a HUGEINT total's magnitude halves (high, low) and whether it is negative."""
+    return (
+        f"(abs({expr}) >> 64)::BIGINT",
+        f"(abs({expr}) & {_MASK64}::HUGEINT)::UBIGINT",
+        f"(({expr}) < 0)",
+    )
 
 
 def mean(total: float, n: int) -> float:
@@ -136,7 +145,7 @@ def hll_estimate(z_total: int, zeros: int) -> int:
 
 
 def hll_estimate_array(hi: np.ndarray, lo: np.ndarray, zeros: np.ndarray) -> np.ndarray:
-    estimate = _HLL_ALPHA_MM / to_float_array(hi, lo, 64)
+    estimate = _HLL_ALPHA_MM / to_float_array(hi, lo, np.zeros(len(hi), bool), 64)
     small = (estimate <= 2.5 * HLL_M) & (zeros > 0)
     estimate = np.where(small, _LINEAR[zeros], estimate)
     return np.rint(estimate).astype(np.int64)

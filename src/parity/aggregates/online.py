@@ -68,15 +68,14 @@ def write_events(
             f"view {plan.view!r} aggregates events, which needs an online store that can "
             f"update records in place; {type(store).__name__} cannot"
         )
-    keys = list(groups)
 
-    def fn(records: list[bytes | None]) -> list[bytes | None]:
+    def fn(keys: Sequence[bytes], records: list[bytes | None]) -> list[bytes | None]:
         return [
             apply_events(plan, rec, groups[k], now_us, replace_until=replace_until)
             for k, rec in zip(keys, records, strict=True)
         ]
 
-    return store.update(ov, keys, fn)
+    return store.update(ov, list(groups), fn)
 
 
 def chunks(groups: dict[bytes, list[Event]], size: int) -> Sequence[dict[bytes, list[Event]]]:

@@ -126,16 +126,21 @@ def window_query(
             assert c is not None
             bits = slot.bits
             q = exact.fixed_sql(c, bits) if bits else f"{c}::HUGEINT"
-            hi, lo = exact.limbs_sql(f"sum({q}) FILTER (WHERE {f})")
-            selects += [f"count({c}) FILTER (WHERE {f}) AS {p}n", f"{hi} AS {p}h", f"{lo} AS {p}l"]
+            hi, lo, neg = exact.limbs_sql(f"sum({q}) FILTER (WHERE {f})")
+            selects += [
+                f"count({c}) FILTER (WHERE {f}) AS {p}n",
+                f"{hi} AS {p}h",
+                f"{lo} AS {p}l",
+                f"{neg} AS {p}s",
+            ]
             if fn == "stddev":
                 q2 = (
                     exact.fixed_sql(f"{c} * {c}", exact.SQUARE_BITS)
                     if bits
                     else f"{c}::HUGEINT * {c}::HUGEINT"
                 )
-                hi2, lo2 = exact.limbs_sql(f"sum({q2}) FILTER (WHERE {f})")
-                selects += [f"{hi2} AS {p}h2", f"{lo2} AS {p}l2"]
+                hi2, lo2, neg2 = exact.limbs_sql(f"sum({q2}) FILTER (WHERE {f})")
+                selects += [f"{hi2} AS {p}h2", f"{lo2} AS {p}l2", f"{neg2} AS {p}s2"]
             finishers.append(_sums(o.name, p, fn, bits))
         elif fn in ("min", "max"):
             selects.append(f"{fn}({c}) FILTER (WHERE {f}) AS {p}")
@@ -186,7 +191,7 @@ def window_query(
             f"max({rank}) AS r FROM __parity_wkeys k JOIN e ON {join_cond} AND {f} "
             f"AND {c} IS NOT NULL GROUP BY ALL) GROUP BY {row_id})"
         )
-        zh, zl = exact.limbs_sql(f"a{j}.z")
+        zh, zl, _ = exact.limbs_sql(f"a{j}.z")  # never negative
         joins.append(f"LEFT JOIN a{j} USING ({row_id})")
         extra += [f"{zh} AS a{j}h", f"{zl} AS a{j}l", f"a{j}.zeros AS a{j}z"]
         finishers.append(_approx(name, f"a{j}"))
@@ -211,7 +216,7 @@ def typed_column(expr: str, dtype: T.ValueType, duck_type: Callable[[T.ValueType
     return f"CAST({expr} AS {dt})"
 
 
-def _np(col: pa.ChunkedArray | pa.Array, dtype: type, fill: int = 0) -> np.ndarray:
+def _np(col: pa.ChunkedArray | pa.Array, dtype: type, fill: int | bool = 0) -> np.ndarray:
     return np.asarray(pc.fill_null(col, fill).to_numpy(zero_copy_only=False), dtype=dtype)
 
 
@@ -234,12 +239,14 @@ def _sums(name: str, p: str, fn: str, bits: int) -> Callable[[pa.Table], tuple[s
         n = _np(r.column(f"{p}n"), np.int64)
         hi = _np(r.column(f"{p}h"), np.int64)
         lo = _np(r.column(f"{p}l"), np.uint64)
+        neg = _np(r.column(f"{p}s"), np.bool_, fill=False)
         if fn == "sum" and not bits:
-            fits = ((hi == 0) & (lo < 2**63)) | ((hi == -1) & (lo >= 2**63))
+            fits = (hi == 0) & ((lo < 2**63) | (neg & (lo == 2**63)))
             if not fits.all():
                 raise exact.ExactRangeError(f"{name}: a sum is beyond Int64")
-            return name, pa.array(lo.view(np.int64), pa.int64(), mask=n == 0)
-        total = exact.to_float_array(hi, lo, bits)
+            signed = lo.astype(np.int64)  # 2**63 wraps to -2**63, which is what it is
+            return name, pa.array(np.where(neg, -signed, signed), pa.int64(), mask=n == 0)
+        total = exact.to_float_array(hi, lo, neg, bits)
         if fn == "sum":
             return name, pa.array(total, pa.float64(), mask=n == 0)
         if fn == "mean":
@@ -247,7 +254,8 @@ def _sums(name: str, p: str, fn: str, bits: int) -> Callable[[pa.Table], tuple[s
                 return name, pa.array(total / n, pa.float64(), mask=n == 0)
         hi2 = _np(r.column(f"{p}h2"), np.int64)
         lo2 = _np(r.column(f"{p}l2"), np.uint64)
-        squares = exact.to_float_array(hi2, lo2, exact.SQUARE_BITS if bits else 0)
+        neg2 = _np(r.column(f"{p}s2"), np.bool_, fill=False)
+        squares = exact.to_float_array(hi2, lo2, neg2, exact.SQUARE_BITS if bits else 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             sd = exact.stddev_array(total, squares, n)
         return name, pa.array(sd, pa.float64(), mask=n < 2)

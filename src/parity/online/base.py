@@ -78,16 +78,17 @@ class OnlineStore(ABC):
         """Release connections."""
 
 
-Updater = Callable[[list[bytes | None]], list[bytes | None]]
-"""Current records of some keys in, their new records out (None: delete the record)."""
+Updater = Callable[[Sequence[bytes], list[bytes | None]], list[bytes | None]]
+"""Some of the keys and their current records in, their new records out (None: delete)."""
 
 
 class SupportsUpdate(ABC):
     """Read-modify-write of records, atomic per key: what aggregated views need.
 
-    ``update`` reads the records of ``keys``, calls ``fn`` with them and stores what it
+    ``update`` reads the records of ``keys``, calls ``fn(keys, records)`` and stores what it
     returns; no other write to those keys lands in between (SQLite: one transaction; Redis:
-    a compare-and-set per key, and ``fn`` runs again for the keys another writer changed).
+    a compare-and-set per key, and ``fn`` runs again, on those keys only, for the keys
+    another writer changed).
     ``fn`` must therefore be a pure function of the records it gets.
     """
 

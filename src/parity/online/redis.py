@@ -151,13 +151,17 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                     return written
                 full = [prefix + k for k in pending]
                 old = self._mget_cluster(full) if self.cluster else self._mget(full)
-                new = fn(old)
+                new = fn(pending, old)
                 todo = [(i, o, n) for i, (o, n) in enumerate(zip(old, new, strict=True)) if o != n]
-                pipe = self.client().pipeline(transaction=False)
-                for i, o, n in todo:
-                    expected = hashlib.sha1(o).hexdigest() if o is not None else ""
-                    pipe.evalsha(CAS_SHA, 1, full[i], expected, n if n is not None else b"")
-                replies = pipe.execute(raise_on_error=False)
+                calls = [
+                    (
+                        full[i],
+                        hashlib.sha1(o).hexdigest() if o is not None else "",
+                        n if n is not None else b"",
+                    )
+                    for i, o, n in todo
+                ]
+                replies = self._cas(calls)
                 again = []
                 for (i, _, _), reply in zip(todo, replies, strict=True):
                     if isinstance(reply, NoScriptError):  # a restarted or flushed server
@@ -169,7 +173,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                     else:  # another writer changed it: read and compute again
                         again.append(pending[i])
                 if any(isinstance(r, NoScriptError) for r in replies):
-                    self.client().script_load(CAS_SCRIPT)
+                    self.client().script_load(CAS_SCRIPT)  # on every primary of a cluster
                 pending = again
         except _ERRORS as exc:
             raise self._error(f"update of view {view.name!r}", exc) from None
@@ -177,6 +181,29 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
             f"online store {self.where}: update of view {view.name!r} kept conflicting "
             f"with other writers on {len(pending)} keys; try again"
         )
+
+    def _cas(self, calls: list[tuple[bytes, str, bytes]]) -> list[Any]:
+        """One compare-and-set per (key, expected sha1, new record), pipelined (per node on a
+        cluster, whose client refuses scripts in its own pipelines); errors as values."""
+        client = self.client()
+        if not isinstance(client, RedisCluster):
+            pipe = client.pipeline(transaction=False)
+            for key, expected, new in calls:
+                pipe.evalsha(CAS_SHA, 1, key, expected, new)
+            return pipe.execute(raise_on_error=False)
+        by_node: dict[str, list[int]] = {}
+        for i, (key, _, _) in enumerate(calls):
+            by_node.setdefault(client.get_node_from_key(key).name, []).append(i)
+        replies: list[Any] = [None] * len(calls)
+        for name, idx in by_node.items():
+            node = client.get_node(node_name=name)
+            pipe = client.get_redis_connection(node).pipeline(transaction=False)
+            for i in idx:
+                key, expected, new = calls[i]
+                pipe.evalsha(CAS_SHA, 1, key, expected, new)
+            for i, reply in zip(idx, pipe.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        return replies
 
     def delete(self, view: OnlineView, keys: Sequence[bytes]) -> int:
         prefix = self._prefix(view.name)

@@ -88,7 +88,7 @@ class SqliteOnlineStore(OnlineStore, SupportsUpdate):
         con.execute("BEGIN IMMEDIATE")  # the write lock first: nothing lands in between
         try:
             old = self.read([(view, keys)])[0]
-            new = fn(old)
+            new = fn(keys, old)
             changed = [(k, o, n) for k, o, n in zip(keys, old, new, strict=True) if o != n]
             con.executemany(
                 f"INSERT INTO {self.table} VALUES (?, ?, 0, 0, ?) ON CONFLICT (view, entity_key) "
