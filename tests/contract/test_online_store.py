@@ -499,7 +499,9 @@ def test_update_creates_changes_and_deletes_records(clean) -> None:
     # None deletes; an unchanged record is not written again.
     assert (
         online.update(
-            view, keys, lambda ks, rs: [None if k == b"i1" else r for k, r in zip(ks, rs)]
+            view,
+            keys,
+            lambda ks, rs: [None if k == b"i1" else r for k, r in zip(ks, rs, strict=True)],
         )
         == 1
     )
