@@ -28,6 +28,7 @@ from parity.aggregates import exact
 from parity.definitions import FeatureView
 
 _INT64 = 2**63
+_SUMS = frozenset({"sum", "mean", "stddev"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,12 @@ class AggregatePlan:
     hop_us: int | None
     horizon_us: int
     event_id: str | None
+    columns: tuple[str, ...] = ()
+    """The source columns the slots read, in the order events carry their values."""
+    slot_columns: tuple[int | None, ...] = ()
+    """Per slot, the index of its column in ``columns`` (None: counts events)."""
+    sum_slots: tuple[int, ...] = ()
+    """Slots whose totals may pass 64 bits (stored as bytes then)."""
 
     @classmethod
     def of(cls, view: FeatureView, event_id: str | None = None) -> AggregatePlan:
@@ -79,6 +86,7 @@ class AggregatePlan:
             )
         hop = view.hop_us
         longest = max(a.window_us for a in view.aggregations)
+        columns = tuple(dict.fromkeys(s.column for s in slots if s.column))
         return cls(
             view=view.name,
             slots=tuple(slots),
@@ -86,11 +94,12 @@ class AggregatePlan:
             hop_us=hop,
             horizon_us=longest + (hop or 0),
             event_id=event_id,
+            columns=columns,
+            slot_columns=tuple(
+                None if s.column is None else columns.index(s.column) for s in slots
+            ),
+            sum_slots=tuple(i for i, s in enumerate(slots) if s.function in _SUMS),
         )
-
-    @property
-    def columns(self) -> list[str]:
-        return list(dict.fromkeys(s.column for s in self.slots if s.column))
 
 
 def window_start(t_us: int, window_us: int, hop_us: int | None) -> int:
@@ -198,29 +207,49 @@ def finalize(out: Output, slot: Slot, state: Any) -> Any:
 
 
 # -- records -------------------------------------------------------------------------------
-def _pack_int(v: Any) -> Any:
-    if isinstance(v, int) and not isinstance(v, bool) and not -_INT64 <= v < _INT64:
-        return msgpack.ExtType(1, v.to_bytes((v.bit_length() + 8) // 8, "little", signed=True))
-    raise TypeError(f"cannot store {type(v).__name__}")
+def _big(v: Any) -> Any:
+    """A total beyond 64 bits as little-endian bytes (msgpack holds 64-bit integers)."""
+    if type(v) is int and not -_INT64 <= v < _INT64:
+        return v.to_bytes((v.bit_length() + 8) // 8, "little", signed=True)
+    return v
 
 
-def _unpack_ext(code: int, data: bytes) -> Any:
-    if code == 1:
-        return int.from_bytes(data, "little", signed=True)
-    return msgpack.ExtType(code, data)
+def _int(v: Any) -> Any:
+    return int.from_bytes(v, "little", signed=True) if type(v) is bytes else v
 
 
-def pack(entries: dict[int, list[Any]], ids: dict[Any, int] | None) -> bytes:
+def pack_states(plan: AggregatePlan, states: list[Any]) -> bytes:
+    if plan.sum_slots:
+        states = list(states)
+        for i in plan.sum_slots:
+            st = states[i]
+            if st is not None:
+                states[i] = [_big(x) for x in st] if type(st) is list else _big(st)
+    return msgpack.packb(states)
+
+
+def unpack_states(plan: AggregatePlan, blob: bytes) -> list[Any]:
+    states = msgpack.unpackb(blob, strict_map_key=False)
+    for i in plan.sum_slots:
+        st = states[i]
+        if st is not None:
+            states[i] = [_int(x) for x in st] if type(st) is list else _int(st)
+    return states
+
+
+def pack(entries: dict[int, bytes], ids: dict[Any, int] | None) -> bytes:
+    """A record: each entry's partial aggregates packed on their own, so a write decodes and
+    encodes only the entries it changes."""
     body: dict[str, Any] = {"e": entries}
     if ids:
         body["i"] = ids
-    return msgpack.packb(body, default=_pack_int, strict_types=False)
+    return msgpack.packb(body)
 
 
-def unpack(record: bytes | None) -> tuple[dict[int, list[Any]], dict[Any, int]]:
+def unpack(record: bytes | None) -> tuple[dict[int, bytes], dict[Any, int]]:
     if record is None:
         return {}, {}
-    body = msgpack.unpackb(record, ext_hook=_unpack_ext, strict_map_key=False)
+    body = msgpack.unpackb(record, strict_map_key=False)
     return body["e"], body.get("i", {})
 
 
@@ -253,10 +282,30 @@ def apply_events(
     if replace_until is not None:
         entries = {k: v for k, v in entries.items() if k > replace_until}
         ids = {k: ts for k, ts in ids.items() if ts > replace_until}
-    col_index = {c: i for i, c in enumerate(plan.columns)}
-    slot_cols = [None if s.column is None else col_index[s.column] for s in plan.slots]
+    slot_cols = plan.slot_columns
+    slots = plan.slots
     hop = plan.hop_us
     oldest = now_us - plan.horizon_us
+    changed: dict[int, list[Any]] = {}  # the decoded entries this write changes
+
+    def add(key: int, states: list[Any]) -> None:
+        prev = changed.get(key)
+        if prev is None and key in entries:
+            prev = unpack_states(plan, entries[key])
+        if prev is not None:
+            states = [merge(s, a, b) for s, a, b in zip(slots, prev, states, strict=True)]
+        changed[key] = states
+
+    def canonical(key: int) -> int:
+        """The entry key an event time (or an older entry's key) belongs under now."""
+        if hop is None:
+            return key
+        end = -((-key) // hop) * hop  # the bucket (end - hop, end] holds key
+        return end if end <= now_us else key
+
+    entries = {k: v for k, v in entries.items() if k > oldest}
+    for key in [k for k in entries if canonical(k) != k]:  # buckets closed since written
+        add(canonical(key), unpack_states(plan, entries.pop(key)))
     for ev in events:
         if ev.ts <= oldest:
             continue  # outside every window any later read can ask for
@@ -264,20 +313,15 @@ def apply_events(
             if ev.event_id in ids:
                 continue
             ids[ev.event_id] = ev.ts
-        key = ev.ts
-        if hop is not None:
-            end = -((-ev.ts) // hop) * hop  # the bucket (end - hop, end] holds ts
-            if end <= now_us:
-                key = end
-        states = [
-            event_state(s, None if c is None else ev.values[c], ev.ts, ev.cr)
-            for s, c in zip(plan.slots, slot_cols, strict=True)
-        ]
-        prev = entries.get(key)
-        if prev is not None:
-            states = [merge(s, a, b) for s, a, b in zip(plan.slots, prev, states, strict=True)]
-        entries[key] = states
-    entries = _compact(plan, entries, now_us)
+        add(
+            canonical(ev.ts),
+            [
+                event_state(s, None if c is None else ev.values[c], ev.ts, ev.cr)
+                for s, c in zip(slots, slot_cols, strict=True)
+            ],
+        )
+    for key, states in changed.items():
+        entries[key] = pack_states(plan, states)
     if ids:
         ids = {k: ts for k, ts in ids.items() if ts > oldest}
     if not entries and not ids:
@@ -285,30 +329,11 @@ def apply_events(
     return pack(entries, ids)
 
 
-def _compact(
-    plan: AggregatePlan, entries: dict[int, list[Any]], now_us: int
-) -> dict[int, list[Any]]:
-    oldest = now_us - plan.horizon_us
-    hop = plan.hop_us
-    out: dict[int, list[Any]] = {}
-    for key, states in entries.items():
-        if key <= oldest:
-            continue
-        if hop is not None:
-            end = -((-key) // hop) * hop
-            if end <= now_us:
-                key = end
-        prev = out.get(key)
-        if prev is not None:
-            states = [merge(s, a, b) for s, a, b in zip(plan.slots, prev, states, strict=True)]
-        out[key] = states
-    return out
-
-
 def read_values(plan: AggregatePlan, record: bytes | None, t_us: int) -> dict[str, Any]:
     """Every output's value at time ``t_us`` (at or after the record's last write)."""
-    entries, _ = unpack(record)
-    keys = sorted(k for k in entries if k <= t_us)
+    blobs, _ = unpack(record)
+    keys = sorted(k for k in blobs if k <= t_us)
+    entries = {k: unpack_states(plan, blobs[k]) for k in keys}
     values: dict[str, Any] = {}
     for out in plan.outputs:
         slot = plan.slots[out.slot]

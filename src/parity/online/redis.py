@@ -187,10 +187,9 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         cluster, whose client refuses scripts in its own pipelines); errors as values."""
         client = self.client()
         if not isinstance(client, RedisCluster):
-            pipe = client.pipeline(transaction=False)
-            for key, expected, new in calls:
-                pipe.evalsha(CAS_SHA, 1, key, expected, new)
-            return pipe.execute(raise_on_error=False)
+            return self._send_all(
+                [(b"EVALSHA", CAS_SHA.encode(), b"1", k, e.encode(), n) for k, e, n in calls]
+            )
         by_node: dict[str, list[int]] = {}
         for i, (key, _, _) in enumerate(calls):
             by_node.setdefault(client.get_node_from_key(key).name, []).append(i)
@@ -341,6 +340,26 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                 conn.disconnect()  # replies may be unread: never reuse it
                 raise
         raise AssertionError("unreachable")
+
+    def _send_all(self, commands: list[tuple[bytes, ...]]) -> list[Any]:
+        """Every command in a few large writes, then every reply (errors as values). Never
+        sent twice: a compare-and-set that landed before a lost connection must not be
+        applied again, so a connection error is raised to the caller."""
+        conn = self._conn()
+        try:
+            for i in range(0, len(commands), 512):
+                packed = b"".join(b"".join(_pack(c, conn)) for c in commands[i : i + 512])
+                conn.send_packed_command([packed], check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            conn.disconnect()  # replies may be unread: never reuse it
+            raise
 
     def _write_plain(self, keys: list[bytes], records: list[bytes], after: bytes) -> int:
         spans = [(i, min(i + _CHUNK, len(keys))) for i in range(0, len(keys), _CHUNK)]
