@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 
 from parity.definitions import PushSource
@@ -42,6 +43,24 @@ def _default(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode()  # as Feast's JSON does
     raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+def iso_times(micros: list[int | None]) -> list[str | None]:
+    """µs since the epoch as RFC 3339 UTC text, ``2024-01-01T08:00:00.000000Z``; vectorized
+    for many values (building datetimes cost a tenth of a 100-row request)."""
+    if len(micros) < 8:
+        return [
+            None if u is None else from_micros(u).strftime("%Y-%m-%dT%H:%M:%S.%fZ") for u in micros
+        ]
+    arr = np.array([_NAT if u is None else u for u in micros], dtype=np.int64)
+    text = np.datetime_as_string(arr.view("datetime64[us]"), unit="us", timezone="UTC")
+    out: list[str | None] = text.tolist()
+    if None in micros:
+        out = [None if u is None else t for u, t in zip(micros, out, strict=True)]
+    return out
 
 
 def dumps(value: Any) -> bytes:
@@ -131,7 +150,7 @@ class Handlers:
         columns = resp.to_dict()
         statuses = resp.statuses
         micros = resp.event_micros
-        stamps: dict[int, list[datetime | None]] = {}  # the features of a view share their times
+        stamps: dict[int, list[str | None]] = {}  # the features of a view share their times
         wire = STATUS.__getitem__
         n = len(resp)
         results = []
@@ -145,7 +164,7 @@ class Handlers:
             us = micros[name]
             times = stamps.get(id(us))
             if times is None:
-                times = stamps[id(us)] = [None if u is None else from_micros(u) for u in us]
+                times = stamps[id(us)] = iso_times(us)
             results.append(
                 {"values": values, "statuses": list(map(wire, st)), "event_timestamps": times}
             )

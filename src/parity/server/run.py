@@ -24,6 +24,7 @@ from typing import Any, Literal
 from parity.config import RepoConfig
 from parity.server.app import DEFAULT_MAX_BODY, AppSettings, ParityApp, create_app
 from parity.server.cache import CacheSettings
+from parity.server.protocol import CoalescingHttpToolsProtocol
 
 SETTINGS_ENV = "PARITY_SERVER_SETTINGS"
 
@@ -109,7 +110,7 @@ def serve(settings: ServerSettings) -> None:
                 port=settings.port,
                 workers=settings.workers,
                 loop="uvloop",
-                http="httptools",
+                http=CoalescingHttpToolsProtocol,
                 lifespan="on",
                 access_log=settings.access_log,
                 log_level=settings.log_level,
