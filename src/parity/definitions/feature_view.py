@@ -245,8 +245,10 @@ class FeatureView(Definition):
         """``view[["f1", "f2"]]``: a selection of this view's features for a service."""
         if isinstance(features, str):
             features = [features]
+        names = self.feature_names  # by name: an aggregated view's types may come at apply
         for f in features:
-            self.field(f)
+            if f not in names:
+                self.field(f)  # raises, naming the view's features
         return FeatureViewProjection(view=self.name, features=tuple(features))
 
 

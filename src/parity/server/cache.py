@@ -21,7 +21,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from parity.online.base import OnlineStore, OnlineView, RecordBatch
+from parity.errors import OnlineStoreError
+from parity.online.base import OnlineStore, OnlineView, RecordBatch, SupportsUpdate, Updater
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def _missing(
     return [(requests[r][0], [requests[r][1][i] for i in pos]) for r, _, pos in wanted]
 
 
-class ServingOnlineStore(OnlineStore):
+class ServingOnlineStore(OnlineStore, SupportsUpdate):
     """Forwards to ``inner``; caches records when ``cache`` is set; reports reads.
 
     ``view_hashes()`` gives the current ``{view name: content hash}``; a view it lacks is
@@ -206,6 +207,20 @@ class ServingOnlineStore(OnlineStore):
             return self.inner.write(view, batch)
         finally:
             self._end_write(view.name, batch.keys)
+
+    def update(self, view: OnlineView, keys: Sequence[bytes], fn: Updater) -> int:
+        inner = self.inner
+        if not isinstance(inner, SupportsUpdate):
+            raise OnlineStoreError(
+                f"view {view.name!r}: {type(inner).__name__} cannot update records in place"
+            )
+        if self.cache is None:
+            return inner.update(view, keys, fn)
+        self._begin_write()
+        try:
+            return inner.update(view, keys, fn)
+        finally:
+            self._end_write(view.name, keys)
 
     def delete(self, view: OnlineView, keys: Sequence[bytes]) -> int:
         if self.cache is None:
