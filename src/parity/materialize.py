@@ -149,14 +149,18 @@ def _materialize_aggregates(
     on_batch: Progress | None,
 ) -> tuple[int, int]:
     """Rebuild the partial aggregates of every entity with events in the windows' horizon
-    before ``end`` (rounded down to the hop, so no bucket straddles it); entries after it,
-    pushed since, are kept. Returns (events read, records written)."""
+    up to ``end``; entries after it, pushed since, are kept. When ``end`` lies in a hop bucket
+    that has already closed, the rebuild stops at that bucket's start (a closed bucket is one
+    entry and cannot be split). Returns (events read, records written)."""
     source = catalog.source_of(view)
     plan = AggregatePlan.of(view, source.event_id_field)
     now = time.time_ns() // 1000 if now_us is None else now_us
     until = (end - EPOCH) // timedelta(microseconds=1)
-    if plan.hop_us is not None:
-        until = until // plan.hop_us * plan.hop_us
+    hop = plan.hop_us
+    if hop is not None and until % hop and -(-until // hop) * hop <= now:
+        # The bucket holding ``end`` has closed: its entry also holds later events, so it
+        # cannot be rebuilt up to ``end`` alone; stop at the bucket's start instead.
+        until = until // hop * hop
     vj = ViewJoin(
         view=view,
         source=source,
