@@ -313,38 +313,23 @@ def _child(args: list[str]) -> dict[str, Any]:
     return run_child(MODULE, args)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scale", type=float, default=0.1)
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--parts", default="offline,online,push")
-    p.add_argument("--calls", type=int, default=2_000)
-    p.add_argument("--warmup", type=int, default=200)
-    p.add_argument("--push-events", type=int, default=200_000)
-    p.add_argument("--json", type=Path, default=None, help="also write the results here")
-    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    a = p.parse_args(argv)
-    if a.child:
-        kind = a.child
-        if kind in ("parity", "duckdb"):
-            finish_child(kind, lambda: child_offline(kind, a.scale))
-        elif kind == "online":
-            finish_child(kind, lambda: child_online(a.scale, a.calls, a.warmup, seed=a.runs))
-        elif kind == "push":
-            finish_child(kind, lambda: child_push(a.scale, a.push_events, seed=a.runs))
-        return 0
-
-    parts = set(a.parts.split(","))
-    n_events, n_users, n_rows = sizes(a.scale)
-    print(f"scale {a.scale:g}: {n_events:,} events, {n_users:,} users, {n_rows:,} entity rows")
-    generate(a.scale)
-    results: dict[str, Any] = {"scale": a.scale, "runs": a.runs}
-    base = ["--scale", str(a.scale)]
+def measure_parts(
+    scale: float, runs_n: int, parts: set[str], calls: int, warmup: int, push_events: int
+) -> dict[str, Any]:
+    """Every part asked for, each in fresh child processes; figures as a dict."""
+    n_events, n_users, n_rows = sizes(scale)
+    print(f"scale {scale:g}: {n_events:,} events, {n_users:,} users, {n_rows:,} entity rows")
+    generate(scale)
+    results: dict[str, Any] = {"scale": scale, "runs": runs_n}
+    base = ["--scale", str(scale)]
     try:
         if "offline" in parts:
-            print("check:", check_offline(a.scale))
+            check = check_offline(scale)
+            results["check"] = check
+            results["check_ok"] = check.startswith("0 of")
+            print("check:", check)
             runs: dict[str, list[dict[str, Any]]] = {"parity": [], "duckdb": []}
-            for _ in range(a.runs):
+            for _ in range(runs_n):
                 for kind in runs:  # interleaved
                     runs[kind].append(_child([*base, "--child", kind]))
             off = {}
@@ -371,14 +356,14 @@ def main(argv: list[str] | None = None) -> int:
                         "--child",
                         "online",
                         "--calls",
-                        str(a.calls),
+                        str(calls),
                         "--warmup",
-                        str(a.warmup),
+                        str(warmup),
                         "--runs",
                         str(i),
                     ]
                 )
-                for i in range(a.runs)
+                for i in range(runs_n)
             ]
             on = {v: statistics.median(r[v]["p50_ms"] for r in rs) for v in ("agg", "plain")}
             on["ratio"] = on["agg"] / on["plain"]
@@ -397,12 +382,12 @@ def main(argv: list[str] | None = None) -> int:
                         "--child",
                         "push",
                         "--push-events",
-                        str(a.push_events),
+                        str(push_events),
                         "--runs",
                         str(i),
                     ]
                 )
-                for i in range(a.runs)
+                for i in range(runs_n)
             ]
             eps = statistics.median(r["events_per_s"] for r in rs)
             results["push"] = {"events_per_s": eps, "runs": rs}
@@ -410,6 +395,109 @@ def main(argv: list[str] | None = None) -> int:
     except ChildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         results["error"] = str(exc)
+    return results
+
+
+def run(data_dir: Path, runs: int = 3, only: str | None = None) -> Any:
+    """``bench.run``'s entry: this benchmark at the scale of ``data_dir``'s data, as a table."""
+    from bench.report import TableReport, verdict
+
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    scale = float(manifest["scale"])
+    parts = {"offline", "online", "push"}
+    if only == "reference":
+        parts = {"offline"}
+    r = measure_parts(scale, runs, parts, 2_000, 200, 200_000)
+    n_events, n_users, n_rows = sizes(scale)
+    report = TableReport(
+        "Window aggregations: offline, online read, push",
+        headers=("", "Parity", "reference", "ratio", "goal", "verdict"),
+        about=[
+            f"{n_events:,} events of {n_users:,} users over 14 days; {n_rows:,} entity rows;"
+            " sum, count, mean over 1 d and sum over 7 d, hop 1 h. Reference offline: a"
+            " hand-written DuckDB range join with FILTER per window; online: a plain view's"
+            f" read in the same Redis; medians of {runs} runs in fresh processes.",
+        ],
+    )
+    if "error" in r:
+        report.errors.append(r["error"])
+    off = r.get("offline")
+    if off:
+        report.rows.append(
+            (
+                "offline s",
+                f"{off['parity']['median_s']:.2f}",
+                f"{off['duckdb']['median_s']:.2f}",
+                f"{off['ratio']:.2f}x",
+                f"<= {GOALS['offline_ratio']}x",
+                verdict(off["ratio"] <= GOALS["offline_ratio"]),
+            )
+        )
+        peak = off["parity"]["rss_mib_vmhwm"]
+        report.rows.append(
+            (
+                "offline peak MiB",
+                f"{peak:,.0f}",
+                f"{off['duckdb']['rss_mib_vmhwm']:,.0f}",
+                "",
+                "< 3,072",
+                verdict(peak < 3072),
+            )
+        )
+        report.check = bool(r.get("check_ok", True))
+        report.check_lines.append(str(r.get("check", "")))
+    on = r.get("online")
+    if on:
+        report.rows.append(
+            (
+                "online p50 ms (1 row)",
+                f"{on['agg']:.3f}",
+                f"{on['plain']:.3f}",
+                f"{on['ratio']:.2f}x",
+                f"<= {GOALS['online_ratio']}x",
+                verdict(on["ratio"] <= GOALS["online_ratio"]),
+            )
+        )
+    push = r.get("push")
+    if push:
+        eps = push["events_per_s"]
+        report.rows.append(
+            (
+                "push events/s (1,000 per batch)",
+                f"{eps:,.0f}",
+                "",
+                "",
+                f">= {GOALS['push_eps']:,}",
+                verdict(eps >= GOALS["push_eps"]),
+            )
+        )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scale", type=float, default=0.1)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--parts", default="offline,online,push")
+    p.add_argument("--calls", type=int, default=2_000)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--push-events", type=int, default=200_000)
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.child:
+        kind = a.child
+        if kind in ("parity", "duckdb"):
+            finish_child(kind, lambda: child_offline(kind, a.scale))
+        elif kind == "online":
+            finish_child(kind, lambda: child_online(a.scale, a.calls, a.warmup, seed=a.runs))
+        elif kind == "push":
+            finish_child(kind, lambda: child_push(a.scale, a.push_events, seed=a.runs))
+        return 0
+
+    results = measure_parts(
+        a.scale, a.runs, set(a.parts.split(",")), a.calls, a.warmup, a.push_events
+    )
     if a.json:
         a.json.write_text(json.dumps(results, indent=2, default=str))
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}, default=str)[:2000])

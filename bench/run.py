@@ -1,7 +1,7 @@
 """Run every benchmark in bench/ and print its figures next to the reference.
 
 python -m bench.run [--runs N] [--scale S]
-    [--only historical,materialize,online,serve,reference,parity]
+    [--only historical,materialize,online,serve,aggregates,reference,parity]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import datagen, historical, materialize, online, serve
+from bench import aggregates, datagen, historical, materialize, online, serve
 from bench.report import Report, render
 
 # Each benchmark: run(data_dir, runs=..., only=...) -> report; its own default number of runs.
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[..., Report]] = {
     "materialize": materialize.run,
     "online": online.run,
     "serve": serve.run,
+    "aggregates": aggregates.run,
 }
 CONTENDERS = ("reference", "parity")
 
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42, help="data generator seed")
     parser.add_argument(
         "--only",
-        help="comma-separated benchmarks (historical, materialize, online, serve) and/or one side"
+        help="comma-separated benchmarks (historical, materialize, online, serve, aggregates) and/or"
+        " one side"
         " (reference, parity); default: everything",
     )
     parser.add_argument("--data-dir", type=Path, default=datagen.DATA_DIR)
