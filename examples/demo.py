@@ -26,7 +26,7 @@ from rich.text import Text
 
 from parity.cli import render
 from parity.cli.scaffold import DATA_START, DRIVERS, create_repo
-from parity.definitions import KINDS
+from parity.definitions import KINDS, Aggregation, FeatureView
 from parity.errors import ParityError
 from parity.store import FeatureStore
 
@@ -179,6 +179,34 @@ def run(repo: Path) -> None:
             )
         check(online.statuses["conv_rate"][-1] == "missing", "an unknown driver is 'missing'")
         console.print("Online values equal the historical join at the same instant.")
+
+    console.rule("8. Window aggregations: one definition, the same number offline and online")
+    windows = FeatureView(
+        name="driver_windows",
+        entities=["driver"],
+        source="driver_stats_source",
+        hop=timedelta(hours=1),
+        aggregations=[
+            Aggregation(column="avg_daily_trips", function="sum", window=timedelta(hours=6)),
+            Aggregation(column="conv_rate", function="mean", window=timedelta(hours=6)),
+            Aggregation(column="conv_rate", function="stddev", window=timedelta(days=1)),
+            Aggregation(function="count", window=timedelta(days=1), name="hours_seen_1d"),
+        ],
+    )
+    with FeatureStore(repo, clock=lambda: as_of) as store:
+        store.apply([windows], author="demo")
+        store.materialize(DATA_START - timedelta(days=1), as_of, views=["driver_windows"])
+        refs = [f"driver_windows:{name}" for name in windows.feature_names]
+        online = store.get_online_features(refs, entities={"driver_id": ids})
+        show_rows(online.to_arrow())
+        offline = store.get_historical_features(stamped, refs).to_arrow()
+        for ref in refs:
+            name = ref.split(":")[1]
+            check(
+                online.to_dict()[name] == offline[name].to_pylist(),
+                f"online {name} equals the historical value at {as_of:%Y-%m-%d %H:%M}, to the bit",
+            )
+        check(online.to_dict()["hours_seen_1d"][-1] == 0, "an unknown driver has a count of 0")
 
 
 def demo(repo: Path) -> int:
