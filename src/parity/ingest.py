@@ -14,6 +14,7 @@ import itertools
 import threading
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -59,11 +60,17 @@ def as_table(df: Any) -> pa.Table:
 
 
 def online_view(view: FeatureView, catalog: Catalog) -> OnlineView:
+    """The store's view of a feature view. An aggregated view's ttl is its horizon (longest
+    window plus a hop): a record not written for that long holds nothing any read can use."""
+    ttl = view.ttl
+    if view.is_aggregated:
+        longest = max(a.window for a in view.aggregations)
+        ttl = longest + (view.hop or timedelta(0))
     return OnlineView(
         name=view.name,
         join_keys=tuple(catalog.join_keys_of(view)),
         features=tuple(view.feature_names),
-        ttl=view.ttl,
+        ttl=ttl,
     )
 
 

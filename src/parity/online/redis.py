@@ -145,6 +145,12 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         prefix = self._prefix(view.name)
         pending = list(dict.fromkeys(keys))
         written = 0
+        # A record lives its view's ttl (for an aggregated view, the horizon) plus the grace
+        # after its last write, by the real clock.
+        if view.ttl is None:
+            px = b"-1"
+        else:
+            px = b"%d" % (-(-view.ttl // timedelta(milliseconds=1)) + self._grace_ms)
         try:
             for _ in range(50):
                 if not pending:
@@ -158,6 +164,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                         full[i],
                         hashlib.sha1(o).hexdigest() if o is not None else "",
                         n if n is not None else b"",
+                        px,
                     )
                     for i, o, n in todo
                 ]
@@ -182,24 +189,27 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
             f"with other writers on {len(pending)} keys; try again"
         )
 
-    def _cas(self, calls: list[tuple[bytes, str, bytes]]) -> list[Any]:
-        """One compare-and-set per (key, expected sha1, new record), pipelined (per node on a
+    def _cas(self, calls: list[tuple[bytes, str, bytes, bytes]]) -> list[Any]:
+        """One compare-and-set per (key, expected sha1, new record, ttl ms), pipelined (per node on a
         cluster, whose client refuses scripts in its own pipelines); errors as values."""
         client = self.client()
         if not isinstance(client, RedisCluster):
             return self._send_all(
-                [(b"EVALSHA", CAS_SHA.encode(), b"1", k, e.encode(), n) for k, e, n in calls]
+                [
+                    (b"EVALSHA", CAS_SHA.encode(), b"1", k, e.encode(), n, px)
+                    for k, e, n, px in calls
+                ]
             )
         by_node: dict[str, list[int]] = {}
-        for i, (key, _, _) in enumerate(calls):
+        for i, (key, _, _, _) in enumerate(calls):
             by_node.setdefault(client.get_node_from_key(key).name, []).append(i)
         replies: list[Any] = [None] * len(calls)
         for name, idx in by_node.items():
             node = client.get_node(node_name=name)
             pipe = client.get_redis_connection(node).pipeline(transaction=False)
             for i in idx:
-                key, expected, new = calls[i]
-                pipe.evalsha(CAS_SHA, 1, key, expected, new)
+                key, expected, new, px = calls[i]
+                pipe.evalsha(CAS_SHA, 1, key, expected, new, px)
             for i, reply in zip(idx, pipe.execute(raise_on_error=False), strict=True):
                 replies[i] = reply
         return replies

@@ -76,12 +76,15 @@ if cur then seen = redis.sha1hex(cur) end
 if seen ~= ARGV[1] then return 0 end
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
-else
+elseif ARGV[3] == '-1' then
   redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 end
 return 1
 """
-"""Compare-and-set of one key: ``EVALSHA CAS_SHA 1 key sha1(expected or '') new``; an
-empty ``new`` deletes. Replies 1 when stored, 0 when the key no longer holds ``expected``."""
+"""Compare-and-set of one key: ``EVALSHA CAS_SHA 1 key sha1(expected or '') new px``; an
+empty ``new`` deletes; ``px`` is the key's time to live in ms from now (``-1``: none).
+Replies 1 when stored, 0 when the key no longer holds ``expected``."""
 
 CAS_SHA = hashlib.sha1(CAS_SCRIPT).hexdigest()

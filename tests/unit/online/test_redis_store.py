@@ -539,3 +539,18 @@ def test_written_bytes_are_stored_verbatim(store: RedisOnlineStore) -> None:
     record = rec(NOW_US) + bytes(range(256))  # trailing bytes are not the store's business
     store.write(DAILY, batch((key(1), NOW_US, None, record)))
     assert store.client().get(redis_key(store, DAILY, key(1))) == record
+
+
+def test_updated_records_live_their_views_ttl_plus_grace_after_the_write(
+    store: RedisOnlineStore,
+) -> None:
+    """An aggregated view's records (written by update) expire ttl (its horizon) plus the
+    grace after their last write by the real clock; without a ttl, never."""
+    client = store.client()
+    horizon = OnlineView("agg_horizon", ("driver_id",), ("n",), timedelta(hours=2))
+    store.update(horizon, [key(1)], lambda ks, rs: [b"1" for _ in ks])
+    ms = client.pttl(redis_key(store, horizon, key(1)))
+    limit = (2 * 3600 + GRACE_S) * 1000
+    assert limit - 60_000 < ms <= limit
+    store.update(DAILY, [key(3)], lambda ks, rs: [b"1" for _ in ks])
+    assert client.pttl(redis_key(store, DAILY, key(3))) == -1
