@@ -45,6 +45,9 @@ def _aggregations() -> list[Aggregation]:
         out.append(Aggregation(column="amount", function="count", window=w))
     out.append(Aggregation(column="amount", function="last_n", n=3, window=WINDOWS[1]))
     out.append(Aggregation(column="item", function="approx_count_distinct", window=WINDOWS[1]))
+    for f in ("min", "max", "first", "last", "count_distinct", "approx_count_distinct"):
+        out.append(Aggregation(column="tag", function=f, window=WINDOWS[0]))
+    out.append(Aggregation(column="tag", function="last_n", n=2, window=WINDOWS[1]))
     return out
 
 
@@ -58,6 +61,7 @@ def _repo(path: Path, store: str) -> FeatureStore:
                 "amount": pa.array([1.0], pa.float64()),
                 "qty": pa.array([1], pa.int64()),
                 "item": pa.array([1], pa.int64()),
+                "tag": pa.array(["z"], pa.string()),
                 "event_id": pa.array([-1], pa.int64()),
                 "event_timestamp": pa.array(
                     [BASE - timedelta(days=30)], pa.timestamp("us", tz="UTC")
@@ -129,6 +133,7 @@ def streams(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[datetime]]:
                 "amount": draw(amounts),
                 "qty": draw(st.integers(min_value=-5, max_value=5)),
                 "item": draw(st.integers(min_value=0, max_value=6)),
+                "tag": draw(st.one_of(st.none(), st.sampled_from(["", "a", "b", "é", "B"]))),
                 "event_id": i,
                 "event_timestamp": ts,
                 "arrival": ts + late * MIN,
@@ -179,6 +184,7 @@ def test_online_equals_historical_for_every_function(
                 "amount": pa.array([e["amount"]], pa.float64()),
                 "qty": pa.array([e["qty"]], pa.int64()),
                 "item": pa.array([e["item"]], pa.int64()),
+                "tag": pa.array([e["tag"]], pa.string()),
                 "event_id": pa.array([e["event_id"]], pa.int64()),
                 "event_timestamp": pa.array([e["event_timestamp"]], pa.timestamp("us", tz="UTC")),
             }
@@ -220,6 +226,7 @@ def _write_batch(path: Path, events: list[dict[str, Any]]) -> None:
                 "amount": pa.array([e["amount"] for e in events], pa.float64()),
                 "qty": pa.array([e["qty"] for e in events], pa.int64()),
                 "item": pa.array([e["item"] for e in events], pa.int64()),
+                "tag": pa.array([e["tag"] for e in events], pa.string()),
                 "event_id": pa.array([e["event_id"] for e in events], pa.int64()),
                 "event_timestamp": pa.array([e["event_timestamp"] for e in events], ts),
                 "created": pa.array([e["arrival"] for e in events], ts),
@@ -264,6 +271,7 @@ def test_materialized_then_pushed_equals_historical(
                     "amount": pa.array(row["amount"], pa.float64()),
                     "qty": pa.array(row["qty"], pa.int64()),
                     "item": pa.array(row["item"], pa.int64()),
+                    "tag": pa.array(row["tag"], pa.string()),
                     "event_id": pa.array(row["event_id"], pa.int64()),
                     "event_timestamp": pa.array(
                         row["event_timestamp"], pa.timestamp("us", tz="UTC")
@@ -283,6 +291,7 @@ _BASE_ROW = [
         "amount": 1.0,
         "qty": 1,
         "item": 1,
+        "tag": "z",
         "event_id": -1,
         "event_timestamp": BASE - timedelta(days=30),
         "arrival": BASE - timedelta(days=30),
