@@ -70,7 +70,7 @@ def window_query(
         if plan.hop_us is not None:
             start = np.floor_divide(start, plan.hop_us) * plan.hop_us
         cols[f"__s{w}"] = pa.array(start)
-    lo_start = min((int(pc.min(cols[f"__s{w}"]).as_py()) for w in windows), default=0)
+    lo_start = min((int(np.min(cols[f"__s{w}"])) for w in windows), default=0) if len(t) else 0
     hi_t = int(t.max()) if len(t) else 0
     wkeys = pa.table(cols)
     smin = (

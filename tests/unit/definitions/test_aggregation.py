@@ -149,3 +149,32 @@ def test_apply_refuses_a_missing_event_id_column(repo: Path) -> None:
         pytest.raises(ValidationError, match="event_id_field 'order_id'"),
     ):
         store.apply([USER, src, v])
+
+
+def test_historical_mixes_plain_and_aggregated_views_and_takes_empty_frames(repo: Path) -> None:
+    plain = FeatureView(
+        name="plain", entities=[USER], source=SRC, schema=[{"name": "tag", "dtype": "String"}]
+    )
+    agg = view(
+        Aggregation(column="amount", function="sum", window=DAY),
+        Aggregation(function="count", window=DAY),
+    )
+    ts = pa.timestamp("us", tz="UTC")
+    t = datetime(2024, 1, 1, 12, tzinfo=UTC)
+    with FeatureStore(repo) as store:
+        store.apply([USER, SRC, plain, agg])
+        refs = ["v:amount_sum_1d", "plain:tag", "v:count_1d"]
+        frame = pa.table({"user_id": [1, 2], "event_timestamp": pa.array([t, t], ts)})
+        got = store.get_historical_features(frame, refs).to_arrow()
+        assert got.column_names == [
+            "user_id",
+            "event_timestamp",
+            "amount_sum_1d",
+            "tag",
+            "count_1d",
+        ]
+        assert got.to_pydict()["amount_sum_1d"] == [1.5, None]
+        assert got.to_pydict()["count_1d"] == [1, 0]
+        assert got.to_pydict()["tag"] == ["a", None]
+        empty = frame.slice(0, 0)
+        assert store.get_historical_features(empty, refs).to_arrow().num_rows == 0
