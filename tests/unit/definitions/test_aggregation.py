@@ -166,12 +166,13 @@ def test_historical_mixes_plain_and_aggregated_views_and_takes_empty_frames(repo
         refs = ["v:amount_sum_1d", "plain:tag", "v:count_1d"]
         frame = pa.table({"user_id": [1, 2], "event_timestamp": pa.array([t, t], ts)})
         got = store.get_historical_features(frame, refs).to_arrow()
+        # Features come grouped by view, in first-seen order (as for plain views).
         assert got.column_names == [
             "user_id",
             "event_timestamp",
             "amount_sum_1d",
-            "tag",
             "count_1d",
+            "tag",
         ]
         assert got.to_pydict()["amount_sum_1d"] == [1.5, None]
         assert got.to_pydict()["count_1d"] == [1, 0]
