@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from parity.aggregates.exact import FIXED_MAX
 from parity.catalog import Catalog
 from parity.definitions import DataSource, FeatureView
 from parity.errors import RetrievalError
@@ -162,12 +163,33 @@ def conform(
                     f"{label}: column {field.name!r} is {col.type}, but view {view.name!r} declares {field.dtype}"
                 )
             out[field.name] = _cast(col, field.dtype.to_arrow(), f"column {field.name!r}")
+    _check_sums(views, out, label)
     eid = source.event_id_field
     if eid and any(v.is_aggregated for v in views):
         if eid not in cols:
             raise IngestError(f"{label}: no {eid!r} column (the source's event_id_field)")
         out[eid] = table.column(eid)
     return pa.table(out), times
+
+
+def _check_sums(views: Sequence[FeatureView], columns: dict[str, Any], label: str) -> None:
+    """Float columns an aggregated view sums hold finite values below 2**63 in magnitude
+    (what its exact fixed-point sums take); checked before anything is written."""
+    for view in views:
+        for a in view.aggregations:
+            if a.function not in ("sum", "mean", "stddev") or a.column not in columns:
+                continue
+            col = columns[a.column]
+            if not pa.types.is_floating(col.type):
+                continue
+            values = pc.abs(pc.fill_null(col, 0.0))
+            bad = pc.invert(pc.less(values, FIXED_MAX))  # NaN compares false: bad too
+            if pc.any(bad).as_py():
+                row = int(pc.index(bad, True).as_py())
+                raise IngestError(
+                    f"{label}: row {row}: column {a.column!r} is {col[row].as_py()!r}, which "
+                    f"view {view.name!r} cannot sum (finite values below 2**63 only)"
+                )
 
 
 def online_batch(

@@ -30,6 +30,8 @@ SUM_BITS = 64
 SQUARE_BITS = 32
 """Fixed-point fraction bits of a float column's sum of squares."""
 LIMIT = 2**127
+FIXED_MAX = 2.0**63
+"""Values a float sum takes: magnitude below this (so each fits the fixed point)."""
 _TWO64 = 2.0**64
 _MASK64 = 2**64 - 1
 

@@ -35,6 +35,7 @@ def events_by_entity(
     """The rows of ``table`` as events, grouped by encoded entity key in row order."""
     key_cols = [table.column(k).to_pylist() for k in ov.join_keys]
     value_cols = [_values(table.column(c)) for c in plan.columns]
+
     ids = table.column(plan.event_id).to_pylist() if plan.event_id else None
     ts = event_us.to_pylist()
     cr = created_us.to_pylist()

@@ -179,3 +179,24 @@ def test_historical_mixes_plain_and_aggregated_views_and_takes_empty_frames(repo
         assert got.to_pydict()["tag"] == ["a", None]
         empty = frame.slice(0, 0)
         assert store.get_historical_features(empty, refs).to_arrow().num_rows == 0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 2.0**63])
+def test_values_a_sum_cannot_hold_exactly_are_refused_before_writing(
+    repo: Path, bad: float
+) -> None:
+    from parity.ingest import IngestError
+
+    agg = view(Aggregation(column="amount", function="mean", window=DAY))
+    t = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = {
+        "user_id": [1, 2],
+        "amount": [1.0, bad],
+        "event_timestamp": pa.array([t, t], pa.timestamp("us", tz="UTC")),
+    }
+    with FeatureStore(repo) as store:
+        store.apply([USER, SRC, agg])
+        with pytest.raises(IngestError, match="row 1: column 'amount'"):
+            store.write_to_online_store("v", rows)
+        got = store.get_online_features(["v:amount_mean_1d"], entities={"user_id": [1]})
+        assert got.statuses["amount_mean_1d"] == ["missing"]  # nothing of the batch landed
