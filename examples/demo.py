@@ -14,8 +14,9 @@ import argparse
 import subprocess
 import sys
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -87,6 +88,22 @@ def parity_cli(*args: str) -> subprocess.CompletedProcess[str]:
     if done.returncode != 0:
         raise DemoFailed(f"parity {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
     return done
+
+
+def online_equals_historical(store: FeatureStore, refs: list[str], as_of: datetime) -> Any:
+    """The online values of every driver (and an unknown one) at ``as_of``, checked equal
+    to the historical values of entity rows stamped ``as_of``."""
+    ids = [int(d) for d in DRIVERS] + [9999]
+    online = store.get_online_features(refs, entities={"driver_id": ids})
+    stamped = pa.table({"driver_id": ids, "event_timestamp": [as_of] * len(ids)})
+    offline = store.get_historical_features(stamped, refs).to_arrow()
+    for ref in refs:
+        name = ref.split(":")[1]
+        check(
+            online.to_dict()[name] == offline[name].to_pylist(),
+            f"online {name} equals the historical value at {as_of:%Y-%m-%d %H:%M}, to the bit",
+        )
+    return online
 
 
 def run(repo: Path) -> None:
@@ -165,18 +182,9 @@ def run(repo: Path) -> None:
     # The sample data ends on 2024-01-03; read as of just after it, so ttls have not run out.
     as_of = DATA_START + timedelta(hours=72)
     with FeatureStore(repo, clock=lambda: as_of) as store:
-        ids = [int(d) for d in DRIVERS] + [9999]
-        online = store.get_online_features(FEATURES, entities={"driver_id": ids})
+        online = online_equals_historical(store, FEATURES, as_of)
         table = online.to_arrow(include_metadata=True)
         show_rows(table.select(["driver_id", "conv_rate", "conv_rate__status", "driver_rating"]))
-        stamped = pa.table({"driver_id": ids, "event_timestamp": [as_of] * len(ids)})
-        offline = store.get_historical_features(stamped, FEATURES).to_arrow()
-        for ref in FEATURES:
-            name = ref.split(":")[1]
-            check(
-                online.to_dict()[name] == offline[name].to_pylist(),
-                f"online {name} equals the historical join for rows stamped {as_of:%Y-%m-%d %H:%M}",
-            )
         check(online.statuses["conv_rate"][-1] == "missing", "an unknown driver is 'missing'")
         console.print("Online values equal the historical join at the same instant.")
 
@@ -197,15 +205,8 @@ def run(repo: Path) -> None:
         store.apply([windows], author="demo")
         store.materialize(DATA_START - timedelta(days=1), as_of, views=["driver_windows"])
         refs = [f"driver_windows:{name}" for name in windows.feature_names]
-        online = store.get_online_features(refs, entities={"driver_id": ids})
+        online = online_equals_historical(store, refs, as_of)
         show_rows(online.to_arrow())
-        offline = store.get_historical_features(stamped, refs).to_arrow()
-        for ref in refs:
-            name = ref.split(":")[1]
-            check(
-                online.to_dict()[name] == offline[name].to_pylist(),
-                f"online {name} equals the historical value at {as_of:%Y-%m-%d %H:%M}, to the bit",
-            )
         check(online.to_dict()["hours_seen_1d"][-1] == 0, "an unknown driver has a count of 0")
 
 

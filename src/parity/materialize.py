@@ -169,7 +169,8 @@ def _materialize_aggregates(
         output_names=ov.features,
         dtypes=tuple(f.dtype for f in view.features),
     )
-    table = offline.events(vj, min(now, until) - plan.horizon_us, until)
+    # Older events are outside every window a read at or after ``now`` can ask for.
+    table = offline.events(vj, now - plan.horizon_us, until)
     groups = events_by_entity(plan, ov, table, table.column(EVENT_US), table.column(CREATED_US))
     stored = 0
     for part in chunks(groups, 1000):

@@ -33,13 +33,11 @@ from parity.catalog import Catalog
 from parity.definitions import FeatureService, Field, OnDemandFeatureView
 from parity.errors import ParityError, RetrievalError, TransformationError
 from parity.offline.base import ArrowRetrievalJob, RetrievalJob
-from parity.online.encoding import to_micros
 from parity.online.reader import OnlineResponse, entity_columns
 from parity.types import Timestamp, ValueType
 
 __all__ = [
     "OnDemandPlan",
-    "OnDemandResponse",
     "Step",
     "plan_on_demand",
     "run_views",
@@ -148,7 +146,7 @@ class OnDemandPlan:
         fetched = dict(self.plain_types)
         if inner is not None:
             data = inner.to_dict()
-            statuses, stamps = inner.statuses, inner.event_timestamps
+            statuses, stamps = inner.statuses, inner.event_micros
             given = {k: v for k, v in data.items() if k not in fetched}
         else:
             given = entity_columns(entity_rows, entities, ())
@@ -160,7 +158,7 @@ class OnDemandPlan:
         times = _event_times(self.steps, stamps, n)
         values: dict[str, list[Any]] = {}
         out_status: dict[str, list[str]] = {}
-        out_times: dict[str, list[datetime | None]] = {}
+        out_times: dict[str, list[int | None]] = {}
         dtypes: dict[str, ValueType] = {}
         for o in self.outputs:
             dtypes[o.name] = o.dtype
@@ -173,7 +171,7 @@ class OnDemandPlan:
                 values[o.name] = data[o.column]
                 out_status[o.name] = statuses[o.column]
                 out_times[o.name] = stamps[o.column]
-        return OnDemandResponse(given, values, out_status, out_times, dtypes)
+        return OnlineResponse(given, dtypes, values, out_status, out_times)
 
     def _check_entity_columns(self, names: Sequence[str], what: str) -> None:
         clash = sorted({o.name for o in self.outputs} & set(names))
@@ -182,64 +180,6 @@ class OnDemandPlan:
                 f"{what} column(s) {clash} would be overwritten by requested features; "
                 "rename them or pass full_feature_names=True"
             )
-
-
-class OnDemandResponse(OnlineResponse):
-    """An online response holding on-demand outputs beside plain features; same interface."""
-
-    def __init__(
-        self,
-        entities: dict[str, list[Any]],
-        values: dict[str, list[Any]],
-        statuses: dict[str, list[str]],
-        stamps: dict[str, list[datetime | None]],
-        dtypes: dict[str, ValueType],
-    ):
-        # The base class's read plan is the online store's business; this response keeps
-        # its own columns and types.
-        self._od_entities = entities
-        self._od_values = values
-        self._od_statuses = statuses
-        self._od_stamps = stamps
-        self._od_dtypes = dtypes
-
-    def __len__(self) -> int:
-        return len(next(iter(self._od_entities.values()), []))
-
-    @property
-    def statuses(self) -> dict[str, list[str]]:
-        return self._od_statuses
-
-    @property
-    def event_timestamps(self) -> dict[str, list[datetime | None]]:
-        return self._od_stamps
-
-    @property
-    def event_micros(self) -> dict[str, list[int | None]]:
-        """The event times as µs since the epoch (UTC); None when missing."""
-        return {
-            k: [None if t is None else to_micros(t) for t in v] for k, v in self._od_stamps.items()
-        }
-
-    def to_dict(self, *, include_metadata: bool = False) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = dict(self._od_entities)
-        out.update(self._od_values)
-        if include_metadata:
-            for name in self._od_values:
-                out[f"{name}__status"] = self._od_statuses[name]
-                out[f"{name}__event_timestamp"] = self._od_stamps[name]
-        return out
-
-    def to_arrow(self, *, include_metadata: bool = False) -> pa.Table:
-        arrays: dict[str, pa.Array] = {k: pa.array(v) for k, v in self._od_entities.items()}
-        for name, vals in self._od_values.items():
-            arrays[name] = pa.array(vals, self._od_dtypes[name].to_arrow())
-            if include_metadata:
-                arrays[f"{name}__status"] = pa.array(self._od_statuses[name], pa.string())
-                arrays[f"{name}__event_timestamp"] = pa.array(
-                    self._od_stamps[name], pa.timestamp("us", tz="UTC")
-                )
-        return pa.table(arrays)
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -545,18 +485,18 @@ def _whole(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 
 def _event_times(
-    steps: Sequence[Step], stamps: Mapping[str, list[datetime | None]], n: int
-) -> dict[str, list[datetime | None]]:
-    """Per on-demand view, each row's latest event time among the inputs it read."""
-    out: dict[str, list[datetime | None]] = {}
+    steps: Sequence[Step], stamps: Mapping[str, list[int | None]], n: int
+) -> dict[str, list[int | None]]:
+    """Per on-demand view, each row's latest event time (µs) among the inputs it read."""
+    out: dict[str, list[int | None]] = {}
     for step in steps:
-        sources: list[list[datetime | None]] = []
+        sources: list[list[int | None]] = []
         for _, upstream, column in step.inputs:
             sources.append(out[upstream] if upstream in out else stamps.get(column, [None] * n))
         out[step.view.name] = [_latest(s[i] for s in sources) for i in range(n)]
     return out
 
 
-def _latest(times: Any) -> datetime | None:
+def _latest(times: Any) -> int | None:
     present = [t for t in times if t is not None]
     return max(present) if present else None

@@ -48,6 +48,15 @@ class ReadPlan:
     views: tuple[ViewRead, ...]
     join_keys: tuple[str, ...]
 
+    @property
+    def dtypes(self) -> dict[str, ValueType]:
+        """Each output's declared type, in output order."""
+        return {
+            out: dtype
+            for vr in self.views
+            for out, dtype in zip(vr.outputs, vr.dtypes, strict=True)
+        }
+
 
 class OnlineResponse:
     """Values, statuses and event times per requested feature, in entity order."""
@@ -55,13 +64,14 @@ class OnlineResponse:
     def __init__(
         self,
         entities: dict[str, list[Any]],
-        plan: ReadPlan,
+        dtypes: Mapping[str, ValueType],
         values: dict[str, list[Any]],
         statuses: dict[str, list[str]],
         event_us: dict[str, list[int | None]],
     ):
+        """``dtypes``: each feature's declared type, by output name, in output order."""
         self._entities = entities
-        self._plan = plan
+        self._dtypes = dtypes
         self._values = values
         self._statuses = statuses
         self._event_us = event_us
@@ -105,14 +115,13 @@ class OnlineResponse:
         """Typed as the views declare them."""
         arrays: dict[str, pa.Array] = {k: pa.array(v) for k, v in self._entities.items()}
         stamps = self.event_timestamps if include_metadata else {}
-        for vr in self._plan.views:
-            for out, dtype in zip(vr.outputs, vr.dtypes, strict=True):
-                arrays[out] = _typed(self._values[out], dtype)
-                if include_metadata:
-                    arrays[f"{out}__status"] = pa.array(self._statuses[out], pa.string())
-                    arrays[f"{out}__event_timestamp"] = pa.array(
-                        stamps[out], pa.timestamp("us", tz="UTC")
-                    )
+        for out, dtype in self._dtypes.items():
+            arrays[out] = _typed(self._values[out], dtype)
+            if include_metadata:
+                arrays[f"{out}__status"] = pa.array(self._statuses[out], pa.string())
+                arrays[f"{out}__event_timestamp"] = pa.array(
+                    stamps[out], pa.timestamp("us", tz="UTC")
+                )
         return pa.table(arrays)
 
     def to_pandas(self, *, include_metadata: bool = False) -> Any:
@@ -233,7 +242,7 @@ def decode_online(
             values[out] = vals
             statuses[out] = stats
             stamps[out] = times
-    return OnlineResponse(entities, plan, values, statuses, stamps)
+    return OnlineResponse(entities, plan.dtypes, values, statuses, stamps)
 
 
 def _read_aggregates(

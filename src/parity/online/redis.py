@@ -333,13 +333,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                 for args in commands():
                     conn.send_packed_command(_pack(args, conn), check_health=False)
                     sent += 1
-                replies: list[Any] = []
-                for _ in range(sent):
-                    try:
-                        replies.append(conn.read_response())
-                    except ResponseError as exc:
-                        replies.append(exc)
-                return replies
+                return _replies(conn, sent)
             except ConnectionError:
                 # Sending the commands again is safe (newer-wins, UNLINK); a count may then
                 # be high by what the lost connection had done.
@@ -360,13 +354,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
             for i in range(0, len(commands), 512):
                 packed = b"".join(b"".join(_pack(c, conn)) for c in commands[i : i + 512])
                 conn.send_packed_command([packed], check_health=False)
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(conn.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
-            return replies
+            return _replies(conn, len(commands))
         except BaseException:
             conn.disconnect()  # replies may be unread: never reuse it
             raise
@@ -494,6 +482,17 @@ def _evalsha_commands(
 ) -> Iterator[tuple[bytes, ...]]:
     for lo, hi in spans:
         yield (b"EVALSHA", sha, b"%d" % (hi - lo), *keys[lo:hi], after, *records[lo:hi])
+
+
+def _replies(conn: Any, n: int) -> list[Any]:
+    """The next ``n`` replies on ``conn``; a command's error is its reply, not raised."""
+    replies: list[Any] = []
+    for _ in range(n):
+        try:
+            replies.append(conn.read_response())
+        except ResponseError as exc:
+            replies.append(exc)
+    return replies
 
 
 def _pack(args: tuple[bytes, ...], conn: Any) -> list[bytes]:

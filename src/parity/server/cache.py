@@ -199,14 +199,18 @@ class ServingOnlineStore(OnlineStore, SupportsUpdate):
             for key in keys:
                 self._entries.pop((h, key), None)
 
-    def write(self, view: OnlineView, batch: RecordBatch) -> int:
+    def _write_through(self, view: str, keys: Sequence[bytes], call: Callable[[], int]) -> int:
+        """``call()`` (a write to these keys), with their cache entries dropped after."""
         if self.cache is None:
-            return self.inner.write(view, batch)
+            return call()
         self._begin_write()
         try:
-            return self.inner.write(view, batch)
+            return call()
         finally:
-            self._end_write(view.name, batch.keys)
+            self._end_write(view, keys)
+
+    def write(self, view: OnlineView, batch: RecordBatch) -> int:
+        return self._write_through(view.name, batch.keys, lambda: self.inner.write(view, batch))
 
     def update(self, view: OnlineView, keys: Sequence[bytes], fn: Updater) -> int:
         inner = self.inner
@@ -214,22 +218,10 @@ class ServingOnlineStore(OnlineStore, SupportsUpdate):
             raise OnlineStoreError(
                 f"view {view.name!r}: {type(inner).__name__} cannot update records in place"
             )
-        if self.cache is None:
-            return inner.update(view, keys, fn)
-        self._begin_write()
-        try:
-            return inner.update(view, keys, fn)
-        finally:
-            self._end_write(view.name, keys)
+        return self._write_through(view.name, keys, lambda: inner.update(view, keys, fn))
 
     def delete(self, view: OnlineView, keys: Sequence[bytes]) -> int:
-        if self.cache is None:
-            return self.inner.delete(view, keys)
-        self._begin_write()
-        try:
-            return self.inner.delete(view, keys)
-        finally:
-            self._end_write(view.name, keys)
+        return self._write_through(view.name, keys, lambda: self.inner.delete(view, keys))
 
     def drop_views(self, names: Sequence[str]) -> None:
         self._begin_write()
