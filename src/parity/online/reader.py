@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import msgpack
@@ -48,7 +49,7 @@ class ReadPlan:
     views: tuple[ViewRead, ...]
     join_keys: tuple[str, ...]
 
-    @property
+    @cached_property  # the plan is reused for every read until the registry changes
     def dtypes(self) -> dict[str, ValueType]:
         """Each output's declared type, in output order."""
         return {
