@@ -1,51 +1,123 @@
-"""Parity: an open-source feature store. One definition, the same value in training and serving."""
+"""Parity: an open-source feature store. One definition, the same value in training and serving.
 
-from parity.config import RepoConfig
-from parity.definitions import (
-    Aggregation,
-    DataSource,
-    Entity,
-    FeatureService,
-    FeatureView,
-    FeatureViewProjection,
-    Field,
-    FileSource,
-    OnDemandFeatureView,
-    PushSource,
-    RequestSource,
-    Sla,
-    on_demand_feature_view,
-)
-from parity.errors import (
-    ConcurrentApplyError,
-    ConfigError,
-    DataSourceError,
-    DataSourceNotFoundError,
-    DefinitionError,
-    ObjectNotFoundError,
-    OnlineStoreError,
-    ParityError,
-    RegistryError,
-    RetrievalError,
-    TransformationError,
-    ValidationError,
-)
-from parity.offline.base import RetrievalJob
-from parity.store import FeatureStore
-from parity.types import (
-    Array,
-    Bool,
-    Bytes,
-    Float32,
-    Float64,
-    Int32,
-    Int64,
-    String,
-    Timestamp,
-    ValueType,
-)
+Every public name is importable from here; each is loaded on first use, so ``import parity``
+imports no store, engine, server or dataframe library (``parity --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "parity.config": ["RepoConfig"],
+    "parity.definitions": [
+        "Aggregation",
+        "DataSource",
+        "Entity",
+        "FeatureService",
+        "FeatureView",
+        "FeatureViewProjection",
+        "Field",
+        "FileSource",
+        "OnDemandFeatureView",
+        "PushSource",
+        "RequestSource",
+        "Sla",
+        "on_demand_feature_view",
+    ],
+    "parity.errors": [
+        "ConcurrentApplyError",
+        "ConfigError",
+        "DataSourceError",
+        "DataSourceNotFoundError",
+        "DefinitionError",
+        "ObjectNotFoundError",
+        "OnlineStoreError",
+        "ParityError",
+        "RegistryError",
+        "RetrievalError",
+        "TransformationError",
+        "ValidationError",
+    ],
+    "parity.offline.base": ["RetrievalJob"],
+    "parity.store": ["FeatureStore"],
+    "parity.types": [
+        "Array",
+        "Bool",
+        "Bytes",
+        "Float32",
+        "Float64",
+        "Int32",
+        "Int64",
+        "String",
+        "Timestamp",
+        "ValueType",
+    ],
+}
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'parity' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_MODULE_OF])
+
+
+if TYPE_CHECKING:
+    from parity.config import RepoConfig
+    from parity.definitions import (
+        Aggregation,
+        DataSource,
+        Entity,
+        FeatureService,
+        FeatureView,
+        FeatureViewProjection,
+        Field,
+        FileSource,
+        OnDemandFeatureView,
+        PushSource,
+        RequestSource,
+        Sla,
+        on_demand_feature_view,
+    )
+    from parity.errors import (
+        ConcurrentApplyError,
+        ConfigError,
+        DataSourceError,
+        DataSourceNotFoundError,
+        DefinitionError,
+        ObjectNotFoundError,
+        OnlineStoreError,
+        ParityError,
+        RegistryError,
+        RetrievalError,
+        TransformationError,
+        ValidationError,
+    )
+    from parity.offline.base import RetrievalJob
+    from parity.store import FeatureStore
+    from parity.types import (
+        Array,
+        Bool,
+        Bytes,
+        Float32,
+        Float64,
+        Int32,
+        Int64,
+        String,
+        Timestamp,
+        ValueType,
+    )
 
 __all__ = [
     "Aggregation",

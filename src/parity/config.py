@@ -14,16 +14,15 @@ names the file and the key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from parity import plugins
 from parity.definitions.base import NAME_RE
 from parity.errors import ConfigError
-from parity.offline.config import DuckDBOfflineConfig
-from parity.online.config import RedisOnlineConfig, SqliteOnlineConfig
 
 CONFIG_FILE = "parity.yaml"
 
@@ -49,8 +48,31 @@ class RegistryConfig(BaseModel):
         return loc
 
 
-OfflineStoreConfig = Annotated[DuckDBOfflineConfig, Field(discriminator="type")]
-OnlineStoreConfig = Annotated[SqliteOnlineConfig | RedisOnlineConfig, Field(discriminator="type")]
+_BACKEND_KEYS: dict[str, plugins.Kind] = {
+    "offline_store": "offline_engine",
+    "online_store": "online_store",
+}
+"""parity.yaml's key for each kind of backend."""
+
+
+def backend_config(key: str, value: Any, source: str = CONFIG_FILE) -> BaseModel:
+    """The config of the backend ``value`` (a mapping with ``type``) names, validated by that
+    backend's own config class; ``ConfigError`` naming ``source`` and the key."""
+    kind = _BACKEND_KEYS[key]
+    if isinstance(value, BaseModel):
+        return value
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {key}: expected a mapping with a type, got {value!r}")
+    name = value.get("type", plugins.DEFAULTS[kind])
+    if not isinstance(name, str):
+        raise ConfigError(f"{source}: {key}.type: expected a name, got {name!r}")
+    found = plugins.backend(kind, name, where=f"{source}: {key}.type")
+    try:
+        return found.config.model_validate({**value, "type": name})
+    except PydanticValidationError as exc:
+        raise config_error(source, exc, prefix=f"{key}.") from None
 
 
 class CacheConfig(BaseModel):
@@ -69,13 +91,17 @@ class RepoConfig(BaseModel):
 
     project: str
     registry: RegistryConfig = RegistryConfig(path="data/registry.db")
-    offline_store: OfflineStoreConfig = DuckDBOfflineConfig()
+    offline_store: SerializeAsAny[BaseModel] = Field(
+        default_factory=lambda: backend_config("offline_store", None), validate_default=False
+    )
     cache: CacheConfig | None = None
     offline_log: str = Field(
         default="data/offline_log",
         description="where rows pushed to push sources' offline side are appended",
     )
-    online_store: OnlineStoreConfig = SqliteOnlineConfig()
+    online_store: SerializeAsAny[BaseModel] = Field(
+        default_factory=lambda: backend_config("online_store", None), validate_default=False
+    )
     repo_path: Path = Path(".")
 
     @field_validator("project")
@@ -87,6 +113,11 @@ class RepoConfig(BaseModel):
                 "starting with a letter"
             )
         return v
+
+    @field_validator("offline_store", "online_store", mode="before")
+    @classmethod
+    def _backend(cls, v: Any, info: Any) -> Any:
+        return backend_config(info.field_name, v, "RepoConfig")
 
     @field_validator("registry", mode="before")
     @classmethod
@@ -124,15 +155,19 @@ class RepoConfig(BaseModel):
     ) -> RepoConfig:
         if "repo_path" in data:
             raise ConfigError(f"{source}: repo_path: not a config key (it is the folder)")
+        data = dict(data)
+        for key in _BACKEND_KEYS:  # each backend's own config class checks its part
+            if key in data:
+                data[key] = backend_config(key, data[key], source)
         try:
             return cls(**data, repo_path=repo_path)
         except PydanticValidationError as exc:
             raise config_error(source, exc) from None
 
 
-def config_error(source: str, exc: PydanticValidationError) -> ConfigError:
+def config_error(source: str, exc: PydanticValidationError, prefix: str = "") -> ConfigError:
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if p not in ("duckdb", "sqlite", "redis"))
+        loc = prefix + ".".join(str(p) for p in err["loc"])
         parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
     return ConfigError(f"{source}: " + "; ".join(parts))

@@ -11,10 +11,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-import pyarrow as pa
+from functools import cache
+from typing import TYPE_CHECKING
 
 from parity.errors import DefinitionError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:  # pyarrow loads on first use, so defining features does not import it
+
+    class _LazyArrow:
+        def __getattr__(self, name: str) -> object:
+            import pyarrow
+
+            globals()["pa"] = pyarrow
+            return getattr(pyarrow, name)
+
+    pa = _LazyArrow()
 
 __all__ = [
     "Array",
@@ -73,11 +86,12 @@ def _kind(t: pa.DataType) -> str | None:
 @dataclass(frozen=True, repr=False)
 class PrimitiveType(ValueType):
     name: str
-    arrow: pa.DataType
+    arrow_name: str
+    """The name of its pyarrow type factory (``int64``...); ``timestamp`` is µs, UTC."""
     kind: str
 
     def to_arrow(self) -> pa.DataType:
-        return self.arrow
+        return _arrow(self.arrow_name)
 
     def accepts(self, arrow_type: pa.DataType) -> bool:
         kind = _kind(arrow_type)
@@ -85,14 +99,21 @@ class PrimitiveType(ValueType):
         return kind == self.kind or (self.kind == "float" and kind == "int")
 
 
-Int32 = PrimitiveType("Int32", pa.int32(), "int")
-Int64 = PrimitiveType("Int64", pa.int64(), "int")
-Float32 = PrimitiveType("Float32", pa.float32(), "float")
-Float64 = PrimitiveType("Float64", pa.float64(), "float")
-String = PrimitiveType("String", pa.string(), "string")
-Bool = PrimitiveType("Bool", pa.bool_(), "bool")
-Bytes = PrimitiveType("Bytes", pa.binary(), "bytes")
-Timestamp = PrimitiveType("Timestamp", pa.timestamp("us", tz="UTC"), "timestamp")
+@cache
+def _arrow(name: str) -> pa.DataType:
+    if name == "timestamp":
+        return pa.timestamp("us", tz="UTC")
+    return getattr(pa, name)()
+
+
+Int32 = PrimitiveType("Int32", "int32", "int")
+Int64 = PrimitiveType("Int64", "int64", "int")
+Float32 = PrimitiveType("Float32", "float32", "float")
+Float64 = PrimitiveType("Float64", "float64", "float")
+String = PrimitiveType("String", "string", "string")
+Bool = PrimitiveType("Bool", "bool_", "bool")
+Bytes = PrimitiveType("Bytes", "binary", "bytes")
+Timestamp = PrimitiveType("Timestamp", "timestamp", "timestamp")
 
 _PRIMITIVES: dict[str, PrimitiveType] = {
     t.name: t for t in (Int32, Int64, Float32, Float64, String, Bool, Bytes, Timestamp)

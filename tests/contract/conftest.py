@@ -21,15 +21,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from backends import REGISTRY_BACKENDS  # the one list of backends per kind
 
 from parity.registry import Registry
 
 POSTGRES_URL = os.environ.get(
     "PARITY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-
-REGISTRY_BACKENDS = ["sqlite", "postgresql"]
-"""Every registry database the contract suite runs against; add one here to test it."""
 
 _BACKEND_MARKS = {"postgresql": [pytest.mark.postgres]}
 

@@ -5,7 +5,8 @@ replayed with the same event id, on window and hop boundaries, empty windows), p
 to online and offline in arrival order with the store's clock at the arrival time, then at
 several times after the last arrival compares ``get_online_features`` with
 ``get_historical_features`` for entity rows stamped with that time: every function, two
-windows, with and without a hop, bit for bit. Runs against every store in ONLINE_STORES.
+windows, with and without a hop, bit for bit. Runs against every store in
+``backends.ONLINE_STORES`` (gaps marked with their reason there).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import math
 import shutil
 import struct
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,15 +21,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from backends import ONLINE_STORES, online_store_yaml, params
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parity import Aggregation, Entity, FeatureStore, FeatureView, FileSource, PushSource
 
-ONLINE_STORES = ["sqlite", "redis"]
-"""Every store the parity property runs against; add one here to hold it to the promise."""
-
-REDIS_URL = "redis://127.0.0.1:6379/13"  # this suite's own Redis database
+REDIS_DB = 13  # this suite's own Redis database
 BASE = datetime(2024, 3, 1, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 FUNCTIONS = ["sum", "mean", "min", "max", "stddev", "first", "last", "count_distinct"]
@@ -51,7 +49,7 @@ def _aggregations() -> list[Aggregation]:
     return out
 
 
-def _repo(path: Path, store: str) -> FeatureStore:
+def _repo(path: Path, store: str, request: pytest.FixtureRequest) -> FeatureStore:
     (path / "data").mkdir(parents=True)
     # The batch file holds one event of another user, long before: the source exists.
     pq.write_table(
@@ -71,11 +69,7 @@ def _repo(path: Path, store: str) -> FeatureStore:
         ),
         path / "data" / "events.parquet",
     )
-    if store == "sqlite":
-        online = "{type: sqlite, path: data/online.db}"
-    else:
-        prefix = f"parity_test_{uuid.uuid4().hex[:10]}:"
-        online = f"{{type: redis, url: '{REDIS_URL}', key_prefix: '{prefix}'}}"
+    online = online_store_yaml(store, request, redis_db=REDIS_DB)
     (path / "parity.yaml").write_text(
         f"project: aggparity\nregistry: {{path: data/registry.db}}\nonline_store: {online}\n"
     )
@@ -101,9 +95,9 @@ def _repo(path: Path, store: str) -> FeatureStore:
 CLOCK = [BASE]
 
 
-@pytest.fixture(scope="module", params=ONLINE_STORES)
+@pytest.fixture(scope="module", params=params("aggregates_parity", ONLINE_STORES))
 def parity_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    fs = _repo(tmp_path_factory.mktemp(f"agg-{request.param}"), request.param)
+    fs = _repo(tmp_path_factory.mktemp(f"agg-{request.param}"), request.param, request)
     yield fs
     fs.teardown()
     fs.close()

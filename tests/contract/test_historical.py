@@ -1,6 +1,6 @@
 """The historical join contract: every offline engine gives the oracle's answer.
 
-Add an engine to OFFLINE_ENGINES and this whole suite runs against it.
+Runs on every engine in ``backends.OFFLINE_ENGINES``: add one there and this suite runs on it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from backends import OFFLINE_ENGINES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,8 +19,6 @@ from oracle import expected_choices
 from parity import FeatureStore, ObjectNotFoundError, RetrievalError
 from parity.errors import DataSourceNotFoundError, ParityError
 from repo_utils import write_parquet, write_repo
-
-OFFLINE_ENGINES = ["duckdb"]
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TTLS = {"none": None, "2m": timedelta(minutes=2), "5m": timedelta(minutes=5)}

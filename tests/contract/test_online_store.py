@@ -1,17 +1,17 @@
 """The online contract: every store gives the same answers, by the historical join's rule.
 
-Add a store to ONLINE_STORES (and a config in ``online_config``) and this suite runs on it.
+Runs on every store in ``backends.ONLINE_STORES``: add one there and this suite runs on it.
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from backends import ONLINE_STORES, online_store_yaml, params
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,8 +19,6 @@ from oracle import expected_choices
 from parity import FeatureStore, RetrievalError
 from parity.ingest import IngestError
 from repo_utils import write_repo
-
-ONLINE_STORES = ["sqlite", "redis", "redis_cluster"]
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)
@@ -65,23 +63,14 @@ def driver_table(rows: list[dict]) -> pa.Table:
 
 
 def online_config(kind: str, request) -> str:
-    if kind == "sqlite":
-        return "{ type: sqlite, path: data/online.db }"
-    prefix = f"parity_test_{uuid.uuid4().hex[:10]}:"
     # The suite reads with a clock fixed in 2024; Redis expires keys by the real clock, so
     # the grace is set far out here and only the reader's ttl rule is under test
     # (tests/unit/online checks that keys get their expiry).
     grace = "expire_grace_seconds: 1000000000"
-    if kind == "redis":
-        url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-        return f"{{ type: redis, url: '{url}', key_prefix: '{prefix}', {grace} }}"
-    if kind == "redis_cluster":
-        nodes = request.getfixturevalue("redis_cluster_nodes")
-        return f"{{ type: redis, cluster: {list(nodes)}, key_prefix: '{prefix}', {grace} }}"
-    raise AssertionError(kind)
+    return online_store_yaml(kind, request, redis_db=REDIS_DB, extra=grace)
 
 
-@pytest.fixture(scope="module", params=ONLINE_STORES)
+@pytest.fixture(scope="module", params=params("online_store", ONLINE_STORES))
 def store(request, tmp_path_factory):
     root = write_repo(tmp_path_factory.mktemp(f"online_{request.param}"), {"features.py": DEFS})
     text = (root / "parity.yaml").read_text()

@@ -1,4 +1,4 @@
-"""The registry contract: every database in REGISTRY_BACKENDS (conftest.py) behaves the same.
+"""The registry contract: every database in ``backends.REGISTRY_BACKENDS`` behaves the same.
 
 Real databases only. The concurrency tests start processes with ``spawn`` and check what
 must hold whatever the interleaving: versions 1..N without gaps or duplicates, the live spec

@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from backends import OFFLINE_ENGINES
 
 from parity import FeatureStore
 from repo_utils import write_repo
 
-OFFLINE_ENGINES = ["duckdb"]
 T0 = datetime(2024, 1, 1, 12, 0, 0, 123456)
 
 

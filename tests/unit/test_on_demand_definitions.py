@@ -24,10 +24,19 @@ from parity import (
     TransformationError,
     on_demand_feature_view,
 )
-from parity.catalog import Catalog
 from parity.definitions import from_spec, on_demand
-from parity.transform import plan_on_demand, run_views
-from parity.validation import check_on_demand, check_references, collect, cycles
+from parity.query.on_demand import run_views
+from parity.query.plan import FeaturePlan, plan_features
+from parity.registry.catalog import Catalog
+from parity.registry.validation import check_on_demand, check_references, collect, cycles
+from parity.repo.functions import resolve_function
+
+
+def plan_on_demand(features, catalog, full_feature_names=False) -> FeaturePlan | None:
+    """The plan of a request when it has on-demand views to run, else None."""
+    plan = plan_features(features, catalog, full_feature_names=full_feature_names)
+    return plan if plan.steps else None
+
 
 driver = Entity(name="driver", join_keys=["driver_id"], dtype=Int64)
 stats = FeatureView(
@@ -61,7 +70,7 @@ def test_spec_names_location_hash_and_sources_never_code():
         "module": __name__,
         "qualname": "plus",
         "file": None,
-        "source_hash": on_demand.function_hash(plus.function()),
+        "source_hash": on_demand.function_hash(resolve_function(plus)),
     }
     assert spec["sources"] == [{"view": "stats", "features": ["conv"]}]
     assert spec["request_sources"] == [
@@ -74,7 +83,9 @@ def test_spec_names_location_hash_and_sources_never_code():
     assert spec["mode"] == "python"
     back = from_spec("on_demand_feature_view", spec)
     assert back.to_spec() == spec
-    assert back.function() is plus.function()  # found by location and hash in this process
+    assert resolve_function(back) is resolve_function(
+        plus
+    )  # found by location and hash in this process
     assert plus.depends_on == ["view stats", "request req"]
 
 
@@ -144,17 +155,17 @@ def test_a_function_loaded_by_module_is_checked_against_its_hash(tmp_path, monke
     spec = od_mod_for_test.f.to_spec()
     on_demand._KNOWN.clear()
     fresh = from_spec("on_demand_feature_view", spec)
-    assert fresh.function()({"conv": 2.0}) == {"o": 2.0}  # imported by module name
+    assert resolve_function(fresh)({"conv": 2.0}) == {"o": 2.0}  # imported by module name
     changed = {**spec, "udf": {**spec["udf"], "source_hash": "0" * 64}}
     with pytest.raises(
         DefinitionError, match=r"'f'.*od_mod_for_test:f changed since it was applied"
     ):
-        from_spec("on_demand_feature_view", changed).function()
+        resolve_function(from_spec("on_demand_feature_view", changed))
     gone = {**spec, "udf": {**spec["udf"], "module": "no_such_module_xyz"}}
     with pytest.raises(
         DefinitionError, match=r"'f': cannot import its function no_such_module_xyz:f"
     ):
-        from_spec("on_demand_feature_view", gone).function()
+        resolve_function(from_spec("on_demand_feature_view", gone))
     sys.modules.pop("od_mod_for_test", None)
 
 
@@ -167,10 +178,10 @@ def test_local_functions_resolve_only_in_process():
     )
     spec = view.to_spec()
     assert "<locals>" in spec["udf"]["qualname"]
-    assert from_spec("on_demand_feature_view", spec).function() is local
+    assert resolve_function(from_spec("on_demand_feature_view", spec)) is local
     on_demand._KNOWN.clear()
     with pytest.raises(DefinitionError, match="defined inside another cannot be imported"):
-        from_spec("on_demand_feature_view", spec).function()
+        resolve_function(from_spec("on_demand_feature_view", spec))
 
 
 def world(*objs) -> Catalog:
@@ -322,5 +333,5 @@ def test_plain_requests_are_left_alone():
     assert plan_on_demand(["stats:conv"], world()) is None
     plan = plan_on_demand(["plus:out", "stats:city"], w, full_feature_names=True)
     assert plan is not None
-    assert plan.plain_refs == ("stats:city", "stats:conv")
+    assert plan.fetched_refs == ("stats:city", "stats:conv")
     assert [o.name for o in plan.outputs] == ["plus__out", "stats__city"]

@@ -1,7 +1,7 @@
 """The public surface: ``parity.__all__`` is sorted, importable and deliberately complete.
 
 Every public class, function or type value defined in ``parity.errors``, ``parity.types`` and
-the ``parity.definitions`` modules must be either exported from ``parity`` (EXPORTED) or listed
+the ``parity.definitions`` and ``parity.repo`` modules must be either exported from ``parity`` (EXPORTED) or listed
 in INTERNAL with the reason users do not need it at the top level. A new public name in one of
 those modules fails ``test_every_public_name_is_a_decision`` until someone decides.
 """
@@ -15,6 +15,7 @@ from types import ModuleType
 
 import parity
 import parity.definitions
+import parity.repo
 from parity.types import ValueType
 
 EXPORTED = {
@@ -85,14 +86,18 @@ INTERNAL = {
     "UdfLocation": "where an on-demand view's function lives, as the registry stores it",
     "ViewInput": "a view an on-demand view reads, as the registry stores it",
     "function_hash": "the registry's hash of a function's source; part of the view's spec",
+    "known_function": "the index of functions seen in this process (parity.repo.functions)",
+    "remember_function": "the index of functions seen in this process (parity.repo.functions)",
+    "resolve_function": "finds an on-demand view's function again from its registered location",
 }
 
 
 def _checked_modules() -> list[ModuleType]:
     mods = [importlib.import_module("parity.errors"), importlib.import_module("parity.types")]
-    mods.append(parity.definitions)
-    for info in pkgutil.iter_modules(parity.definitions.__path__):
-        mods.append(importlib.import_module(f"parity.definitions.{info.name}"))
+    for package in (parity.definitions, parity.repo):  # the models, and reading them from disk
+        mods.append(package)
+        for info in pkgutil.iter_modules(package.__path__):
+            mods.append(importlib.import_module(f"{package.__name__}.{info.name}"))
     return mods
 
 

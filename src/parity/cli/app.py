@@ -23,8 +23,7 @@ from rich.text import Text
 
 from parity import __version__
 from parity.cli import browse, historical, online, render, repo, serve
-from parity.cli.common import RepoOption, VerboseOption, handles_errors
-from parity.config import CONFIG_FILE, RepoConfig
+from parity.cli.common import CONFIG_FILE, RepoOption, VerboseOption, handles_errors
 
 app = typer.Typer(
     name="parity",
@@ -55,6 +54,8 @@ def version(repo: RepoOption = Path("."), verbose: VerboseOption = False) -> Non
     out = render.console()
     out.print(Text(f"parity {__version__} (Python {platform.python_version()})"))
     if (repo / CONFIG_FILE).is_file():
+        from parity.config import RepoConfig
+
         config = RepoConfig.load(repo)
         out.print(Text(f"project {config.project}, registry {config.registry.location()}"))
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
-from parity.catalog import Catalog
 from parity.cli import render
 from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store, parse_kind
-from parity.definitions import KINDS, Definition
 from parity.errors import ObjectNotFoundError
+
+if TYPE_CHECKING:
+    from parity.definitions import Definition
+    from parity.registry.catalog import Catalog
 
 KindOption = Annotated[
     str | None,
@@ -40,6 +42,8 @@ def list_(
     verbose: VerboseOption = False,
 ) -> None:
     """List what is registered: one table per kind."""
+    from parity.definitions import KINDS
+
     wanted = parse_kind(kind, "KIND")
     with open_store(repo) as store:
         catalog = store.catalog(fresh=True)
@@ -94,6 +98,8 @@ def history(
 
 def _find(catalog: Catalog, name: str, kind: str | None) -> list[Definition]:
     """The live objects called ``name`` (of ``kind``); ObjectNotFoundError with a hint."""
+    from parity.definitions import KINDS
+
     if kind is not None:
         return [catalog.get(kind, name)]
     found = [catalog.objects[k][name] for k in KINDS if catalog.has(k, name)]

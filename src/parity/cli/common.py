@@ -11,14 +11,18 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from parity.cli import render
-from parity.config import CONFIG_FILE
 from parity.errors import ConfigError, ParityError
-from parity.store import FeatureStore
+
+if TYPE_CHECKING:
+    from parity.store import FeatureStore
+
+CONFIG_FILE = "parity.yaml"
+"""``parity.config.CONFIG_FILE``, named here so ``parity --help`` loads no config code."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,6 +98,8 @@ def open_store(repo: Path) -> Iterator[FeatureStore]:
     """The repo's FeatureStore, closed afterwards; a clear error when there is no repo."""
     if not repo.exists():
         raise ConfigError(f"feature repo folder {str(repo)!r} does not exist")
+    from parity.store import FeatureStore
+
     store = FeatureStore(repo)
     try:
         yield store

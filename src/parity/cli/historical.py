@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import typer
 from rich.text import Text
 
 from parity.cli import render
 from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store, working
 from parity.errors import ParityError
-from parity.retrieval import FeatureRefs, resolve_features
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from parity.query.refs import FeatureRefs
 
 _EITHER = "'--features' / '--service'"
 
@@ -86,13 +86,10 @@ def historical(
     wanted: FeatureRefs = refs or str(service)
     started = time.perf_counter()
     with open_store(repo) as store, working("Joining features point in time…"):
-        outputs = [
-            name
-            for request in resolve_features(
-                wanted, store.catalog(), full_feature_names=full_feature_names
-            )
-            for name in request.output_names
-        ]
+        from parity.query.plan import plan_features
+
+        plan = plan_features(wanted, store.catalog(), full_feature_names=full_feature_names)
+        outputs = [o.name for o in plan.outputs]
         table = store.get_historical_features(
             entities,
             wanted,
@@ -113,6 +110,10 @@ def historical(
 
 def write_table(table: pa.Table, out: Path) -> None:
     """Write ``table`` as CSV when ``out`` ends in ``.csv``, else as Parquet."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix.lower() == ".csv":
@@ -125,6 +126,8 @@ def write_table(table: pa.Table, out: Path) -> None:
 
 def rows_without_features(table: pa.Table, features: list[str]) -> int:
     """How many rows hold null in every one of ``features``."""
+    import pyarrow.compute as pc
+
     if not features or table.num_rows == 0:
         return 0
     empty = pc.is_null(table.column(features[0]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,7 +12,9 @@ from rich.table import Table
 from parity.cli import render
 from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store
 from parity.errors import RetrievalError
-from parity.materialize import MaterializeResult
+
+if TYPE_CHECKING:
+    from parity.ingest.materialize import MaterializeResult
 
 ViewsOption = Annotated[
     list[str] | None,

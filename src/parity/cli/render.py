@@ -11,25 +11,18 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from rich.console import Console, Group
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from parity.catalog import Catalog
-from parity.definitions import (
-    DataSource,
-    Definition,
-    Entity,
-    FeatureService,
-    FeatureView,
-    OnDemandFeatureView,
-)
-from parity.definitions.base import format_duration
-from parity.registry import Change, Plan, VersionRecord
+if TYPE_CHECKING:  # the models load when something is shown, not for `parity --help`
+    from rich.syntax import Syntax
+
+    from parity.definitions import DataSource, Definition, FeatureService, FeatureView
+    from parity.registry import Change, Plan, VersionRecord
+    from parity.registry.catalog import Catalog
 
 _WIDE = 200
 _ACTION_STYLE = {"create": "green", "update": "yellow", "delete": "red", "unchanged": "dim"}
@@ -100,6 +93,8 @@ def applied_summary(plan: Plan) -> str:
 
 
 def ttl_text(view: FeatureView) -> str:
+    from parity.definitions.base import format_duration
+
     return format_duration(view.ttl) if view.ttl is not None else "no limit"
 
 
@@ -115,6 +110,14 @@ def source_location(source: DataSource) -> str:
 
 def definitions_table(kind: str, objects: Sequence[Definition]) -> Table:
     """One table of definitions of one kind: name, its key facts, owner, description."""
+    from parity.definitions import (
+        DataSource,
+        Entity,
+        FeatureService,
+        FeatureView,
+        OnDemandFeatureView,
+    )
+
     table = Table(title=f"{KIND_TITLES[kind]} ({len(objects)})", title_justify="left")
     table.add_column("Name", style="bold cyan", no_wrap=True)
     facts: list[tuple[str, Any]]
@@ -157,12 +160,16 @@ def definitions_table(kind: str, objects: Sequence[Definition]) -> Table:
 
 def spec_yaml(obj: Definition) -> Syntax:
     """The object's registered spec as highlighted YAML."""
+    import yaml
+    from rich.syntax import Syntax
+
     text = yaml.safe_dump(obj.to_spec(), sort_keys=False, allow_unicode=True)
     return Syntax(text.rstrip(), "yaml", theme="ansi_dark", background_color="default")
 
 
 def dependencies(catalog: Catalog, obj: Definition) -> Text:
     """``depends on: ...`` and ``used by: ...`` lines from the registry's dependency graph."""
+    from parity.definitions import OnDemandFeatureView
 
     def names(pairs: Sequence[tuple[str, str]]) -> str:
         return ", ".join(f"{KIND_LABELS.get(k, k)} {n}" for k, n in pairs) or "-"

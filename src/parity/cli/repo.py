@@ -10,7 +10,6 @@ from rich.text import Text
 
 from parity.cli import render
 from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store, working
-from parity.cli.scaffold import create_repo
 
 
 @handles_errors
@@ -35,6 +34,8 @@ def init(
 
     Refuses to write into a folder that exists and is not empty.
     """
+    from parity.cli.scaffold import create_repo
+
     made = create_repo(name, directory)
     out = render.console()
     out.print(Text(f"Created feature repo {made.project!r} in {made.path}", style="bold green"))

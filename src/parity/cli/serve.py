@@ -9,6 +9,9 @@ import typer
 
 from parity.cli.common import RepoOption, VerboseOption, handles_errors
 
+SERVER_MODULES = ("uvicorn", "httptools", "orjson", "prometheus_client")
+"""What ``parity serve`` needs: ``pip install 'parity-feature-store[server]'``."""
+
 
 @handles_errors
 def serve(
@@ -43,6 +46,9 @@ def serve(
     verbose: VerboseOption = False,
 ) -> None:
     """Serve online features, push and the registry over HTTP until SIGTERM or Ctrl-C."""
+    from parity.plugins import require
+
+    require(SERVER_MODULES, "server", "parity serve")
     from parity.server.run import ServerSettings
     from parity.server.run import serve as run
 

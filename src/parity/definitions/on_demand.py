@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib
 import inspect
-import sys
 import textwrap
 import threading
 from collections.abc import Callable, Sequence
@@ -60,7 +58,9 @@ __all__ = [
     "UdfLocation",
     "ViewInput",
     "function_hash",
+    "known_function",
     "on_demand_feature_view",
+    "remember_function",
 ]
 
 Mode = Literal["python", "pandas"]
@@ -258,15 +258,10 @@ class OnDemandFeatureView(Definition):
 
     # -- the function ----------------------------------------------------------------------
 
-    def function(self, repo_root: str | Path | None = None) -> UserFunction:
-        """The transformation, loaded from where the registry says it lives.
-
-        Imports ``module`` (or, for a repo file, runs the file under ``repo_root``) and checks
-        the source hash. ``DefinitionError`` naming the view and the location when it cannot
-        be found, or when its source changed since it was applied.
-        """
-        if self._fn is None:
-            self._fn = _resolve(self, None if repo_root is None else Path(repo_root))
+    @property
+    def given_function(self) -> UserFunction | None:
+        """The function this view was built from in this process; None when read back from
+        the registry (``parity.repo.functions.resolve_function`` finds it then)."""
         return self._fn
 
     def located_in(self, root: Path) -> OnDemandFeatureView:
@@ -425,70 +420,19 @@ def _function_file(fn: UserFunction) -> Path | None:
 
 
 def _remember(loc: UdfLocation, fn: UserFunction) -> None:
+    remember_function(loc, fn, _function_file(fn))
+
+
+def remember_function(loc: UdfLocation, fn: UserFunction, path: Path | None = None) -> None:
+    """Index ``fn`` by its module location (and ``path``, its file) with its source hash."""
     with _KNOWN_LOCK:
         _KNOWN[("module", loc.module + ":" + loc.qualname, loc.source_hash)] = fn
-        path = _function_file(fn)
         if path is not None:
             _KNOWN[("file", f"{path}:{loc.qualname}", loc.source_hash)] = fn
 
 
-def _resolve(view: OnDemandFeatureView, root: Path | None) -> UserFunction:
-    loc = view.udf
-    label = f"on-demand feature view {view.name!r}"
-    where = loc.describe()
-    if loc.file is not None:
-        if root is None:
-            raise DefinitionError(
-                f"{label}: its function is in the repo file {where}; give the repo folder"
-            )
-        path = (root / loc.file).resolve()
-        known = _KNOWN.get(("file", f"{path}:{loc.qualname}", loc.source_hash))
-        if known is not None:
-            return known
-        holder = _run_repo_file(root, path, label, where)
-    else:
-        known = _KNOWN.get(("module", loc.module + ":" + loc.qualname, loc.source_hash))
-        if known is not None:
-            return known
-        holder = _import(loc.module, label, where)
-    obj: Any = holder
-    for part in loc.qualname.split("."):
-        if part == "<locals>" or not hasattr(obj, part):
-            hint = " (a function defined inside another cannot be imported)" * (part == "<locals>")
-            raise DefinitionError(f"{label}: cannot find its function {where}{hint}")
-        obj = getattr(obj, part)
-    fn = obj._fn if isinstance(obj, OnDemandFeatureView) else obj
-    if not callable(fn):
-        raise DefinitionError(f"{label}: {where} is not a function")
-    try:
-        now = function_hash(fn)
-    except (OSError, TypeError, SyntaxError) as exc:
-        raise DefinitionError(f"{label}: cannot read the source of {where}: {exc}") from None
-    if now != loc.source_hash:
-        raise DefinitionError(
-            f"{label}: the function {where} changed since it was applied (registered source "
-            f"hash {loc.source_hash[:12]}, found {now[:12]}); run `parity apply` to register it"
-        )
-    return fn
-
-
-def _import(module: str, label: str, where: str) -> Any:
-    if module in sys.modules:
-        return sys.modules[module]
-    try:
-        return importlib.import_module(module)
-    except Exception as exc:
-        raise DefinitionError(
-            f"{label}: cannot import its function {where}: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _run_repo_file(root: Path, path: Path, label: str, where: str) -> Any:
-    from parity.definitions.loader import load_module
-
-    if not path.is_file():
-        raise DefinitionError(f"{label}: its function's file {where} is not in {root}")
-    try:
-        return load_module(root, path)
-    except DefinitionError as exc:
-        raise DefinitionError(f"{label}: cannot load its function {where}: {exc}") from exc
+def known_function(loc: UdfLocation, path: Path | None = None) -> UserFunction | None:
+    """A function seen in this process at ``loc`` (by ``path`` for a repo file), or None."""
+    if path is not None:
+        return _KNOWN.get(("file", f"{path}:{loc.qualname}", loc.source_hash))
+    return _KNOWN.get(("module", loc.module + ":" + loc.qualname, loc.source_hash))

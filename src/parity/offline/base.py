@@ -75,6 +75,9 @@ class RetrievalJob(ABC):
         return self.to_arrow().to_pandas()
 
     def to_polars(self) -> Any:
+        from parity.plugins import require
+
+        require(("polars",), "polars", "to_polars()")
         import polars as pl
 
         return pl.from_arrow(self.to_arrow())
@@ -101,7 +104,8 @@ class ArrowRetrievalJob(RetrievalJob):
 
 
 class OfflineEngine(ABC):
-    """What every offline engine does. Optional abilities come later as mixins."""
+    """What every offline engine does; optional abilities are the ``Supports*`` mixins below,
+    checked with ``isinstance`` (an engine lists the ones it has in its class line)."""
 
     @abstractmethod
     def source_schema(self, source: DataSource) -> pa.Schema:
@@ -126,6 +130,21 @@ class OfflineEngine(ABC):
         source has none). "Latest" is the historical join's order: event, then created time.
         """
 
+    def close(self) -> None:  # noqa: B027 - engines without resources need nothing
+        """Release connections and files."""
+
+
+class SupportsSQL(ABC):
+    """Queries in the engine's own SQL: entity frames given as an SQL query."""
+
+    @abstractmethod
+    def query(self, sql: str) -> pa.Table:
+        """Run a query in the engine's own SQL and return its rows."""
+
+
+class SupportsEvents(ABC):
+    """Raw events in a time range: what materializing an aggregated view reads."""
+
     @abstractmethod
     def events(self, view: ViewJoin, after_us: int, until_us: int) -> pa.Table:
         """The raw events of an aggregated view with ``after_us < event time <= until_us``.
@@ -134,10 +153,3 @@ class OfflineEngine(ABC):
         the event id column when the source has one (replays already dropped: the first by
         created time is kept), ``__event_us`` and ``__created_us``.
         """
-
-    @abstractmethod
-    def query(self, sql: str) -> pa.Table:
-        """Run a query in the engine's own SQL (used for SQL entity frames)."""
-
-    def close(self) -> None:  # noqa: B027 - engines without resources need nothing
-        """Release connections and files."""

@@ -13,6 +13,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from parity.definitions import FeatureView
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,19 @@ class OnlineView:
     join_keys: tuple[str, ...]
     features: tuple[str, ...]
     ttl: timedelta | None
+
+    @classmethod
+    def of(cls, view: FeatureView, join_keys: Sequence[str]) -> OnlineView:
+        """The store's view of a feature view. An aggregated view's ttl is its horizon
+        (longest window plus a hop): a record not written for that long holds nothing any
+        read can use."""
+        ttl = view.ttl
+        if view.is_aggregated:
+            longest = max(a.window for a in view.aggregations)
+            ttl = longest + (view.hop or timedelta(0))
+        return cls(
+            name=view.name, join_keys=tuple(join_keys), features=tuple(view.feature_names), ttl=ttl
+        )
 
 
 @dataclass(frozen=True)
@@ -39,7 +56,8 @@ class RecordBatch:
 
 
 class OnlineStore(ABC):
-    """What every online store does; optional abilities come as mixins later."""
+    """What every online store does; optional abilities are the ``Supports*`` mixins below,
+    checked with ``isinstance`` (a store lists the ones it has in its class line)."""
 
     @abstractmethod
     def setup(self, views: Sequence[OnlineView]) -> None:
@@ -95,3 +113,16 @@ class SupportsUpdate(ABC):
     @abstractmethod
     def update(self, view: OnlineView, keys: Sequence[bytes], fn: Updater) -> int:
         """Apply ``fn``; returns how many records were written or deleted."""
+
+
+class SupportsAsyncRead(ABC):
+    """Reads an event loop can await instead of blocking on (the feature server's path).
+
+    ``read_async`` returns exactly what ``read`` returns for the same requests.
+    """
+
+    @abstractmethod
+    async def read_async(
+        self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
+    ) -> list[list[bytes | None]]:
+        """``read``, with the round trip awaited."""

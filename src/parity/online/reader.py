@@ -81,6 +81,11 @@ class OnlineResponse:
         return len(next(iter(self._entities.values()), []))
 
     @property
+    def values(self) -> dict[str, list[Any]]:
+        """The feature values by output name (entity columns not included)."""
+        return self._values
+
+    @property
     def statuses(self) -> dict[str, list[str]]:
         """``present`` / ``missing`` / ``expired`` per feature and entity row."""
         return self._statuses

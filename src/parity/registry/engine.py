@@ -29,6 +29,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from parity.errors import ConfigError, RegistryError
+from parity.plugins import require
 
 __all__ = [
     "advisory_lock_key",
@@ -57,6 +58,8 @@ def parse_url(url: str | URL) -> URL:
             f"registry: unsupported database {parsed.get_backend_name()!r} in "
             f"{safe_url(parsed)}; use sqlite:///path/registry.db or postgresql+psycopg://..."
         )
+    if parsed.get_driver_name() == "psycopg":
+        require(("psycopg",), "postgres", "a PostgreSQL registry")
     return parsed
 
 

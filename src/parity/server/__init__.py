@@ -7,7 +7,7 @@ from parity.server.app import AppSettings, ParityApp, create_app
 from parity.server.cache import CacheSettings, ServingOnlineStore
 from parity.server.errors import CODES, ApiError
 from parity.server.run import ServerSettings, serve
-from parity.server.serving import ServingStore
+from parity.server.serving import Serving
 
 __all__ = [
     "CODES",
@@ -16,8 +16,8 @@ __all__ = [
     "CacheSettings",
     "ParityApp",
     "ServerSettings",
+    "Serving",
     "ServingOnlineStore",
-    "ServingStore",
     "create_app",
     "serve",
 ]

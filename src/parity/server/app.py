@@ -32,7 +32,7 @@ from parity.server.errors import ApiError, from_exception
 from parity.server.handlers import Handlers, dumps
 from parity.server.metrics import Metrics
 from parity.server.openapi import openapi_document
-from parity.server.serving import ServingStore
+from parity.server.serving import Serving
 
 log = logging.getLogger("parity.server")
 
@@ -69,14 +69,14 @@ class ParityApp:
 
     def __init__(
         self,
-        store_factory: Callable[[Metrics], ServingStore],
+        store_factory: Callable[[Metrics], Serving],
         settings: AppSettings | None = None,
     ):
         self.settings = settings or AppSettings()
         self.metrics = Metrics()
         self._factory = store_factory
         self._ids = _RequestIds()
-        self.store: ServingStore | None = None
+        self.serving: Serving | None = None
         self.handlers: Handlers | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._openapi = dumps(openapi_document())
@@ -85,9 +85,9 @@ class ParityApp:
 
     # -- lifespan -----------------------------------------------------------------------------
     def startup(self) -> None:
-        self.store = self._factory(self.metrics)
+        self.serving = self._factory(self.metrics)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="parity-writer")
-        h = self.handlers = Handlers(self.store, self._writer)
+        h = self.handlers = Handlers(self.serving, self._writer)
         self._get = {
             "/health": self._health,
             "/ready": self._ready,
@@ -103,22 +103,22 @@ class ParityApp:
             "/materialize-incremental": h.materialize_incremental,
         }
         try:
-            self.store.catalog()  # warm: the first request should not pay for it
+            self.serving.store.catalog()  # warm: the first request should not pay for it
         except Exception as exc:  # /ready says so; the server still starts
             log.warning("registry not readable at startup: %s", exc)
-        cache = self.store.cache_settings
+        cache = self.serving.cache_settings
         log.info(
             "serving project %r from %s; online cache %s",
-            self.store.project,
-            self.store.repo_path,
+            self.serving.store.project,
+            self.serving.store.repo_path,
             "off" if cache is None else f"ttl {cache.ttl_seconds}s, {cache.max_entries} entries",
         )
 
     def shutdown(self) -> None:
         if self._writer is not None:
             self._writer.shutdown(wait=True)  # accepted pushes and materializations finish
-        if self.store is not None:
-            self.store.close()
+        if self.serving is not None:
+            self.serving.close()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -268,12 +268,12 @@ def create_app(
     repo_path: str | Path = ".",
     *,
     settings: AppSettings | None = None,
-    store_factory: Callable[[Metrics], ServingStore] | None = None,
+    store_factory: Callable[[Metrics], Serving] | None = None,
     **store_kwargs: Any,
 ) -> ParityApp:
-    """The ASGI app for a repo; ``store_kwargs`` go to ``ServingStore`` (``config``, ``cache``)."""
+    """The ASGI app for a repo; ``store_kwargs`` go to ``Serving`` (``config``, ``cache``)."""
 
-    def factory(metrics: Metrics) -> ServingStore:
-        return ServingStore(repo_path, on_read=metrics.read, on_cache=metrics.cache, **store_kwargs)
+    def factory(metrics: Metrics) -> Serving:
+        return Serving(repo_path, on_read=metrics.read, on_cache=metrics.cache, **store_kwargs)
 
     return ParityApp(store_factory or factory, settings)

@@ -1,5 +1,4 @@
-"""The server's wrapper around the online store: a record-level LRU cache with a TTL, and
-per-view read counts.
+"""The server's wrapper around the online store: a record-level LRU cache with a TTL.
 
 Entries are ``(view content hash, entity key) -> record bytes`` (``None`` for "no record",
 so misses are cached too). The hash is of the view's definition, so after an apply changes a
@@ -18,11 +17,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from parity.errors import OnlineStoreError
-from parity.online.base import OnlineStore, OnlineView, RecordBatch, SupportsUpdate, Updater
+from parity.online.base import (
+    OnlineStore,
+    OnlineView,
+    RecordBatch,
+    SupportsAsyncRead,
+    SupportsUpdate,
+    Updater,
+)
 
 
 @dataclass(frozen=True)
@@ -33,10 +39,6 @@ class CacheSettings:
     max_entries: int
 
 
-AsyncRead = Callable[
-    [Sequence[tuple[OnlineView, Sequence[bytes]]]], Awaitable[list[list[bytes | None]]]
-]
-"""An awaitable ``inner.read`` (``parity.server.redis_reads``)."""
 _Found = tuple[list[list[bytes | None]], list[tuple[int, str | None, list[int]]], int, float]
 
 
@@ -47,13 +49,13 @@ def _missing(
     return [(requests[r][0], [requests[r][1][i] for i in pos]) for r, _, pos in wanted]
 
 
-class ServingOnlineStore(OnlineStore, SupportsUpdate):
-    """Forwards to ``inner``; caches records when ``cache`` is set; reports reads.
+class ServingOnlineStore(OnlineStore, SupportsUpdate, SupportsAsyncRead):
+    """Forwards to ``inner``; caches records when ``cache`` is set.
 
     ``view_hashes()`` gives the current ``{view name: content hash}``; a view it lacks is
-    read without the cache. ``on_read(view, n)`` is called per view and read with the number
-    of keys; ``on_cache(hits, misses)`` once per cached read. ``async_read``, when given, is
-    what ``read_async`` awaits instead of the blocking ``inner.read``.
+    read without the cache. ``on_cache(hits, misses)`` is called once per cached read.
+    ``read_async`` awaits the inner store's round trip when it ``SupportsAsyncRead`` and
+    reads blocking otherwise.
     """
 
     def __init__(
@@ -62,16 +64,13 @@ class ServingOnlineStore(OnlineStore, SupportsUpdate):
         *,
         view_hashes: Callable[[], Mapping[str, str]],
         cache: CacheSettings | None = None,
-        on_read: Callable[[str, int], None] | None = None,
         on_cache: Callable[[int, int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        async_read: AsyncRead | None = None,
     ):
         self.inner = inner
-        self.async_read = async_read
+        self._async_read = inner.read_async if isinstance(inner, SupportsAsyncRead) else None
         self.cache = cache
         self._view_hashes = view_hashes
-        self._on_read = on_read
         self._on_cache = on_cache
         self._clock = clock
         self._entries: OrderedDict[tuple[str, bytes], tuple[float, bytes | None]] = OrderedDict()
@@ -98,26 +97,23 @@ class ServingOnlineStore(OnlineStore, SupportsUpdate):
     async def read_async(
         self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
     ) -> list[list[bytes | None]]:
-        """``read`` for the event loop: with ``async_read`` set, the store's round trip is
-        awaited; without, this is the blocking ``read``."""
-        if self.async_read is None:
+        """``read`` for the event loop: the inner store's round trip awaited where it can be."""
+        read = self._async_read
+        if read is None:
             return self.read(requests)
         found = self._lookup(requests)
         if found is None:
-            return await self.async_read(requests)
+            return await read(requests)
         out, wanted, epoch, now = found
         if wanted:
-            fetched = await self.async_read(_missing(requests, wanted))
+            fetched = await read(_missing(requests, wanted))
             self._fill(requests, out, wanted, fetched, epoch, now)
         return out
 
     def _lookup(self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]) -> _Found | None:
-        """Count the reads; with the cache on, what it holds: (records so far, what to fetch
-        as (request index, view hash, positions), the write epoch, now). None: read it all
-        from the store, uncached."""
-        if self._on_read is not None:
-            for view, keys in requests:
-                self._on_read(view.name, len(keys))
+        """With the cache on, what it holds: (records so far, what to fetch as (request index,
+        view hash, positions), the write epoch, now). None: read it all from the store,
+        uncached."""
         if self.cache is None:
             return None
         try:

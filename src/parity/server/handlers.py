@@ -2,7 +2,7 @@
 
 ``POST /get-online-features`` runs on the event loop itself (handing it to a thread would
 cost more than it saves); its round trip to the store is awaited where the store allows it
-(plain Redis: ``parity.server.redis_reads``), else made there and then. Pushes and
+(``SupportsAsyncRead``: plain Redis), else made there and then. Pushes and
 materializations run on one writer thread (one writer at a time, never blocking reads);
 readiness checks on the loop's default executor.
 """
@@ -23,10 +23,9 @@ from parity.definitions import PushSource
 from parity.errors import ObjectNotFoundError, RetrievalError
 from parity.online.base import OnlineView
 from parity.online.encoding import from_micros
-from parity.retrieval import resolve_features
+from parity.query.plan import plan_features
 from parity.server.errors import ApiError, from_exception
-from parity.server.serving import ServingStore
-from parity.transform import plan_on_demand
+from parity.server.serving import Serving
 from parity.types import Timestamp
 
 T = TypeVar("T")
@@ -97,10 +96,11 @@ def parse_time(text: Any, what: str) -> datetime:
 
 
 class Handlers:
-    """The endpoints' logic over one ServingStore."""
+    """The endpoints' logic over the server's store."""
 
-    def __init__(self, store: ServingStore, writer: ThreadPoolExecutor):
-        self.store = store
+    def __init__(self, serving: Serving, writer: ThreadPoolExecutor):
+        self.serving = serving
+        self.store = serving.store
         self.writer = writer
 
     async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
@@ -172,7 +172,7 @@ class Handlers:
 
     def _check_keys(self, entities: dict[str, Any]) -> None:
         """Each entity column is a list; join-key values match their entity's declared type."""
-        types = self.store.join_key_types()
+        types = self.serving.join_key_types()
         for name, values in entities.items():
             if type(values) is not list:
                 raise ApiError("invalid_request", f"entities.{name} must be a list of values")
@@ -207,33 +207,33 @@ class Handlers:
     ) -> ApiError:
         """The stable code for a refused read, found by checking the request, not the text."""
         catalog = self.store.catalog()
-        on_demand = plan_on_demand(refs, catalog, full_feature_names=full)
-        if on_demand is not None:  # request data first, then the features it reads
-            for step in on_demand.steps:
-                for _, fld in step.request_fields:
-                    if fld.name not in entities:
-                        return ApiError("missing_request_data", str(exc))
-            if not on_demand.plain_refs:
-                return ApiError("wrong_value_type", str(exc))
-            refs, full = list(on_demand.plain_refs), True
         try:
-            requests = resolve_features(refs, catalog, full_feature_names=full)
+            plan = plan_features(refs, catalog, full_feature_names=full)
         except ObjectNotFoundError as err:
             return from_exception(err)
         except RetrievalError as err:
             for ref in refs if isinstance(refs, list) else []:
                 view, sep, feature = ref.partition(":")
-                if (
-                    sep
-                    and feature not in ("", "*")
-                    and catalog.has("feature_view", view)
-                    and feature not in catalog.view(view).feature_names
+                if not sep or feature in ("", "*"):
+                    continue
+                if catalog.has("feature_view", view):
+                    if feature not in catalog.view(view).feature_names:
+                        return ApiError("unknown_feature", str(err))
+                elif (  # as the read itself reports it
+                    catalog.has("on_demand_feature_view", view)
+                    and feature not in catalog.on_demand_view(view).feature_names
                 ):
-                    return ApiError("unknown_feature", str(err))
+                    return ApiError("invalid_request", str(err))
             return ApiError("invalid_feature_reference", str(err))
-        if any(not r.view.online for r in requests):
+        for step in plan.steps:  # request data first, then the features read
+            for _, fld in step.request_fields:
+                if fld.name not in entities:
+                    return ApiError("missing_request_data", str(exc))
+        if plan.steps and not plan.fetch:
+            return ApiError("wrong_value_type", str(exc))
+        if plan.offline_only:
             return ApiError("view_not_online", str(exc))
-        needed = {k for r in requests for k in catalog.join_keys_of(r.view)}
+        needed = set(plan.online().join_keys)
         if needed - set(entities):
             return ApiError("missing_join_key", str(exc))
         for name in needed:
@@ -323,7 +323,7 @@ class Handlers:
             except Exception as exc:
                 ok, out["registry"] = False, f"unreachable: {exc}"
             try:
-                self.store.raw_online.read([(_PROBE, [b"probe"])])
+                self.serving.raw_online.read([(_PROBE, [b"probe"])])
             except Exception as exc:
                 ok, out["online_store"] = False, f"unreachable: {exc}"
             return ok, out

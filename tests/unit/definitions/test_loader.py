@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from parity.definitions import Entity, FeatureView, FileSource
-from parity.definitions.loader import find_definition_files, load_repo
 from parity.errors import DefinitionError
+from parity.repo.loader import find_definition_files, load_repo
 
 from .conftest import WriteRepo
 

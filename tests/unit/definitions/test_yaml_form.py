@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from parity.definitions import Entity, FeatureService, FeatureView, Field, FileSource, Sla
-from parity.definitions.loader import load_repo
-from parity.definitions.yaml_form import (
+from parity.errors import DefinitionError
+from parity.repo.loader import load_repo
+from parity.repo.yaml_form import (
     parse_yaml,
     read_yaml_file,
     resolve_entity_refs,
 )
-from parity.errors import DefinitionError
 
 from .conftest import WriteRepo
 

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from contract.redis_cluster import ClusterHandle, start_cluster
 from parity.errors import ConfigError, ParityError
 from parity.online.base import OnlineView, RecordBatch
-from parity.online.config import RedisOnlineConfig
 from parity.online.encoding import encode_key_part, encode_record, header, record_times
-from parity.online.redis import RedisOnlineStore
+from parity.online.redis import RedisOnlineConfig
+from parity.online.redis.store import RedisOnlineStore
 
 REDIS_URL = os.environ.get("PARITY_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 PREFIX = f"parity_test_{uuid.uuid4().hex[:12]}:"

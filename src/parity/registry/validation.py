@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
-from parity.catalog import Catalog
 from parity.definitions import (
     DataSource,
     Definition,
@@ -25,6 +24,7 @@ from parity.definitions import (
     OnDemandFeatureView,
 )
 from parity.errors import ParityError, ValidationError
+from parity.registry.catalog import Catalog
 
 SchemaReader = Callable[[DataSource], pa.Schema]
 

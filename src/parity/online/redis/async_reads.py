@@ -26,8 +26,9 @@ from typing import Any
 import hiredis
 from redis.connection import parse_url
 
-from parity.online.base import OnlineView
-from parity.online.redis import RedisOnlineStore
+from parity.online.base import OnlineView, SupportsAsyncRead
+from parity.online.redis.config import RedisOnlineConfig
+from parity.online.redis.store import RedisOnlineStore
 
 Requests = Sequence[tuple[OnlineView, Sequence[bytes]]]
 
@@ -114,12 +115,9 @@ class AsyncRedisReads:
     def for_store(cls, store: object) -> AsyncRedisReads | None:
         """The async reads for ``store``, or None when it is not plain Redis over TCP or a
         Unix socket (those keep the blocking read)."""
-        if not isinstance(store, RedisOnlineStore) or store.cluster:
+        if not isinstance(store, RedisOnlineStore) or not supports_async(store.config):
             return None
-        options = parse_url(store.config.url)
-        if options.get("connection_class") not in (None, _unix_class()):
-            return None  # TLS: leave it to redis-py's blocking connection
-        return cls(store, options)
+        return cls(store, parse_url(store.config.url))
 
     async def __call__(self, requests: Requests) -> list[list[bytes | None]]:
         store = self.store
@@ -199,6 +197,31 @@ class AsyncRedisReads:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def supports_async(config: RedisOnlineConfig) -> bool:
+    """Whether reads can be awaited: plain Redis over TCP or a Unix socket (not TLS, not a
+    cluster)."""
+    if config.cluster is not False:
+        return False
+    return parse_url(config.url).get("connection_class") in (None, _unix_class())
+
+
+class AsyncReadRedisOnlineStore(RedisOnlineStore, SupportsAsyncRead):
+    """The Redis store whose reads an event loop can also await (one pipelined connection)."""
+
+    def __init__(self, config: RedisOnlineConfig, project: str):
+        super().__init__(config, project)
+        self._async_reads = AsyncRedisReads(self, parse_url(config.url))
+
+    async def read_async(
+        self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
+    ) -> list[list[bytes | None]]:
+        return await self._async_reads(requests)
+
+    def close(self) -> None:
+        self._async_reads.close()
+        super().close()
 
 
 def _unix_class() -> type:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from parity.errors import OnlineStoreError
 from parity.online.base import OnlineStore, OnlineView, RecordBatch, SupportsUpdate, Updater
-from parity.online.config import SqliteOnlineConfig
+from parity.online.sqlite.config import SqliteOnlineConfig
 
 _NO_CREATED = -(2**62)  # a missing created time is older than any real one
 _CHUNK = 500  # keys per IN (...) query: under SQLite's variable limit

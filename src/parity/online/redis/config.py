@@ -1,25 +1,10 @@
-"""Configs of the online stores; each store owns its class, told apart by ``type``."""
+"""The config of the Redis online store (``online_store: {type: redis, ...}``)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-
-class SqliteOnlineConfig(BaseModel):
-    """The embedded store: one SQLite file beside the repo (WAL: many readers, one writer)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["sqlite"] = "sqlite"
-    path: str = "data/online.db"
-    mmap_size_mb: int = Field(
-        default=1024,
-        ge=0,
-        description="memory-map this much of the file for reads (0 = off); random-key reads "
-        "skip a read syscall per page, about 2x faster for 100-row reads",
-    )
 
 
 class RedisOnlineConfig(BaseModel):
@@ -39,6 +24,3 @@ class RedisOnlineConfig(BaseModel):
     key_prefix: str = "parity:"
     expire_grace_seconds: int = Field(default=3600, ge=0)
     socket_timeout: float = Field(default=5.0, gt=0)
-
-
-OnlineConfig = SqliteOnlineConfig | RedisOnlineConfig

@@ -1,5 +1,8 @@
 """Batch materialization: the latest value per entity in a window, offline to online.
 
+``materialize(ctx, starts, end)`` runs each view (two at a time) and records its window in
+the registry; ``window_starts`` and ``incremental_starts`` say where each view starts.
+
 Data streams through as Arrow record batches (the engine's aggregate keeps one row per key;
 Python holds at most two batches: one being encoded, one being written), so memory stays
 bounded by the batch size. Each view's
@@ -15,16 +18,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from parity.aggregates.online import chunks, events_by_entity, write_events
 from parity.aggregates.state import AggregatePlan
-from parity.catalog import Catalog
+from parity.clock import utc
 from parity.definitions import FeatureView
-from parity.errors import RetrievalError
-from parity.ingest import online_view
-from parity.offline.base import OfflineEngine, ViewJoin
-from parity.online.base import OnlineStore, OnlineView
+from parity.errors import OnlineStoreError, RetrievalError
+from parity.ingest.aggregated import chunks, events_by_entity, write_events
+from parity.ingest.write import WriteContext
+from parity.offline.base import SupportsEvents, ViewJoin
+from parity.online.base import OnlineView
 from parity.online.writer import CREATED_US, EVENT_US, encode_batch
-from parity.registry import Registry
+from parity.progress import progress_bar
+from parity.registry.catalog import Catalog
 
 BATCH_ROWS = 50_000
 
@@ -63,8 +67,69 @@ class MaterializeResult:
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def window_starts(
+    catalog: Catalog, views: Sequence[str] | None, start: datetime, end: datetime
+) -> dict[str, datetime]:
+    """Every named (default: every online) view starting at ``start``."""
+    start, end = utc(start), utc(end)
+    if end < start:
+        raise RetrievalError(f"materialize: end {end} is before start {start}")
+    return {v.name: start for v in online_views(catalog, views)}
+
+
+def incremental_starts(
+    ctx: WriteContext, views: Sequence[str] | None, end: datetime
+) -> dict[str, datetime]:
+    """Each view from where its last run ended (first run: ``end - ttl``, or the epoch)."""
+    end = utc(end)
+    done = ctx.registry().materialized_until()
+    starts = {}
+    for view in online_views(ctx.catalog, views):
+        if view.name in done:
+            starts[view.name] = done[view.name]
+        elif view.ttl is not None:
+            starts[view.name] = end - view.ttl
+        else:
+            starts[view.name] = EPOCH
+    return starts
+
+
+def materialize(
+    ctx: WriteContext, starts: dict[str, datetime], end: datetime, *, progress: bool = False
+) -> MaterializeResult:
+    """Materialize each view from its start up to ``end`` (a progress bar when asked)."""
+    end = utc(end)
+    now_us = ctx.clock.now_us()
+    # Views run two at a time: one view's engine aggregate (native, GIL released)
+    # overlaps another's encoding and writing, so the cores stay busy.
+    with (
+        progress_bar(progress) as on_batch,
+        ThreadPoolExecutor(max_workers=2, thread_name_prefix="parity-materialize") as pool,
+    ):
+        futures = [
+            pool.submit(_observed_view, ctx, ctx.catalog.view(name), start, end, on_batch, now_us)
+            for name, start in starts.items()
+        ]
+        runs = [f.result() for f in futures]
+    return MaterializeResult(tuple(runs))
+
+
+def _observed_view(
+    ctx: WriteContext,
+    view: FeatureView,
+    start: datetime,
+    end: datetime,
+    on_batch: Progress | None,
+    now_us: int,
+) -> ViewMaterialization:
+    result: list[ViewMaterialization] = []
+
+    def run() -> tuple[int, int]:
+        result.append(materialize_view(ctx, view, start, end, on_batch=on_batch, now_us=now_us))
+        return result[0].rows, result[0].stored
+
+    ctx.observed("materialize", view.name, [view.name], None, None, run)
+    return result[0]
 
 
 def online_views(catalog: Catalog, names: Sequence[str] | None) -> list[FeatureView]:
@@ -82,30 +147,20 @@ Progress = Callable[[str, int], None]
 
 
 def materialize_view(
+    ctx: WriteContext,
     view: FeatureView,
     start: datetime,
     end: datetime,
     *,
-    catalog: Catalog,
-    offline: OfflineEngine,
-    online: OnlineStore,
-    registry: Registry,
     on_batch: Progress | None = None,
     now_us: int | None = None,
 ) -> ViewMaterialization:
+    """One view's run: the engine's latest rows (or events) written online, then recorded."""
     began = time.perf_counter()
-    ov = online_view(view, catalog)
+    catalog, online, registry = ctx.catalog, ctx.online(), ctx.registry()
+    ov = OnlineView.of(view, catalog.join_keys_of(view))
     if view.is_aggregated:
-        rows, stored = _materialize_aggregates(
-            view,
-            ov,
-            end,
-            catalog=catalog,
-            offline=offline,
-            online=online,
-            now_us=now_us,
-            on_batch=on_batch,
-        )
+        rows, stored = _materialize_aggregates(ctx, view, ov, end, now_us=now_us, on_batch=on_batch)
         registry.record_materialization(view.name, start, end, rows=rows, stored=stored)
         return ViewMaterialization(view.name, start, end, rows, stored, time.perf_counter() - began)
     vj = ViewJoin(
@@ -121,7 +176,7 @@ def materialize_view(
     # on the store's socket or disk, GIL released): at most two batches are in memory.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-write") as writer:
         pending: Future[int] | None = None
-        for batch in offline.latest(vj, start, end, batch_rows=BATCH_ROWS):
+        for batch in ctx.offline().latest(vj, start, end, batch_rows=BATCH_ROWS):
             if batch.num_rows == 0:
                 continue
             encoded = encode_batch(batch, ov)
@@ -138,13 +193,11 @@ def materialize_view(
 
 
 def _materialize_aggregates(
+    ctx: WriteContext,
     view: FeatureView,
     ov: OnlineView,
     end: datetime,
     *,
-    catalog: Catalog,
-    offline: OfflineEngine,
-    online: OnlineStore,
     now_us: int | None,
     on_batch: Progress | None,
 ) -> tuple[int, int]:
@@ -152,6 +205,12 @@ def _materialize_aggregates(
     up to ``end``; entries after it, pushed since, are kept. When ``end`` lies in a hop bucket
     that has already closed, the rebuild stops at that bucket's start (a closed bucket is one
     entry and cannot be split). Returns (events read, records written)."""
+    catalog, offline = ctx.catalog, ctx.offline()
+    if not isinstance(offline, SupportsEvents):
+        raise OnlineStoreError(
+            f"view {view.name!r} aggregates events; materializing it needs an offline engine "
+            f"that reads raw events, which {type(offline).__name__} cannot"
+        )
     source = catalog.source_of(view)
     plan = AggregatePlan.of(view, source.event_id_field)
     now = time.time_ns() // 1000 if now_us is None else now_us
@@ -174,7 +233,7 @@ def _materialize_aggregates(
     groups = events_by_entity(plan, ov, table, table.column(EVENT_US), table.column(CREATED_US))
     stored = 0
     for part in chunks(groups, 1000):
-        stored += write_events(online, ov, plan, part, now, replace_until=until)
+        stored += write_events(ctx.online(), ov, plan, part, now, replace_until=until)
         if on_batch is not None:
             on_batch(view.name, sum(len(v) for v in part.values()))
     return table.num_rows, stored

@@ -39,8 +39,8 @@ from redis.exceptions import (
 
 from parity.errors import ConfigError, OnlineStoreError
 from parity.online.base import OnlineStore, OnlineView, RecordBatch, SupportsUpdate, Updater
-from parity.online.config import RedisOnlineConfig
-from parity.online.redis_scripts import CAS_SCRIPT, CAS_SHA, NEVER, WRITE_SCRIPT, WRITE_SHA
+from parity.online.redis.config import RedisOnlineConfig
+from parity.online.redis.scripts import CAS_SCRIPT, CAS_SHA, NEVER, WRITE_SCRIPT, WRITE_SHA
 
 _hiredis_pack: Callable[[tuple[bytes, ...]], bytes] | None
 try:

@@ -33,10 +33,12 @@ from parity.offline.base import (
     OfflineEngine,
     PointInTimeJoin,
     RetrievalJob,
+    SupportsEvents,
+    SupportsSQL,
     ViewJoin,
 )
-from parity.offline.config import DuckDBOfflineConfig
-from parity.offline.windows import WindowQuery, typed_column, window_query
+from parity.offline.duckdb.config import DuckDBOfflineConfig
+from parity.offline.duckdb.windows import WindowQuery, typed_column, window_query
 
 T_MICRO = timedelta(microseconds=1)
 _SHIFT = 2**64
@@ -95,7 +97,7 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-class DuckDBOfflineEngine(OfflineEngine):
+class DuckDBOfflineEngine(OfflineEngine, SupportsSQL, SupportsEvents):
     """Point-in-time joins and source reads with an in-process DuckDB."""
 
     def __init__(self, config: DuckDBOfflineConfig, repo_path: Path, log_root: Path | None = None):

@@ -1,4 +1,4 @@
-"""Configs of the offline engines; each engine owns its class, told apart by ``type``."""
+"""The config of the DuckDB offline engine (``offline_store: {type: duckdb, ...}``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,3 @@ class DuckDBOfflineConfig(BaseModel):
     )
     threads: int | None = Field(default=None, ge=1, description="None = all cores")
     temp_directory: str | None = None
-
-
-OfflineConfig = DuckDBOfflineConfig

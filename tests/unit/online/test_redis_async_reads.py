@@ -19,10 +19,10 @@ import redis
 
 from parity.errors import OnlineStoreError
 from parity.online.base import OnlineView, RecordBatch
-from parity.online.config import RedisOnlineConfig
 from parity.online.encoding import encode_key_part, encode_record
-from parity.online.redis import RedisOnlineStore
-from parity.server.redis_reads import AsyncRedisReads
+from parity.online.redis import RedisOnlineConfig
+from parity.online.redis.async_reads import AsyncRedisReads
+from parity.online.redis.store import RedisOnlineStore
 
 REDIS_URL = os.environ.get("PARITY_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 PREFIX = f"parity_test_{uuid.uuid4().hex[:12]}:"

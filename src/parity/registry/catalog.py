@@ -1,11 +1,15 @@
 """A read-only, indexed view of a set of definitions: what the registry holds, or what an
-apply would leave. Lookups raise ObjectNotFoundError with a hint."""
+apply would leave. Lookups raise ObjectNotFoundError with a hint. ``CatalogCache`` keeps a
+store's current one, re-read when the registry's revision moves."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from parity.definitions import (
     KINDS,
@@ -17,6 +21,10 @@ from parity.definitions import (
     OnDemandFeatureView,
 )
 from parity.errors import ObjectNotFoundError
+
+if TYPE_CHECKING:
+    from parity.hooks import HookSet
+    from parity.registry.registry import Registry
 
 _LABEL = {
     "entity": "entity",
@@ -118,3 +126,48 @@ class Catalog:
             ent = e if isinstance(e, Entity) else self.entity(e)
             keys.extend(ent.join_keys)
         return keys
+
+
+class CatalogCache:
+    """The registry's definitions as a Catalog, re-read at most every ``ttl_seconds``.
+
+    After ``ttl_seconds`` the registry's revision is checked (one cheap query) and the
+    definitions are read again only when it moved; ``get(fresh=True)`` always reads them.
+    Every re-read is reported to ``after_registry_refresh`` hooks.
+    """
+
+    def __init__(
+        self, registry: Callable[[], Registry], project: str, ttl_seconds: float, hooks: HookSet
+    ):
+        self._registry = registry
+        self._project = project
+        self._ttl = ttl_seconds
+        self._hooks = hooks
+        self._catalog: Catalog | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self, *, fresh: bool = False) -> Catalog:
+        with self._lock:
+            now = time.monotonic()
+            old = self._catalog
+            stale = old is None or fresh or now - self._checked_at >= self._ttl
+            if stale and (old is None or fresh or self._registry().revision() != old.revision):
+                snap = self._registry().snapshot()
+                self._catalog = Catalog.of(snap.objects, snap.revision, self._project)
+                if self._hooks.wants("after_registry_refresh"):
+                    self._hooks.after(
+                        "after_registry_refresh",
+                        project=self._project,
+                        revision=snap.revision,
+                        previous_revision=None if old is None else old.revision,
+                    )
+            if stale:
+                self._checked_at = now
+            assert self._catalog is not None
+            return self._catalog
+
+    def invalidate(self) -> None:
+        """Read the definitions again next time (after this process changed them)."""
+        with self._lock:
+            self._catalog = None

@@ -47,8 +47,8 @@ from parity.definitions.entity import Entity
 from parity.definitions.feature_view import FeatureView
 from parity.definitions.on_demand import OnDemandFeatureView
 from parity.definitions.source import DataSource
-from parity.definitions.yaml_form import read_yaml_file, resolve_entity_refs
 from parity.errors import DefinitionError, ParityError
+from parity.repo.yaml_form import read_yaml_file, resolve_entity_refs
 
 __all__ = [
     "CONFIG_FILE",

@@ -1,4 +1,4 @@
-"""Rows from applications into the stores: ``push`` and ``write_to_online_store``.
+"""Rows as the stores take them: read any frame into Arrow, then check and type every row.
 
 Every row is checked before anything is written: the columns a view needs are there, of a
 type its schema accepts, join keys and event times are not null, and each value converts to
@@ -11,39 +11,51 @@ event time always wins, offline as online.
 from __future__ import annotations
 
 import itertools
-import threading
-import time
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from parity.aggregates.exact import FIXED_MAX
-from parity.catalog import Catalog
+from parity.clock import unique_stamps
 from parity.definitions import DataSource, FeatureView
 from parity.errors import RetrievalError
 from parity.offline.entity_frame import read_entity_frame, utc_naive
 from parity.online.base import OnlineView
 from parity.online.writer import CREATED_US, EVENT_US
+from parity.registry.catalog import Catalog
 
 
 class IngestError(RetrievalError):
     """Pushed or written rows were refused; nothing of the batch was written."""
 
 
-_clock_lock = threading.Lock()
-_last_stamp = 0
+@dataclass(frozen=True)
+class ConformedRows:
+    """Rows checked and typed for some views: columns under the views' names (join keys,
+    features, the event id), and each row's event and created time in µs (int64; created
+    null when the source has no created timestamp)."""
+
+    table: pa.Table
+    times: dict[str, pa.ChunkedArray]
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.table.num_rows)
+
+    @property
+    def event_us(self) -> pa.ChunkedArray:
+        return self.times[EVENT_US]
+
+    @property
+    def created_us(self) -> pa.ChunkedArray:
+        return self.times[CREATED_US]
 
 
-def unique_stamps(n: int) -> pa.Array:
-    """``n`` increasing µs timestamps, later than any this process stamped before."""
-    global _last_stamp
-    with _clock_lock:
-        start = max(time.time_ns() // 1000, _last_stamp + 1)
-        _last_stamp = start + n - 1
-    return pa.array(range(start, start + n), pa.int64())
+def _stamps(n: int) -> pa.Array:
+    return pa.array(unique_stamps(n), pa.int64())
 
 
 def _no_sql(_sql: str) -> pa.Table:
@@ -58,21 +70,6 @@ def as_table(df: Any) -> pa.Table:
         return read_entity_frame(df, _no_sql)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise IngestError(f"rows cannot be read: {exc}") from None
-
-
-def online_view(view: FeatureView, catalog: Catalog) -> OnlineView:
-    """The store's view of a feature view. An aggregated view's ttl is its horizon (longest
-    window plus a hop): a record not written for that long holds nothing any read can use."""
-    ttl = view.ttl
-    if view.is_aggregated:
-        longest = max(a.window for a in view.aggregations)
-        ttl = longest + (view.hop or timedelta(0))
-    return OnlineView(
-        name=view.name,
-        join_keys=tuple(catalog.join_keys_of(view)),
-        features=tuple(view.feature_names),
-        ttl=ttl,
-    )
 
 
 def _first_null(column: pa.ChunkedArray) -> int:
@@ -100,8 +97,8 @@ def conform(
     catalog: Catalog,
     *,
     label: str,
-) -> tuple[pa.Table, dict[str, pa.ChunkedArray]]:
-    """The rows checked and typed for ``views``: (table by view names, µs times).
+) -> ConformedRows:
+    """The rows checked and typed for ``views``; ``IngestError`` naming the row and column.
 
     ``table``'s columns are named as the views see them (join keys, features) plus the
     source's timestamp (and optional created timestamp) field.
@@ -122,10 +119,10 @@ def conform(
     if cr and cr in cols:
         created = utc_naive(table.column(cr), f"{label}: column {cr!r}").cast(pa.int64())
         if created.null_count:  # rows without a created time get a unique one
-            created = pc.coalesce(created, unique_stamps(table.num_rows))
+            created = pc.coalesce(created, _stamps(table.num_rows))
         times[CREATED_US] = created
     elif cr:
-        times[CREATED_US] = pa.chunked_array([unique_stamps(table.num_rows)])
+        times[CREATED_US] = pa.chunked_array([_stamps(table.num_rows)])
     else:
         times[CREATED_US] = pa.chunked_array([pa.nulls(table.num_rows, pa.int64())])
 
@@ -169,7 +166,7 @@ def conform(
         if eid not in cols:
             raise IngestError(f"{label}: no {eid!r} column (the source's event_id_field)")
         out[eid] = table.column(eid)
-    return pa.table(out), times
+    return ConformedRows(pa.table(out), times)
 
 
 def _check_sums(views: Sequence[FeatureView], columns: dict[str, Any], label: str) -> None:
@@ -192,22 +189,19 @@ def _check_sums(views: Sequence[FeatureView], columns: dict[str, Any], label: st
                 )
 
 
-def online_batch(
-    conformed: pa.Table, times: dict[str, pa.ChunkedArray], ov: OnlineView
-) -> pa.Table:
-    cols = {k: conformed.column(k) for k in itertools.chain(ov.join_keys, ov.features)}
-    cols.update(times)
+def online_batch(rows: ConformedRows, ov: OnlineView) -> pa.Table:
+    """One view's columns and the times, as ``parity.online.writer.encode_batch`` takes them."""
+    cols = {k: rows.table.column(k) for k in itertools.chain(ov.join_keys, ov.features)}
+    cols.update(rows.times)
     return pa.table(cols)
 
 
-def log_table(
-    conformed: pa.Table, times: dict[str, pa.ChunkedArray], source: DataSource
-) -> pa.Table:
+def log_table(rows: ConformedRows, source: DataSource) -> pa.Table:
     """The rows as the source's files hold them: source column names, UTC timestamps."""
-    cols: dict[str, Any] = {
-        source.column_for(k): conformed.column(k) for k in conformed.column_names
-    }
-    cols[source.timestamp_field] = times[EVENT_US].cast(pa.timestamp("us", tz="UTC"))
+    table = rows.table
+    cols: dict[str, Any] = {source.column_for(k): table.column(k) for k in table.column_names}
+    utc_us = pa.timestamp("us", tz="UTC")
+    cols[source.timestamp_field] = rows.event_us.cast(utc_us)
     if source.created_timestamp_field:
-        cols[source.created_timestamp_field] = times[CREATED_US].cast(pa.timestamp("us", tz="UTC"))
+        cols[source.created_timestamp_field] = rows.created_us.cast(utc_us)
     return pa.table(cols)

@@ -1,0 +1,52 @@
+"""Time as the stores see it: "now" for expiry and reads, and unique created stamps.
+
+``Clock(now)`` wraps a callable giving the current UTC time (tests and replays pass their
+own; the default is the system clock). Created stamps given to rows written without one
+always come from the wall clock, strictly increasing within the process, so of two writes of
+the same key and event time the later one wins, offline and online.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from parity.online.encoding import to_micros
+
+__all__ = ["Clock", "to_micros", "unique_stamps", "utc"]
+
+_stamp_lock = threading.Lock()
+_last_stamp = 0
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC time (a naive one is taken as UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def unique_stamps(n: int) -> list[int]:
+    """``n`` increasing µs timestamps, later than any this process stamped before."""
+    global _last_stamp
+    with _stamp_lock:
+        start = max(time.time_ns() // 1000, _last_stamp + 1)
+        _last_stamp = start + n - 1
+    return list(range(start, start + n))
+
+
+class Clock:
+    """``now_us()``: the current time in µs since the epoch, from ``now`` when given."""
+
+    __slots__ = ("_now",)
+
+    def __init__(self, now: Callable[[], datetime] | None = None):
+        self._now = now
+
+    def now_us(self) -> int:
+        if self._now is None:
+            return time.time_ns() // 1000
+        return to_micros(self._now())
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) if self._now is None else utc(self._now())

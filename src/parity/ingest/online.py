@@ -1,0 +1,30 @@
+"""One view's conformed rows into the online store: values, or events for an aggregated view.
+
+A plain view's rows are encoded as records (``parity.online.writer``) and written by the
+store's newest-wins rule; an aggregated view's rows are events merged into each entity's
+partial aggregates with the store's atomic update (``parity.ingest.aggregated``).
+"""
+
+from __future__ import annotations
+
+from parity.aggregates.state import AggregatePlan
+from parity.definitions import FeatureView
+from parity.ingest.aggregated import events_by_entity, write_events
+from parity.ingest.rows import ConformedRows, online_batch
+from parity.online.base import OnlineStore, OnlineView
+from parity.online.writer import encode_batch
+from parity.registry.catalog import Catalog
+
+__all__ = ["write_view"]
+
+
+def write_view(
+    view: FeatureView, rows: ConformedRows, *, catalog: Catalog, online: OnlineStore, now_us: int
+) -> int:
+    """Write ``rows`` to ``view`` online; returns the records stored."""
+    ov = OnlineView.of(view, catalog.join_keys_of(view))
+    if view.is_aggregated:
+        plan = AggregatePlan.of(view, catalog.source_of(view).event_id_field)
+        groups = events_by_entity(plan, ov, rows.table, rows.event_us, rows.created_us)
+        return write_events(online, ov, plan, groups, now_us)
+    return online.write(ov, encode_batch(online_batch(rows, ov), ov))

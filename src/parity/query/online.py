@@ -1,0 +1,141 @@
+"""Online reads end to end: plan, one round trip to the store, decode, on-demand views.
+
+``OnlineReads`` is what ``FeatureStore.get_online_features`` (and its awaitable twin, the
+feature server's path) delegate to. Both run the same steps; the async one awaits the
+store's round trip when the store ``SupportsAsyncRead`` and reads blocking otherwise, so
+both give the same answer and the same errors. Hooks see every read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from parity.clock import Clock
+from parity.hooks import HookSet
+from parity.online.base import OnlineStore, SupportsAsyncRead
+from parity.online.reader import OnlineResponse, decode_online, entity_columns, online_requests
+from parity.query.on_demand import finish_online
+from parity.query.plan import FeaturePlan, Planner
+from parity.query.refs import FeatureRefs
+from parity.registry.catalog import CatalogCache
+
+__all__ = ["OnlineReads"]
+
+
+@dataclass(frozen=True)
+class OnlineReads:
+    """Online reads over one store, with one planner and the store's hooks."""
+
+    project: str
+    catalogs: CatalogCache
+    planner: Planner
+    store: Callable[[], OnlineStore]
+    clock: Clock
+    hooks: HookSet
+    repo_root: Path | None
+
+    def _start(
+        self,
+        features: FeatureRefs,
+        entity_rows: Sequence[Mapping[str, Any]] | None,
+        entities: Mapping[str, Sequence[Any]] | None,
+        full_feature_names: bool,
+    ) -> tuple[FeaturePlan, dict[str, list[Any]]]:
+        catalog = self.catalogs.get()
+        plan = self.planner.plan(features, catalog, full_feature_names=full_feature_names)
+        keys = plan.online().join_keys if plan.fetch else ()
+        cols = entity_columns(entity_rows, entities, keys)
+        if self.hooks.wants("before_online_read"):
+            self.hooks.before("before_online_read", project=self.project, plan=plan, entities=cols)
+        return plan, cols
+
+    def _finish(
+        self,
+        plan: FeaturePlan,
+        cols: dict[str, list[Any]],
+        records: Sequence[Sequence[bytes | None]] | None,
+        now_us: int,
+    ) -> OnlineResponse:
+        inner = decode_online(plan.online(), cols, records, now_us) if records is not None else None
+        if not plan.steps:
+            assert inner is not None
+            return inner
+        return finish_online(plan, cols, inner, self.repo_root)
+
+    def _observed(
+        self,
+        plan: FeaturePlan | None,
+        cols: dict[str, list[Any]] | None,
+        response: OnlineResponse | None,
+        began: float,
+        error: BaseException | None,
+    ) -> None:
+        if plan is None or not self.hooks.wants("after_online_read"):
+            return
+        self.hooks.after(
+            "after_online_read",
+            project=self.project,
+            plan=plan,
+            rows=len(next(iter(cols.values()), [])) if cols else 0,
+            response=response,
+            seconds=time.perf_counter() - began,
+            error=error,
+        )
+
+    def read(
+        self,
+        features: FeatureRefs,
+        entity_rows: Sequence[Mapping[str, Any]] | None = None,
+        entities: Mapping[str, Sequence[Any]] | None = None,
+        *,
+        full_feature_names: bool = False,
+    ) -> OnlineResponse:
+        """The latest values for each entity, with a status and event time per value."""
+        began = time.perf_counter()
+        plan: FeaturePlan | None = None
+        cols: dict[str, list[Any]] | None = None
+        try:
+            plan, cols = self._start(features, entity_rows, entities, full_feature_names)
+            now_us = self.clock.now_us()
+            records = None
+            if plan.fetch:
+                records = self.store().read(online_requests(plan.online(), cols))
+            response = self._finish(plan, cols, records, now_us)
+        except BaseException as exc:
+            self._observed(plan, cols, None, began, exc)
+            raise
+        self._observed(plan, cols, response, began, None)
+        return response
+
+    async def read_async(
+        self,
+        features: FeatureRefs,
+        *,
+        entities: Mapping[str, Sequence[Any]],
+        full_feature_names: bool = False,
+    ) -> OnlineResponse:
+        """``read`` with the store's round trip awaited where the store allows it."""
+        began = time.perf_counter()
+        plan: FeaturePlan | None = None
+        cols: dict[str, list[Any]] | None = None
+        try:
+            plan, cols = self._start(features, None, entities, full_feature_names)
+            now_us = self.clock.now_us()
+            records = None
+            if plan.fetch:
+                store = self.store()
+                requests = online_requests(plan.online(), cols)
+                if isinstance(store, SupportsAsyncRead):
+                    records = await store.read_async(requests)
+                else:
+                    records = store.read(requests)
+            response = self._finish(plan, cols, records, now_us)
+        except BaseException as exc:
+            self._observed(plan, cols, None, began, exc)
+            raise
+        self._observed(plan, cols, response, began, None)
+        return response
