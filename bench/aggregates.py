@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.harness import ROOT, ChildError, finish_child, measure, run_child
+from bench.harness import ROOT, ChildError, finish_child, measure, preload_parity, run_child
 
 MODULE = "bench.aggregates"
 REDIS_DB = 11
@@ -175,6 +175,7 @@ def child_offline(kind: str, scale: float) -> dict[str, Any]:
     out = data_dir(scale)
     entity = pq.read_table(out / "entity.parquet")
     if kind == "parity":
+        preload_parity()
         fs = open_store(out)
         result = measure(lambda: fs.get_historical_features(entity, AGG_REFS).to_arrow())
         fs.close()

@@ -29,6 +29,7 @@ from bench.harness import (
     child_env,
     finish_child,
     measure,
+    preload_parity,
     run_child,
     to_measurement,
 )
@@ -218,7 +219,7 @@ def parity_table(data_dir: Path) -> pa.Table:
 def _import_parity() -> None:
     """Import parity before timing, turning failure into a clear ChildError."""
     try:
-        import parity  # noqa: F401
+        preload_parity()
     except Exception as exc:
         raise ChildError(
             f"the parity package cannot be imported ({type(exc).__name__}: {exc});"

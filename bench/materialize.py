@@ -207,7 +207,10 @@ def data_window(data_dir: Path) -> Window:
 
 def _parity_child(store: str, data_dir: Path, window: Window) -> dict[str, Any]:
     """Time one materialization of both views into an empty store, then check it."""
+    from bench.harness import preload_parity
     from parity import FeatureStore
+
+    preload_parity()
 
     repo = repo_dir(data_dir, store)
     summary: dict[str, Any] = {}

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import aggregates, datagen, historical, materialize, online, serve
+from bench import aggregates, datagen, historical, materialize, online, serve, startup
 from bench.report import Report, render
 
 # Each benchmark: run(data_dir, runs=..., only=...) -> report; its own default number of runs.
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[..., Report]] = {
     "online": online.run,
     "serve": serve.run,
     "aggregates": aggregates.run,
+    "startup": startup.run,
 }
 CONTENDERS = ("reference", "parity")
 

@@ -14,8 +14,9 @@ they use and ``**_`` for the rest.
 
 - ``before_*`` calls run before anything is done; one that raises stops the operation with
   its exception and nothing is written or read (how access control refuses).
-- ``after_*`` calls get ``error`` (None on success) and ``seconds``; an exception raised in
-  one is logged (logger ``parity.hooks``) and never changes the operation's outcome.
+- ``after_*`` calls get ``error`` (None on success) and ``seconds`` (besides what the
+  ``before_*`` call got); an exception raised in one is logged (logger ``parity.hooks``) and
+  never changes the operation's outcome.
 
 The calls and what they get:
 
@@ -39,8 +40,9 @@ The calls and what they get:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = ["HOOK_NAMES", "HookSet", "Hooks"]
 
 log = logging.getLogger("parity.hooks")
+T = TypeVar("T")
 
 
 class Hooks:
@@ -207,3 +210,29 @@ class HookSet:
                 getattr(hook, name)(**kwargs)
             except Exception:
                 log.exception("hook %s.%s failed", type(hook).__name__, name)
+
+    def around(
+        self,
+        name: str,
+        work: Callable[[], T],
+        outcome: Callable[[T | None], dict[str, Any]],
+        **context: Any,
+    ) -> T:
+        """``work()`` between ``before_<name>(**context)`` and ``after_<name>``, which gets the
+        context, ``outcome(result)`` (``outcome(None)`` on error), ``seconds`` and ``error``."""
+        self.before(f"before_{name}", **context)
+        after = f"after_{name}"
+        if not self._by_name[after]:
+            return work()
+        began = time.perf_counter()
+        try:
+            result = work()
+        except BaseException as exc:
+            self.after(after, **{**context, **outcome(None)}, seconds=_since(began), error=exc)
+            raise
+        self.after(after, **{**context, **outcome(result)}, seconds=_since(began), error=None)
+        return result
+
+
+def _since(began: float) -> float:
+    return time.perf_counter() - began

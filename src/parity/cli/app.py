@@ -19,7 +19,6 @@ import platform
 from pathlib import Path
 
 import typer
-from rich.text import Text
 
 from parity import __version__
 from parity.cli import browse, historical, online, render, repo, serve
@@ -31,6 +30,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    # Help and usage errors in click's plain format: typer's rich help imports a markdown
+    # parser and half of rich, which would double what `parity --help` costs (the commands'
+    # own output is still rich).
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -51,6 +54,8 @@ app.command("serve")(serve.serve)
 @handles_errors
 def version(repo: RepoOption = Path("."), verbose: VerboseOption = False) -> None:
     """Show Parity's version, and the repo's project and registry when there is a repo."""
+    from rich.text import Text
+
     out = render.console()
     out.print(Text(f"parity {__version__} (Python {platform.python_version()})"))
     if (repo / CONFIG_FILE).is_file():

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
 from parity.cli import render
 from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store, parse_kind
@@ -42,6 +41,8 @@ def list_(
     verbose: VerboseOption = False,
 ) -> None:
     """List what is registered: one table per kind."""
+    from rich.text import Text
+
     from parity.definitions import KINDS
 
     wanted = parse_kind(kind, "KIND")
@@ -66,6 +67,8 @@ def describe(
     verbose: VerboseOption = False,
 ) -> None:
     """Show an object's registered spec, its current version and its last change."""
+    from rich.text import Text
+
     wanted = parse_kind(kind)
     with open_store(repo) as store:
         catalog = store.catalog(fresh=True)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
 from parity.cli import render
 from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store, working
@@ -76,6 +75,8 @@ def historical(
 
     Every entity row comes back once, in input order; a feature with no value within its view's ttl at or before the row's timestamp is empty (null).
     """
+    from rich.text import Text
+
     refs = [r.strip() for item in features or [] for r in item.split(",") if r.strip()]
     if refs and service:
         raise typer.BadParameter("give one of them, not both", param_hint=_EITHER)

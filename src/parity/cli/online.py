@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from parity.cli import render
 from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store
@@ -43,6 +42,8 @@ def _views(values: list[str] | None) -> list[str] | None:
 
 
 def _report(result: MaterializeResult) -> None:
+    from rich.table import Table
+
     table = Table(title="Materialized", title_justify="left")
     for col in ("View", "From", "To", "Entity keys", "Stored", "Seconds", "Keys/s"):
         table.add_column(col, justify="right" if col[0] in "EKSs" else "left")

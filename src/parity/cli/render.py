@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group
-from rich.table import Table
-from rich.text import Text
-
-if TYPE_CHECKING:  # the models load when something is shown, not for `parity --help`
+if TYPE_CHECKING:  # rich and the models load when something is shown, not for `parity --help`
+    from rich.console import Console, Group
     from rich.syntax import Syntax
+    from rich.table import Table
+    from rich.text import Text
 
     from parity.definitions import DataSource, Definition, FeatureService, FeatureView
     from parity.registry import Change, Plan, VersionRecord
@@ -44,6 +43,8 @@ KIND_TITLES = {
 
 def console(*, stderr: bool = False) -> Console:
     """A console on stdout (or stderr), made per use so test runners' streams are honoured."""
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     width = None
     if not stream.isatty() and not os.environ.get("COLUMNS", "").strip().isdigit():
@@ -54,6 +55,8 @@ def console(*, stderr: bool = False) -> Console:
 
 def error(message: str) -> None:
     """``error: message`` in red on stderr."""
+    from rich.text import Text
+
     console(stderr=True).print(Text(f"error: {message}", style="bold red"))
 
 
@@ -62,6 +65,8 @@ def error(message: str) -> None:
 
 def plan_text(plan: Plan) -> Text:
     """The plan's readable diff, coloured by action; no summary line."""
+    from rich.text import Text
+
     out = Text()
     for change in plan.changes:
         if change.action == "unchanged":
@@ -72,6 +77,8 @@ def plan_text(plan: Plan) -> Text:
 
 
 def change_text(change: Change) -> Text:
+    from rich.text import Text
+
     style = _ACTION_STYLE[change.action]
     lines = change.render().splitlines()
     text = Text(lines[0], style=f"bold {style}")
@@ -110,6 +117,9 @@ def source_location(source: DataSource) -> str:
 
 def definitions_table(kind: str, objects: Sequence[Definition]) -> Table:
     """One table of definitions of one kind: name, its key facts, owner, description."""
+    from rich.table import Table
+    from rich.text import Text
+
     from parity.definitions import (
         DataSource,
         Entity,
@@ -169,6 +179,8 @@ def spec_yaml(obj: Definition) -> Syntax:
 
 def dependencies(catalog: Catalog, obj: Definition) -> Text:
     """``depends on: ...`` and ``used by: ...`` lines from the registry's dependency graph."""
+    from rich.text import Text
+
     from parity.definitions import OnDemandFeatureView
 
     def names(pairs: Sequence[tuple[str, str]]) -> str:
@@ -184,6 +196,9 @@ def dependencies(catalog: Catalog, obj: Definition) -> Text:
 
 def version_line(record: VersionRecord) -> Group:
     """``version 2, updated by ana on 2024-05-01 10:00:00 UTC`` and what that change did."""
+    from rich.console import Group
+    from rich.text import Text
+
     style = _ACTION_STYLE[record.action]
     head = Text(f"version {record.version}", style="bold")
     head.append(f", {_past(record.action)} ", style=style)
@@ -196,6 +211,9 @@ def version_line(record: VersionRecord) -> Group:
 
 def history_table(records: Sequence[VersionRecord], *, title: str) -> Table:
     """Versions oldest first: version, action, author, when, hash prefix, changed fields."""
+    from rich.table import Table
+    from rich.text import Text
+
     kinds = {r.kind for r in records}
     table = Table(title=title, title_justify="left")
     if len(kinds) > 1:

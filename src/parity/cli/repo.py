@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
 from parity.cli import render
 from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store, working
@@ -34,6 +33,8 @@ def init(
 
     Refuses to write into a folder that exists and is not empty.
     """
+    from rich.text import Text
+
     from parity.cli.scaffold import create_repo
 
     made = create_repo(name, directory)
@@ -47,6 +48,8 @@ def init(
 @handles_errors
 def plan(repo: RepoOption = Path("."), verbose: VerboseOption = False) -> None:
     """Show what `parity apply` would create, change or delete, field by field."""
+    from rich.text import Text
+
     with open_store(repo) as store, working("Reading and validating definitions…"):
         planned = store.plan()
     out = render.console()
@@ -74,6 +77,8 @@ def apply(
 
     Objects registered but no longer in the repo's files are deleted.
     """
+    from rich.text import Text
+
     with open_store(repo) as store, working("Validating definitions against the data…"):
         done = store.apply(author=author)
     out = render.console()

@@ -14,7 +14,6 @@ accepted offline push survives a crash in the online write.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,48 +68,21 @@ class WriteContext:
         write: Callable[[], tuple[int, int]],
     ) -> tuple[int, int]:
         """``write()`` -> (rows, stored) between the ``before_write``/``after_write`` hooks."""
-        hooks = self.hooks
-        names = tuple(views)
-        if hooks.wants("before_write"):
-            hooks.before(
-                "before_write",
-                project=self.project,
-                kind=kind,
-                target=target,
-                views=names,
-                rows=rows,
-                data=data,
-            )
-        if not hooks.wants("after_write"):
-            return write()
-        began = time.perf_counter()
-        try:
-            done = write()
-        except BaseException as exc:
-            hooks.after(
-                "after_write",
-                project=self.project,
-                kind=kind,
-                target=target,
-                views=names,
-                rows=rows,
-                stored=None,
-                seconds=time.perf_counter() - began,
-                error=exc,
-            )
-            raise
-        hooks.after(
-            "after_write",
+        return self.hooks.around(
+            "write",
+            write,
+            lambda done: (
+                {"rows": rows, "stored": None}
+                if done is None
+                else {"rows": done[0], "stored": done[1]}
+            ),
             project=self.project,
             kind=kind,
             target=target,
-            views=names,
-            rows=done[0],
-            stored=done[1],
-            seconds=time.perf_counter() - began,
-            error=None,
+            views=tuple(views),
+            rows=rows,
+            data=data,
         )
-        return done
 
 
 def ingest(

@@ -9,7 +9,8 @@ both give the same answer and the same errors. Hooks see every read.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,23 +67,27 @@ class OnlineReads:
             return inner
         return finish_online(plan, cols, inner, self.repo_root)
 
-    def _observed(
-        self,
-        plan: FeaturePlan | None,
-        cols: dict[str, list[Any]] | None,
-        response: OnlineResponse | None,
-        began: float,
-        error: BaseException | None,
-    ) -> None:
-        if plan is None or not self.hooks.wants("after_online_read"):
+    @contextmanager
+    def _observing(self) -> Iterator[_Read]:
+        """Reports the read in its block to ``after_online_read`` hooks (once planned)."""
+        read = _Read(time.perf_counter())
+        try:
+            yield read
+        except BaseException as exc:
+            self._report(read, exc)
+            raise
+        self._report(read, None)
+
+    def _report(self, read: _Read, error: BaseException | None) -> None:
+        if read.plan is None or not self.hooks.wants("after_online_read"):
             return
         self.hooks.after(
             "after_online_read",
             project=self.project,
-            plan=plan,
-            rows=len(next(iter(cols.values()), [])) if cols else 0,
-            response=response,
-            seconds=time.perf_counter() - began,
+            plan=read.plan,
+            rows=len(next(iter(read.cols.values()), [])),
+            response=read.response,
+            seconds=time.perf_counter() - read.began,
             error=error,
         )
 
@@ -95,21 +100,16 @@ class OnlineReads:
         full_feature_names: bool = False,
     ) -> OnlineResponse:
         """The latest values for each entity, with a status and event time per value."""
-        began = time.perf_counter()
-        plan: FeaturePlan | None = None
-        cols: dict[str, list[Any]] | None = None
-        try:
-            plan, cols = self._start(features, entity_rows, entities, full_feature_names)
+        with self._observing() as read:
+            plan, cols = read.plan, read.cols = self._start(
+                features, entity_rows, entities, full_feature_names
+            )
             now_us = self.clock.now_us()
             records = None
             if plan.fetch:
                 records = self.store().read(online_requests(plan.online(), cols))
-            response = self._finish(plan, cols, records, now_us)
-        except BaseException as exc:
-            self._observed(plan, cols, None, began, exc)
-            raise
-        self._observed(plan, cols, response, began, None)
-        return response
+            read.response = self._finish(plan, cols, records, now_us)
+        return read.response
 
     async def read_async(
         self,
@@ -119,11 +119,10 @@ class OnlineReads:
         full_feature_names: bool = False,
     ) -> OnlineResponse:
         """``read`` with the store's round trip awaited where the store allows it."""
-        began = time.perf_counter()
-        plan: FeaturePlan | None = None
-        cols: dict[str, list[Any]] | None = None
-        try:
-            plan, cols = self._start(features, None, entities, full_feature_names)
+        with self._observing() as read:
+            plan, cols = read.plan, read.cols = self._start(
+                features, None, entities, full_feature_names
+            )
             now_us = self.clock.now_us()
             records = None
             if plan.fetch:
@@ -133,9 +132,17 @@ class OnlineReads:
                     records = await store.read_async(requests)
                 else:
                     records = store.read(requests)
-            response = self._finish(plan, cols, records, now_us)
-        except BaseException as exc:
-            self._observed(plan, cols, None, began, exc)
-            raise
-        self._observed(plan, cols, response, began, None)
-        return response
+            read.response = self._finish(plan, cols, records, now_us)
+        return read.response
+
+
+class _Read:
+    """One read under way: what the hooks are told about it."""
+
+    __slots__ = ("began", "cols", "plan", "response")
+
+    def __init__(self, began: float):
+        self.began = began
+        self.plan: FeaturePlan | None = None
+        self.cols: dict[str, list[Any]] = {}
+        self.response: OnlineResponse | None = None

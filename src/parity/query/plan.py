@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from parity.aggregates.state import AggregatePlan
@@ -91,22 +92,22 @@ class FeaturePlan:
     key_types: dict[str, ValueType | None]
     """Each join key the historical join needs and its entity's declared type."""
 
-    @property
+    @cached_property  # plans are reused for every read until the registry changes
     def views(self) -> tuple[str, ...]:
         """The feature views read, in order."""
         return tuple(r.view.name for r in self.fetch)
 
-    @property
+    @cached_property  # plans are reused for every read until the registry changes
     def feature_refs(self) -> tuple[str, ...]:
         """Every requested feature as ``view:feature``, in output order."""
         return tuple(f"{o.view}:{o.feature}" for o in self.outputs)
 
-    @property
+    @cached_property  # plans are reused for every read until the registry changes
     def fetched_refs(self) -> tuple[str, ...]:
         """Every stored feature read, as ``view:feature``, in fetch order."""
         return tuple(f"{r.view.name}:{f}" for r in self.fetch for f in r.features)
 
-    @property
+    @cached_property  # plans are reused for every read until the registry changes
     def fetched_columns(self) -> tuple[str, ...]:
         return tuple(n for r in self.fetch for n in r.output_names)
 

@@ -9,7 +9,6 @@ data of views the apply deleted is dropped after.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,36 +86,15 @@ def apply(
     author: str | None,
 ) -> Plan:
     """Validate and register, all or nothing; returns what was done."""
-    hooks = ctx.hooks
-    hooks.before(
-        "before_apply",
+    return ctx.hooks.around(
+        "apply",
+        lambda: _apply(ctx, objects, delete_missing, author),
+        lambda done: {"plan": done},
         project=ctx.project,
         objects=objects,
         delete_missing=delete_missing,
         author=author,
     )
-    began = time.perf_counter()
-    try:
-        done = _apply(ctx, objects, delete_missing, author)
-    except BaseException as exc:
-        hooks.after(
-            "after_apply",
-            project=ctx.project,
-            plan=None,
-            author=author,
-            seconds=time.perf_counter() - began,
-            error=exc,
-        )
-        raise
-    hooks.after(
-        "after_apply",
-        project=ctx.project,
-        plan=done,
-        author=author,
-        seconds=time.perf_counter() - began,
-        error=None,
-    )
-    return done
 
 
 def _apply(
