@@ -1,7 +1,7 @@
 """Run every benchmark in bench/ and print its figures next to the reference.
 
 python -m bench.run [--runs N] [--scale S]
-    [--only historical,materialize,online,serve,aggregates,reference,parity]
+    [--only historical,materialize,online,serve,aggregates,startup,reference,parity]
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42, help="data generator seed")
     parser.add_argument(
         "--only",
-        help="comma-separated benchmarks (historical, materialize, online, serve, aggregates) and/or"
+        help="comma-separated benchmarks (historical, materialize, online, serve, aggregates,"
+        " startup) and/or"
         " one side"
         " (reference, parity); default: everything",
     )
