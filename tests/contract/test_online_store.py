@@ -133,7 +133,9 @@ source_row = st.fixed_dictionaries(
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(rows=st.lists(source_row, max_size=20), split=st.integers(0, 20))
 def test_online_equals_historical_at_now(store, rows, split):

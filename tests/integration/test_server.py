@@ -7,6 +7,9 @@ ONLINE_STORES and the module runs again against it.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +25,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 import pytest
 import yaml
 
@@ -107,19 +111,37 @@ def serve_command() -> list[str]:
     return [sys.executable, "-m", "parity.server"]
 
 
+WAIT_SECONDS = 120.0
+"""How long a test waits for a server to come up or to do what it was asked: generous, so
+that a busy machine only makes the suite slower, and bounded, so that a broken server fails
+the test with its log instead of hanging it."""
+
+
+def wait_for(
+    condition: Any, what: str, log: Any = lambda: "", seconds: float = WAIT_SECONDS
+) -> None:
+    """Poll ``condition()`` until it is true; after ``seconds`` fail, naming ``what`` and
+    showing ``log()`` (a server's output, say)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not so after {seconds:g} s: {what}\n{log()}")
+        time.sleep(0.05)
+
+
 class Server:
     """A ``parity serve`` subprocess; ``stop()`` sends SIGTERM and returns the exit status."""
 
-    def __init__(self, repo: Path, *args: str):
+    def __init__(self, repo: Path, *args: str, env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = repo / f"server-{self.port}.log"
         cmd = [*serve_command(), "--host", "127.0.0.1", "--port", str(self.port)]
         cmd += ["--repo", str(repo), *args]
         self._log = self.log.open("wb")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.client = httpx.Client(base_url=self.url, timeout=30)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + WAIT_SECONDS
         while True:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited {self.proc.returncode}:\n{self.output()}")
@@ -672,13 +694,14 @@ def test_cache_serves_invalidates_and_follows_apply(tmp_path, online_store):
         )
         with FeatureStore(repo) as fs:
             fs.apply()
-        deadline = time.monotonic() + 10
-        while (
-            conv() != 0.8
-            or "driver_extra" not in srv.client.get("/feature-views/driver_extra").text
-        ):
-            assert time.monotonic() < deadline, "apply not picked up"
-            time.sleep(0.1)
+        wait_for(
+            lambda: (
+                conv() == 0.8
+                and "driver_extra" in srv.client.get("/feature-views/driver_extra").text
+            ),
+            "the server serves the new apply",
+            srv.output,
+        )
         assert srv.client.get("/feature-views/driver_live").json()["description"] == "v2"
     finally:
         code = srv.stop()
@@ -721,6 +744,25 @@ def _raw_request(port: int, body: bytes, path: str = "/push") -> tuple[socket.so
     return sock, body[len(body) // 2 :]
 
 
+def _unread_bytes(port: int) -> dict[int, int]:
+    """For each connection accepted or waiting on the local server ``port``: client port ->
+    bytes the server has not read from it yet (Linux's /proc/net/tcp)."""
+    unread = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, queues = fields[1], fields[2], fields[3], fields[4]
+        if state == "01" and int(local.split(":")[1], 16) == port:  # 01: ESTABLISHED
+            unread[int(remote.split(":")[1], 16)] = int(queues.split(":")[1], 16)
+    return unread
+
+
+def _server_read_all(port: int, socks: list[socket.socket]) -> bool:
+    """The server accepted each of ``socks`` and read all that was sent on it (nothing is
+    left in its receive queue: it can only be read once accepted)."""
+    unread = _unread_bytes(port)
+    return all(unread.get(s.getsockname()[1], 1) == 0 for s in socks)
+
+
 def _read_response(sock: socket.socket) -> bytes:
     data = b""
     while True:
@@ -751,7 +793,11 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, online_store):
         {"features": ["driver_live:conv_rate"], "entities": {"driver_id": [1001]}}
     )
     reads = [_raw_request(srv.port, read_body, "/get-online-features") for _ in range(5)]
-    time.sleep(1.0)  # the server has accepted the connections and read the heads
+    wait_for(
+        lambda: _server_read_all(srv.port, [sock for sock, _ in pushes + reads]),
+        "the server has accepted the connections and read the heads",
+        srv.output,
+    )
 
     # and a stream of requests from threads, some answered before, some refused after
     stop = threading.Event()
@@ -767,12 +813,12 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, online_store):
                 except httpx.TransportError:
                     return  # the server stopped accepting: nothing was accepted
 
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.3)
+    wait_for(lambda: len(statuses) >= 8, "some requests are answered before SIGTERM", srv.output)
     srv.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    wait_for(lambda: "Shutting down" in srv.output(), "the server is shutting down", srv.output)
     for sock, rest in pushes + reads:
         sock.sendall(rest)
     answers = [_read_response(sock) for sock, _ in pushes + reads]
@@ -810,6 +856,120 @@ def test_workers_share_metrics_and_stop_cleanly(repo):
         assert float(text.split(line)[1].split()[0]) == 30  # summed over the workers
     finally:
         assert srv.stop() == 0, srv.output()
+
+
+# -- worker start ------------------------------------------------------------------------------
+SLOW_START = """
+import os, sys, time
+
+# A spawned worker (multiprocessing's --multiprocessing-fork) sits silent here, before it can
+# answer its supervisor, as one still importing Parity on a busy machine does.
+if "--multiprocessing-fork" in sys.argv:
+    time.sleep(float(os.environ["PARITY_TEST_WORKER_SILENCE"]))
+"""
+UVICORN_PING_TIMEOUT = 5  # uvicorn's timeout_worker_healthcheck: it killed workers past it
+
+
+def slow_start_env(tmp_path: Path, seconds: float) -> dict[str, str]:
+    """An environment whose spawned Python processes start ``seconds`` late (sitecustomize)."""
+    site = tmp_path / "slow_start"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_START)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, "PARITY_TEST_WORKER_SILENCE": str(seconds)}
+
+
+def workers_of(proc: subprocess.Popen) -> set[int]:
+    """The pids of a ``parity serve``'s live worker processes."""
+    children = psutil.Process(proc.pid).children()
+    found = set()
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if (
+                child.status() != psutil.STATUS_ZOMBIE
+                and "--multiprocessing-fork" in child.cmdline()
+            ):
+                found.add(child.pid)
+    return found
+
+
+def logged_pids(output: str, line: str) -> list[int]:
+    """The pids of the log lines that match ``line`` (its ``PID`` stands for the pid)."""
+    pattern = re.escape(line).replace("PID", r"(\d+)")
+    return [int(pid) for pid in re.findall(pattern, output)]
+
+
+def test_workers_slow_to_start_are_not_killed_and_dead_ones_are_replaced(tmp_path):
+    # Each worker is silent for twice uvicorn's ping timeout before it even starts: uvicorn's
+    # own supervisor killed such workers, ours waits for them however slow the machine is.
+    repo = make_repo(tmp_path / "repo", None)
+    env = slow_start_env(tmp_path, 2 * UVICORN_PING_TIMEOUT)
+    srv = Server(repo, "--workers", "2", env=env)
+    try:
+        wait_for(
+            lambda: srv.output().count("Application startup complete") == 2,
+            "both workers started",
+            srv.output,
+        )
+        out = srv.output()
+        assert "died" not in out and "killing" not in out, out
+        started = logged_pids(out, "Started server process [PID]")
+        assert len(started) == 2 and set(started) == workers_of(srv.proc), out
+        assert srv.client.get("/health").status_code == 200
+
+        # a worker that dies is replaced, and its replacement, as slow to start, is not killed
+        victim = psutil.Process(started[0])
+        victim.kill()
+        victim.wait(60)
+        wait_for(
+            lambda: srv.output().count("Application startup complete") == 3,
+            "a replacement worker started",
+            srv.output,
+        )
+        out = srv.output()
+        assert logged_pids(out, "Child process [PID] died") == [victim.pid], out
+        assert "killing" not in out, out
+        now = logged_pids(out, "Started server process [PID]")
+        assert len(now) == 3 and workers_of(srv.proc) == {started[1], now[2]}, out
+        assert srv.client.get("/health").status_code == 200
+    finally:
+        assert srv.stop() == 0, srv.output()
+
+
+def test_a_worker_that_never_starts_is_killed_at_its_start_timeout(tmp_path):
+    repo = make_repo(tmp_path / "repo", None)
+    script = (
+        "from parity.server.run import ServerSettings, serve; "
+        f"serve(ServerSettings(repo={str(repo)!r}, port={free_port()}, workers=2, "
+        "worker_start_timeout=3))"
+    )
+    log = repo / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=slow_start_env(tmp_path, 3600),  # hung before it could ever serve
+        )
+
+    def output() -> str:
+        return log.read_text(errors="replace")
+
+    hung = "Child process [PID] did not start serving within 3 s; killing it"
+    try:
+        wait_for(lambda: len(logged_pids(output(), hung)) >= 2, "hung workers killed", output)
+        killed = set(logged_pids(output(), hung))
+        assert not killed & workers_of(proc), output()
+        # and replaced: the supervisor keeps two workers (the replacements hang as well)
+        wait_for(lambda: len(workers_of(proc) - killed) == 2, "two new workers", output)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert code == 0, output()
 
 
 # -- the record cache, in process ---------------------------------------------------------------

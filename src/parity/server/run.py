@@ -5,6 +5,10 @@ the app factory ``app_from_env``, so every worker builds its own FeatureStore (i
 connections) after it started. SIGTERM or Ctrl-C: uvicorn stops accepting, lets in-flight
 requests finish (up to ``graceful_timeout`` seconds), then the app's shutdown waits for
 accepted pushes and materializations and closes the store.
+
+With ``workers > 1`` the workers are supervised by ``WorkerSupervisor``: uvicorn's, except that
+a worker still starting is given ``worker_start_timeout`` seconds instead of uvicorn's 5 s
+health check (which killed workers that were still importing on a busy machine).
 """
 
 from __future__ import annotations
@@ -14,17 +18,26 @@ import copy
 import json
 import math
 import os
+import pickle
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process, logger
 
 from parity.config import RepoConfig
 from parity.server.app import DEFAULT_MAX_BODY, AppSettings, ParityApp, create_app
 from parity.server.cache import CacheSettings
 from parity.server.protocol import CoalescingHttpToolsProtocol
+
+if TYPE_CHECKING:
+    from socket import socket
 
 SETTINGS_ENV = "PARITY_SERVER_SETTINGS"
 
@@ -44,6 +57,9 @@ class ServerSettings:
     graceful_timeout: float = 30.0
     log_level: str = "info"
     access_log: bool = False
+    worker_start_timeout: float = 120.0
+    """With ``workers > 1``: seconds a worker may take from its spawn to serving; past them
+    it counts as hung and is killed and replaced."""
 
 
 def build_app(settings: ServerSettings) -> ParityApp:
@@ -89,10 +105,102 @@ def _quiet_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@dataclass
+class _Start:
+    """A worker that has not said it serves yet: its deadline, and whether it has a ping of
+    ours to answer."""
+
+    deadline: float
+    pinged: bool = False
+
+
+class WorkerSupervisor(Multiprocess):
+    """uvicorn's worker supervisor, except for workers that have not started serving yet.
+
+    uvicorn pings every worker each half second and kills one that does not answer within
+    ``timeout_worker_healthcheck`` (5 s). A spawned worker first imports Parity (its
+    ``__main__`` and the protocol class are unpickled) and only then starts the thread that
+    answers pings, so on a busy machine uvicorn killed workers that were still importing, and
+    their replacements the same way. Here a starting worker is checked without waiting: it
+    must be alive, and it is sent one ping at a time, whose answer is read once there; it
+    serves when it answers "started". One not serving ``start_timeout`` seconds after its
+    spawn counts as hung: killed and replaced. One that dies while starting is handled as
+    uvicorn does (replaced; everything stops if it exited with uvicorn's start-up failure
+    status). A serving worker gets uvicorn's own check: killed and replaced when it dies or
+    does not answer a ping within 5 s. (SIGHUP's rolling restart is uvicorn's, unchanged.)
+    """
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket], start_timeout: float):
+        super().__init__(config, sockets)
+        self.start_timeout = start_timeout
+        self.starting: dict[Process, _Start] = {}
+
+    def spawn(self) -> Process:
+        process = Process(self.config, self.sockets)
+        process.start()
+        self.starting[process] = _Start(time.monotonic() + self.start_timeout)
+        return process
+
+    def init_processes(self) -> None:
+        for _ in range(self.processes_num):
+            self.processes.append(self.spawn())
+
+    def handle_ttin(self) -> None:
+        logger.info("Received SIGTTIN, increasing the number of processes.")
+        self.processes_num += 1
+        self.processes.append(self.spawn())
+
+    def starts_well(self, process: Process) -> bool:
+        """A starting worker: False if it died or is past its time; True otherwise (it is
+        then either still starting or, having answered "started", serving)."""
+        start = self.starting[process]
+        if not process.process.is_alive():
+            return False
+        try:
+            if not start.pinged:
+                process.parent_conn.send(b"ping")
+                start.pinged = True
+            if process.parent_conn.poll(0):
+                start.pinged = False
+                if process.parent_conn.recv() is True:
+                    del self.starting[process]
+                    return True
+        except (OSError, EOFError, pickle.UnpicklingError):
+            return False
+        if time.monotonic() < start.deadline:
+            return True
+        logger.error(
+            f"Child process [{process.pid}] did not start serving within "
+            f"{self.start_timeout:g} s; killing it"
+        )
+        return False
+
+    def keep_subprocess_alive(self) -> None:
+        if self.should_exit.is_set():
+            return
+        for idx, process in enumerate(self.processes):
+            if process in self.starting:
+                if self.starts_well(process):
+                    continue
+                del self.starting[process]
+            elif process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                logger.error(
+                    f"Child process [{process.pid}] failed to start, stopping the parent process."
+                )
+                self.should_exit.set()
+                return
+            if self.should_exit.is_set():
+                return
+            logger.info(f"Child process [{process.pid}] died")
+            self.processes[idx] = self.spawn()
+
+
 def serve(settings: ServerSettings) -> None:
     """Serve the repo until SIGTERM / Ctrl-C. A bad repo fails here, before binding."""
-    import uvicorn
-
     config = RepoConfig.load(settings.repo)
     settings = ServerSettings(**{**asdict(settings), "repo": str(config.repo_path)})
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
@@ -103,8 +211,7 @@ def serve(settings: ServerSettings) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     with _quiet_signals():
         try:
-            uvicorn.run(
-                "parity.server.run:app_from_env",
+            options: dict[str, Any] = dict(
                 factory=True,
                 host=settings.host,
                 port=settings.port,
@@ -118,6 +225,13 @@ def serve(settings: ServerSettings) -> None:
                 timeout_graceful_shutdown=math.ceil(settings.graceful_timeout),
                 server_header=False,
             )
+            app = "parity.server.run:app_from_env"
+            if settings.workers > 1:  # what uvicorn.run does, with our supervisor
+                uv_config = uvicorn.Config(app, **options)
+                sockets = [uv_config.bind_socket()]
+                WorkerSupervisor(uv_config, sockets, settings.worker_start_timeout).run()
+            else:
+                uvicorn.run(app, **options)
         finally:
             if metrics_dir is not None:
                 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

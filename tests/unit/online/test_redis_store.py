@@ -507,7 +507,7 @@ _write = st.tuples(
 @settings(
     max_examples=60,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(batches=st.lists(st.lists(_write, max_size=12), min_size=1, max_size=6))
 def test_stored_record_is_the_max_by_event_created_arrival(
