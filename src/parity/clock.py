@@ -47,6 +47,3 @@ class Clock:
         if self._now is None:
             return time.time_ns() // 1000
         return to_micros(self._now())
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) if self._now is None else utc(self._now())
