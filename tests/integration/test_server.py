@@ -129,6 +129,15 @@ def wait_for(
         time.sleep(0.05)
 
 
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a server and its workers (workers outlive a parent killed alone)."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+    proc.kill()
+
+
 class Server:
     """A ``parity serve`` subprocess; ``stop()`` sends SIGTERM and returns the exit status."""
 
@@ -151,7 +160,7 @@ class Server:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                self.proc.kill()
+                kill_tree(self.proc)
                 raise AssertionError(f"server did not come up:\n{self.output()}")
             time.sleep(0.05)
 
@@ -164,7 +173,7 @@ class Server:
         try:
             code = self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            kill_tree(self.proc)
             raise
         finally:
             self._log.close()
@@ -968,7 +977,7 @@ def test_a_worker_that_never_starts_is_killed_at_its_start_timeout(tmp_path):
         try:
             code = proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            kill_tree(proc)
             raise
     assert code == 0, output()
 
