@@ -20,7 +20,6 @@ new cache, and the cache is bounded.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -121,30 +120,28 @@ class FeaturePlan:
 
 
 class Planner:
-    """Plans by request, for one catalog at a time (thread-safe, bounded)."""
+    """Plans by request, for one catalog at a time (bounded). Reads take no lock: the cache
+    is swapped whole when the catalog changes, and a plan computed twice is the same plan."""
 
     def __init__(self) -> None:
-        self._catalog: Catalog | None = None
-        self._plans: dict[Any, FeaturePlan] = {}
-        self._lock = threading.Lock()
+        self._cache: tuple[Catalog | None, dict[Any, FeaturePlan]] = (None, {})
 
     def plan(
         self, features: FeatureRefs, catalog: Catalog, *, full_feature_names: bool = False
     ) -> FeaturePlan:
         key = request_key(features, full_feature_names)
-        with self._lock:
-            if catalog is not self._catalog:
-                self._catalog, self._plans = catalog, {}
-            found = self._plans.get(key) if key is not None else None
+        seen, plans = self._cache
+        if seen is not catalog:
+            plans = {}
+            self._cache = (catalog, plans)
+        found = plans.get(key) if key is not None else None
         if found is not None:
             return found
         plan = plan_features(features, catalog, full_feature_names=full_feature_names)
         if key is not None:
-            with self._lock:
-                if catalog is self._catalog:
-                    if len(self._plans) >= MAX_PLANS:  # distinct requests are few in practice
-                        self._plans.clear()
-                    self._plans[key] = plan
+            if len(plans) >= MAX_PLANS:  # distinct requests are few in practice
+                plans.clear()
+            plans[key] = plan
         return plan
 
 

@@ -71,12 +71,9 @@ def request_key(features: Any, full_feature_names: bool) -> Any:
     if isinstance(features, str):
         return (features, full_feature_names)
     if isinstance(features, list | tuple):
-        key = (tuple(features), full_feature_names)
-        try:
-            hash(key)
-        except TypeError:
-            return None
-        return key
+        if all(type(f) is str for f in features):
+            return (tuple(features), full_feature_names)
+        return None  # malformed: planned (and refused) every time
     return None
 
 
