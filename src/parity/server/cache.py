@@ -53,7 +53,9 @@ class ServingOnlineStore(OnlineStore, SupportsUpdate, SupportsAsyncRead):
     """Forwards to ``inner``; caches records when ``cache`` is set.
 
     ``view_hashes()`` gives the current ``{view name: content hash}``; a view it lacks is
-    read without the cache. ``on_cache(hits, misses)`` is called once per cached read.
+    read without the cache. ``on_read(view, n)`` is called per view and read with the number
+    of keys (the server's per-view read counts: here rather than in a hook, since this is on
+    the server's hottest path); ``on_cache(hits, misses)`` once per cached read.
     ``read_async`` awaits the inner store's round trip when it ``SupportsAsyncRead`` and
     reads blocking otherwise.
     """
@@ -64,10 +66,12 @@ class ServingOnlineStore(OnlineStore, SupportsUpdate, SupportsAsyncRead):
         *,
         view_hashes: Callable[[], Mapping[str, str]],
         cache: CacheSettings | None = None,
+        on_read: Callable[[str, int], None] | None = None,
         on_cache: Callable[[int, int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.inner = inner
+        self._on_read = on_read
         self._async_read = inner.read_async if isinstance(inner, SupportsAsyncRead) else None
         self.cache = cache
         self._view_hashes = view_hashes
@@ -114,6 +118,9 @@ class ServingOnlineStore(OnlineStore, SupportsUpdate, SupportsAsyncRead):
         """With the cache on, what it holds: (records so far, what to fetch as (request index,
         view hash, positions), the write epoch, now). None: read it all from the store,
         uncached."""
+        if self._on_read is not None:
+            for view, keys in requests:
+                self._on_read(view.name, len(keys))
         if self.cache is None:
             return None
         try:

@@ -1,7 +1,7 @@
 """What the server serves: a plain ``FeatureStore`` with the server's parts handed in.
 
-The store is built with two seams, not subclassed: an online wrapper (``ServingOnlineStore``:
-the record cache) and a hook (``ReadCounter``: reads per view for ``/metrics``). Everything
+The store is built with a seam, not subclassed: an online wrapper (``ServingOnlineStore``: the
+record cache and the per-view read counts for ``/metrics``) handed in at construction. Everything
 else is the facade itself, so the server returns exactly what ``get_online_features``
 returns; the event loop uses ``get_online_features_async`` (the store's round trip awaited
 where the store allows it).
@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from parity.config import RepoConfig
-from parity.hooks import Hooks
 from parity.online.base import OnlineStore
 from parity.server.cache import CacheSettings, ServingOnlineStore
 from parity.store import FeatureStore
@@ -27,17 +26,6 @@ def cache_settings(config: RepoConfig) -> CacheSettings | None:
     if cfg is None:
         return None
     return CacheSettings(float(cfg.ttl_seconds), int(cfg.max_entries))
-
-
-class ReadCounter(Hooks):
-    """Counts the entity keys every online read asks of each view (``on_read(view, n)``)."""
-
-    def __init__(self, on_read: Callable[[str, int], None]):
-        self.on_read = on_read
-
-    def after_online_read(self, *, plan: Any, rows: int, **_: Any) -> None:
-        for view in plan.views:
-            self.on_read(view, rows)
 
 
 class Serving:
@@ -54,10 +42,10 @@ class Serving:
         on_cache: Callable[[int, int], None] | None = None,
     ):
         """``cache``: None = parity.yaml's ``cache`` (off when absent), False = off."""
+        self._on_read = on_read
         self._on_cache = on_cache
         self._cached: ServingOnlineStore | None = None
-        hooks = [ReadCounter(on_read)] if on_read is not None else []
-        self.store = FeatureStore(repo_path, config=config, hooks=hooks, online_wrapper=self._wrap)
+        self.store = FeatureStore(repo_path, config=config, online_wrapper=self._wrap)
         self.cache_settings = (
             cache_settings(self.store.config) if cache is None else (cache or None)
         )
@@ -66,7 +54,11 @@ class Serving:
 
     def _wrap(self, inner: OnlineStore) -> OnlineStore:
         self._cached = ServingOnlineStore(
-            inner, view_hashes=self.view_hashes, cache=self.cache_settings, on_cache=self._on_cache
+            inner,
+            view_hashes=self.view_hashes,
+            cache=self.cache_settings,
+            on_read=self._on_read,
+            on_cache=self._on_cache,
         )
         return self._cached
 

@@ -213,11 +213,13 @@ class AsyncReadRedisOnlineStore(RedisOnlineStore, SupportsAsyncRead):
     def __init__(self, config: RedisOnlineConfig, project: str):
         super().__init__(config, project)
         self._async_reads = AsyncRedisReads(self, parse_url(config.url))
+        # the reader itself is the awaitable read: no coroutine frame in between
+        self.read_async = self._async_reads  # type: ignore[method-assign]
 
     async def read_async(
         self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
     ) -> list[list[bytes | None]]:
-        return await self._async_reads(requests)
+        return await self._async_reads(requests)  # replaced per instance in __init__
 
     def close(self) -> None:
         self._async_reads.close()
