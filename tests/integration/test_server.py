@@ -103,12 +103,8 @@ def free_port() -> int:
 
 
 def serve_command() -> list[str]:
-    """``parity serve`` once registered in the CLI; ``python -m parity.server`` until then."""
-    from parity.cli.app import app
-
-    if any(c.name == "serve" for c in app.registered_commands):
-        return [str(BIN / "parity"), "serve"]
-    return [sys.executable, "-m", "parity.server"]
+    """``parity serve``, the venv's console script (the server's one entry point)."""
+    return [str(BIN / "parity"), "serve"]
 
 
 WAIT_SECONDS = 120.0
