@@ -15,7 +15,35 @@ from datetime import UTC, datetime
 
 from parity.online.encoding import to_micros
 
-__all__ = ["Clock", "to_micros", "unique_stamps", "utc"]
+__all__ = [
+    "MAX_TIME",
+    "MAX_US",
+    "MIN_TIME",
+    "MIN_US",
+    "Clock",
+    "in_range",
+    "to_micros",
+    "unique_stamps",
+    "utc",
+]
+
+MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+"""The earliest time Parity stores (event, created and entity times), inclusive."""
+MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+"""The end of the times Parity stores, exclusive: every time is before 2200-01-01 UTC.
+
+The range sits well inside what every part represents exactly: int64 µs (Arrow, the
+offline log, the online records), pandas' int64 ns (1677-09-22 to 2262-04-11), Redis's
+millisecond expiry times and DuckDB's timestamps."""
+MIN_US = -2_208_988_800_000_000
+"""``MIN_TIME`` in µs since the epoch."""
+MAX_US = 7_258_118_400_000_000
+"""``MAX_TIME`` in µs since the epoch (exclusive)."""
+
+
+def in_range(us: int) -> bool:
+    """Whether a time in µs since the epoch is one Parity stores."""
+    return MIN_US <= us < MAX_US
 
 _stamp_lock = threading.Lock()
 _last_stamp = 0

@@ -55,11 +55,14 @@ CODES = {
     "method_not_allowed": 405,
     "conflict": 409,  # the registry changed under a write; retry
     "body_too_large": 413,
+    "too_many_entities": 413,  # more entity rows (or pushed rows) than the server's limit
     "internal_error": 500,
     "config_error": 500,
     "registry_error": 500,
     "transformation_failed": 500,  # an on-demand view's function raised or returned bad output
-    "online_store_unavailable": 503,
+    "online_store_unavailable": 503,  # the online store did not answer (down, frozen, timed out)
+    "online_store_error": 503,  # the online store answered, but refused the read or write
+    "online_write_failed": 503,  # a push to online_and_offline: the offline log holds the rows, the online write failed
     "not_ready": 503,
 }
 
