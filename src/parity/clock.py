@@ -29,15 +29,16 @@ __all__ = [
 
 MIN_TIME = datetime(1900, 1, 1, tzinfo=UTC)
 """The earliest time Parity stores (event, created and entity times), inclusive."""
-MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
-"""The end of the times Parity stores, exclusive: every time is before 2200-01-01 UTC.
+MAX_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+"""The end of the times Parity stores, exclusive: every time is before 2100-01-01 UTC.
 
-The range sits well inside what every part represents exactly: int64 µs (Arrow, the
-offline log, the online records), pandas' int64 ns (1677-09-22 to 2262-04-11), Redis's
-millisecond expiry times and DuckDB's timestamps."""
+The range sits inside what every part represents exactly: the online record's header
+(µs + 2**52 in 16 digits, compared by Redis's Lua as a double: exact below 2**53, so
+1827-09 to 2112-09), pandas' int64 ns (1677-09-22 to 2262-04-11), Arrow's and DuckDB's µs
+timestamps and Redis's millisecond expiry times."""
 MIN_US = -2_208_988_800_000_000
 """``MIN_TIME`` in µs since the epoch."""
-MAX_US = 7_258_118_400_000_000
+MAX_US = 4_102_444_800_000_000
 """``MAX_TIME`` in µs since the epoch (exclusive)."""
 
 
