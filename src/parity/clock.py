@@ -46,6 +46,7 @@ def in_range(us: int) -> bool:
     """Whether a time in µs since the epoch is one Parity stores."""
     return MIN_US <= us < MAX_US
 
+
 _stamp_lock = threading.Lock()
 _last_stamp = 0
 

@@ -10,9 +10,11 @@
     ├── RegistryError(RuntimeError)          the registry could not be read or written
     │   └── ConcurrentApplyError             another apply changed the registry under us
     ├── OnlineStoreError(RuntimeError)       the online store could not be read or written (503)
+    │   └── PartialWriteError                a push's offline rows landed, its online write failed
     ├── DataSourceError(ValueError)          a source cannot be read, or lacks a column
     │   └── DataSourceNotFoundError(FileNotFoundError)
     ├── RetrievalError(ValueError)           bad input to a feature retrieval (entity frame, feature refs)
+    │   └── RequestDataError                 an on-demand view's request data is missing or null
     └── TransformationError(RuntimeError)    an on-demand view's function failed or returned bad output
 
 Each error carries ``http_status`` as plain data so the HTTP layer can map it without the
@@ -83,6 +85,27 @@ class OnlineStoreError(ParityError, RuntimeError):
     http_status = 503
 
 
+class PartialWriteError(OnlineStoreError):
+    """A push to ``online_and_offline``: the offline log holds the rows, the online write
+    failed (the cause). Retrying the push with ``push_id`` appends nothing twice offline and
+    writes online only the views that did not land."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        push_id: str,
+        offline_rows: int,
+        online_views_written: list[str],
+        online_views_failed: list[str],
+    ):
+        super().__init__(message)
+        self.push_id = push_id
+        self.offline_rows = offline_rows
+        self.online_views_written = list(online_views_written)
+        self.online_views_failed = list(online_views_failed)
+
+
 class DataSourceError(ParityError, ValueError):
     """A data source cannot be read as declared."""
 
@@ -99,6 +122,10 @@ class RetrievalError(ParityError, ValueError):
     """Bad input to a feature retrieval: entity frame, timestamps or feature references."""
 
     http_status = 400
+
+
+class RequestDataError(RetrievalError):
+    """An on-demand view's request field is missing from the request, or null in a row."""
 
 
 class TransformationError(ParityError, RuntimeError):

@@ -293,15 +293,18 @@ class FeatureStore:
         name = view if isinstance(view, str) else view.name
         return ingest.write_to_online_store(self._writes(), name, df)
 
-    def push(self, push_source_name: str, df: Any, to: str = "online") -> int:
+    def push(
+        self, push_source_name: str, df: Any, to: str = "online", *, push_id: str | None = None
+    ) -> int:
         """Rows to the views fed by a push source: ``online``, ``offline`` or both.
 
-        Offline rows are appended durably to the offline log before anything goes online.
-        Returns the number of rows accepted.
+        Offline rows are appended durably to the offline log before anything goes online;
+        a retry with the same ``push_id`` writes nothing twice. Returns the rows accepted
+        (``ingest.Written``: also the ignored columns and the push id).
         """
         from parity import ingest
 
-        return ingest.push(self._writes(), push_source_name, df, to)  # type: ignore[arg-type]
+        return ingest.push(self._writes(), push_source_name, df, to, push_id)  # type: ignore[arg-type]
 
     def delete_entities(self, view_or_entity: str, keys: Sequence[Any]) -> int:
         """Remove the online values of these entities; returns how many records existed.

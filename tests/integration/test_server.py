@@ -354,7 +354,14 @@ def test_push_online_offline_and_both(server, store, repo):
             {"push_source_name": "driver_live_push", "df": push_rows([1004], conv), "to": to},
         )
         assert r.status_code == 200, r.text
-        assert r.json() == {"push_source_name": "driver_live_push", "to": to, "rows": 1}
+        answer = r.json()
+        assert {k: answer[k] for k in ("push_source_name", "to", "rows", "ignored_columns")} == {
+            "push_source_name": "driver_live_push",
+            "to": to,
+            "rows": 1,
+            "ignored_columns": [],
+        }
+        assert answer["replayed"] is False and answer["push_id"]
         if to != "offline":
             answer = online(
                 server, features=["driver_live:conv_rate"], entities={"driver_id": [1004]}

@@ -263,8 +263,8 @@ def test_python_outputs_are_cast_and_checked():
     def ok(row):
         return {"o": row["val"], "extra": "ignored"}
 
-    out = run(make(ok, [Field(name="o", dtype=Float64)]), [1.0, None], [2, None])
-    assert out["t__o"].type == pa.float64() and out["t__o"].to_pylist() == [2.0, None]
+    out = run(make(ok, [Field(name="o", dtype=Float64)]), [1.0, None], [2, 3])
+    assert out["t__o"].type == pa.float64() and out["t__o"].to_pylist() == [2.0, 3.0]
 
     def wrong_type(row):
         return {"o": "text"}

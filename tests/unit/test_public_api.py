@@ -41,6 +41,8 @@ EXPORTED = {
     "DefinitionError",
     "ObjectNotFoundError",
     "OnlineStoreError",
+    "PartialWriteError",
+    "RequestDataError",
     "ParityError",
     "RegistryError",
     "RetrievalError",

@@ -329,8 +329,60 @@ def apply_events(
     return pack(entries, ids)
 
 
+class _Invalid:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "INVALID"
+
+
+INVALID: Any = _Invalid()
+"""``read_values``' value for an output that cannot be represented (an integer sum beyond
+Int64 in a record written before writes were checked): that entity's feature reads as
+invalid, the rest of the read is unaffected."""
+
+
+def int_sum_outputs(plan: AggregatePlan) -> tuple[Output, ...]:
+    """The outputs whose value is an integer sum (what may leave Int64)."""
+    return tuple(o for o in plan.outputs if o.function == "sum" and not plan.slots[o.slot].bits)
+
+
+def sum_beyond_int64(plan: AggregatePlan, record: bytes | None, now_us: int) -> Output | None:
+    """The first integer-sum output that a read of ``record`` at or after ``now_us`` would
+    find beyond Int64.
+
+    Such a read sums the entries of one window: a run of consecutive entries whose keys lie
+    within the window (plus a hop, as a window's start is rounded down to one) and that
+    reaches at least the last entry at or before ``now_us``. When the record's positive and
+    negative totals both fit, every run fits (the common case, one pass); otherwise every
+    such run is checked.
+    """
+    outs = int_sum_outputs(plan)
+    if not outs or record is None:
+        return None
+    blobs, _ = unpack(record)
+    keys = sorted(blobs)
+    states = [unpack_states(plan, blobs[k]) for k in keys]
+    first_end = max(0, sum(1 for k in keys if k <= now_us) - 1)
+    for out in outs:
+        vals = [st[out.slot] or 0 for st in states]
+        if sum(v for v in vals if v > 0) < _INT64 and sum(v for v in vals if v < 0) >= -_INT64:
+            continue
+        span = out.window_us + (plan.hop_us or 0)
+        for j in range(first_end, len(keys)):
+            run = 0
+            i = j
+            while i >= 0 and keys[j] - keys[i] < span:
+                run += vals[i]
+                if not -_INT64 <= run < _INT64:
+                    return out
+                i -= 1
+    return None
+
+
 def read_values(plan: AggregatePlan, record: bytes | None, t_us: int) -> dict[str, Any]:
-    """Every output's value at time ``t_us`` (at or after the record's last write)."""
+    """Every output's value at time ``t_us`` (at or after the record's last write);
+    ``INVALID`` for one that cannot be represented."""
     blobs, _ = unpack(record)
     keys = sorted(k for k in blobs if k <= t_us)
     entries = {k: unpack_states(plan, blobs[k]) for k in keys}
@@ -342,5 +394,8 @@ def read_values(plan: AggregatePlan, record: bytes | None, t_us: int) -> dict[st
         for k in keys:
             if k > start:
                 state = merge(slot, state, entries[k][out.slot])
-        values[out.name] = finalize(out, slot, state)
+        try:
+            values[out.name] = finalize(out, slot, state)
+        except exact.ExactRangeError:
+            values[out.name] = INVALID
     return values

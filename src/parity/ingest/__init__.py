@@ -19,6 +19,7 @@ from parity.ingest.rows import ConformedRows, IngestError, as_table, conform
 from parity.ingest.write import (
     PUSH_TARGETS,
     WriteContext,
+    Written,
     delete_entities,
     ingest,
     push,
@@ -32,6 +33,7 @@ __all__ = [
     "MaterializeResult",
     "ViewMaterialization",
     "WriteContext",
+    "Written",
     "as_table",
     "conform",
     "delete_entities",

@@ -11,10 +11,33 @@ from typing import Any
 
 import pyarrow as pa
 
-from parity.aggregates.state import AggregatePlan, Event, apply_events
+from parity.aggregates.state import (
+    AggregatePlan,
+    Event,
+    apply_events,
+    int_sum_outputs,
+    sum_beyond_int64,
+)
 from parity.errors import OnlineStoreError
+from parity.ingest.rows import IngestError
 from parity.online.base import OnlineStore, OnlineView, SupportsUpdate
-from parity.online.encoding import encode_key
+from parity.online.encoding import describe_key, encode_key
+
+
+class SumRangeError(IngestError):
+    """A write would make an integer sum leave Int64; nothing of the batch was written."""
+
+
+def _checked(
+    plan: AggregatePlan, ov: OnlineView, key: bytes, record: bytes | None, now_us: int
+) -> bytes | None:
+    out = sum_beyond_int64(plan, record, now_us)
+    if out is not None:
+        raise SumRangeError(
+            f"view {plan.view!r}: entity {describe_key(key, ov.join_keys)}: feature "
+            f"{out.name!r} would sum beyond Int64 (-2**63 to 2**63 - 1); nothing was written"
+        )
+    return record
 
 
 def _values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
@@ -70,13 +93,37 @@ def write_events(
             f"update records in place; {type(store).__name__} cannot"
         )
 
+    check = bool(int_sum_outputs(plan))
+
     def fn(keys: Sequence[bytes], records: list[bytes | None]) -> list[bytes | None]:
-        return [
+        out = [
             apply_events(plan, rec, groups[k], now_us, replace_until=replace_until)
             for k, rec in zip(keys, records, strict=True)
         ]
+        if check:  # every record checked before the store writes any
+            for k, rec in zip(keys, out, strict=True):
+                _checked(plan, ov, k, rec, now_us)
+        return out
 
     return store.update(ov, list(groups), fn)
+
+
+def check_events(
+    store: OnlineStore,
+    ov: OnlineView,
+    plan: AggregatePlan,
+    groups: dict[bytes, list[Event]],
+    now_us: int,
+) -> None:
+    """Refuse, before anything is written anywhere, events whose merge into the stored
+    records would take an integer sum beyond Int64 (``write_events`` checks again under
+    the store's atomic update)."""
+    if not int_sum_outputs(plan):
+        return
+    keys = list(groups)
+    (records,) = store.read([(ov, keys)])
+    for k, rec in zip(keys, records, strict=True):
+        _checked(plan, ov, k, apply_events(plan, rec, groups[k], now_us), now_us)
 
 
 def chunks(groups: dict[bytes, list[Event]], size: int) -> Sequence[dict[bytes, list[Event]]]:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from parity.aggregates.state import AggregatePlan
 from parity.definitions import FeatureView
-from parity.ingest.aggregated import events_by_entity, write_events
+from parity.ingest.aggregated import check_events, events_by_entity, write_events
 from parity.ingest.rows import ConformedRows, online_batch
 from parity.online.base import OnlineStore, OnlineView
 from parity.online.writer import encode_batch
 from parity.registry.catalog import Catalog
 
-__all__ = ["write_view"]
+__all__ = ["check_view", "write_view"]
 
 
 def write_view(
@@ -28,3 +28,18 @@ def write_view(
         groups = events_by_entity(plan, ov, rows.table, rows.event_us, rows.created_us)
         return write_events(online, ov, plan, groups, now_us)
     return online.write(ov, encode_batch(online_batch(rows, ov), ov))
+
+
+def check_view(
+    view: FeatureView, rows: ConformedRows, *, catalog: Catalog, online: OnlineStore, now_us: int
+) -> None:
+    """Refuse ``rows`` if writing them to ``view`` would fail on its stored state (an
+    aggregated view's integer sum beyond Int64), before anything is written anywhere."""
+    if not view.is_aggregated:
+        return
+    ov = OnlineView.of(view, catalog.join_keys_of(view))
+    plan = AggregatePlan.of(view, catalog.source_of(view).event_id_field)
+    if not any(o.function == "sum" for o in plan.outputs):
+        return
+    groups = events_by_entity(plan, ov, rows.table, rows.event_us, rows.created_us)
+    check_events(online, ov, plan, groups, now_us)

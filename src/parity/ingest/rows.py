@@ -1,11 +1,14 @@
 """Rows as the stores take them: read any frame into Arrow, then check and type every row.
 
 Every row is checked before anything is written: the columns a view needs are there, of a
-type its schema accepts, join keys and event times are not null, and each value converts to
-its declared type. A bad row gets an error naming the row and column, and nothing of the
-batch is written. Pushed rows without a created timestamp (when the source has that column)
-are stamped with unique, increasing times, so the later of two rows for the same key and
-event time always wins, offline as online.
+type its schema accepts, join keys and event times are not null, each value converts to its
+declared type, times are inside the supported range (``parity.clock``: 1900-01-01 up to
+2100-01-01 UTC), integers fit Int64 and floats are finite. A bad row gets an error naming
+the row and column, and nothing of the batch is written. A feature value may be null (all
+rows of a column included). Columns no view reads are not written; they are named in
+``ConformedRows.ignored``. Pushed rows without a created timestamp (when the source has that
+column) are stamped with unique, increasing times, so the later of two rows for the same key
+and event time always wins, offline as online.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from parity.aggregates.exact import FIXED_MAX
-from parity.clock import unique_stamps
+from parity.clock import MAX_TIME, MAX_US, MIN_TIME, MIN_US, unique_stamps
 from parity.definitions import DataSource, FeatureView
 from parity.errors import RetrievalError
 from parity.offline.entity_frame import read_entity_frame, utc_naive
@@ -40,6 +43,8 @@ class ConformedRows:
 
     table: pa.Table
     times: dict[str, pa.ChunkedArray]
+    ignored: tuple[str, ...] = ()
+    """Columns of the input that no view reads (not written anywhere)."""
 
     @property
     def num_rows(self) -> int:
@@ -64,12 +69,50 @@ def _no_sql(_sql: str) -> pa.Table:
 
 def as_table(df: Any) -> pa.Table:
     """Rows as Arrow: a pandas/pyarrow/polars frame, a dict of columns, or a file path."""
+    if isinstance(df, dict):
+        return pa.table({str(name): _column(str(name), values) for name, values in df.items()})
     try:
-        if isinstance(df, dict):
-            return pa.table(df)
         return read_entity_frame(df, _no_sql)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
         raise IngestError(f"rows cannot be read: {exc}") from None
+
+
+_INT64 = 2**63
+
+
+def _column(name: str, values: Any) -> Any:
+    """One column of a dict of columns as Arrow; a value that fits none is named by row."""
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as exc:
+        if not isinstance(values, list | tuple):
+            values = list(values) if hasattr(values, "__iter__") else [values]
+        for i, v in enumerate(values):
+            if type(v) is int and not -_INT64 <= v < _INT64:
+                raise IngestError(
+                    f"row {i}: column {name!r}: {v} is outside Int64 "
+                    f"(-2**63 to 2**63 - 1); integers beyond it are not stored"
+                ) from None
+        first = next((v for v in values if v is not None), None)
+        for i, v in enumerate(values):
+            if v is not None and not _same_kind(v, first):
+                raise IngestError(
+                    f"row {i}: column {name!r}: {v!r} ({type(v).__name__}) does not match the "
+                    f"column's other values ({type(first).__name__}, as in row "
+                    f"{values.index(first)})"
+                ) from None
+        raise IngestError(f"column {name!r} cannot be read: {exc}") from None
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b)
+    if isinstance(a, numbers) and isinstance(b, numbers):
+        return True
+    return isinstance(a, type(b)) or isinstance(b, type(a))
 
 
 def _first_null(column: pa.ChunkedArray) -> int:
@@ -111,13 +154,13 @@ def conform(
         raise IngestError(
             f"{label}: no {ts!r} column (the source's timestamp_field); columns: {sorted(cols)}"
         )
-    event = utc_naive(table.column(ts), f"{label}: column {ts!r}")
+    event = _times(table.column(ts), ts, label)
     if event.null_count:
         raise IngestError(f"{label}: row {_first_null(event)}: {ts!r} is null")
-    times = {EVENT_US: event.cast(pa.int64())}
+    times = {EVENT_US: event}
     cr = source.created_timestamp_field
     if cr and cr in cols:
-        created = utc_naive(table.column(cr), f"{label}: column {cr!r}").cast(pa.int64())
+        created = _times(table.column(cr), cr, label)
         if created.null_count:  # rows without a created time get a unique one
             created = pc.coalesce(created, _stamps(table.num_rows))
         times[CREATED_US] = created
@@ -155,18 +198,94 @@ def conform(
                     f"{label}: no column {field.name!r} (a feature of view {view.name!r})"
                 )
             col = table.column(field.name)
+            if col.null_count == len(col):  # no value in any row: typed as declared
+                col = pa.chunked_array([pa.nulls(len(col), field.dtype.to_arrow())])
             if not field.dtype.accepts(col.type):
                 raise IngestError(
                     f"{label}: column {field.name!r} is {col.type}, but view {view.name!r} declares {field.dtype}"
                 )
-            out[field.name] = _cast(col, field.dtype.to_arrow(), f"column {field.name!r}")
+            col = _cast(col, field.dtype.to_arrow(), f"column {field.name!r}")
+            _check_value(col, field.name, label)
+            out[field.name] = col
     _check_sums(views, out, label)
     eid = source.event_id_field
     if eid and any(v.is_aggregated for v in views):
         if eid not in cols:
             raise IngestError(f"{label}: no {eid!r} column (the source's event_id_field)")
         out[eid] = table.column(eid)
-    return ConformedRows(pa.table(out), times)
+    used = {*out, ts, cr, eid}
+    ignored = tuple(c for c in table.column_names if c not in used)
+    return ConformedRows(pa.table(out), times, ignored)
+
+
+def _times(column: pa.ChunkedArray, name: str, label: str) -> pa.ChunkedArray:
+    """A time column as int64 µs since the epoch (naive = UTC), every value in range."""
+    t = column.type
+    if pa.types.is_null(t):
+        raise IngestError(f"{label}: row 0: {name!r} is null")
+    if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+        first = next((v for v in column.to_pylist() if v is not None), None)
+        row = column.to_pylist().index(first)
+        raise IngestError(
+            f"{label}: row {row}: {name!r} is {first!r} ({t}), not a time; send timestamps "
+            "(ISO 8601 text over HTTP, datetimes or a timestamp column in Python)"
+        )
+    us = utc_naive(column, f"{label}: column {name!r}").cast(pa.int64())
+    _check_range(us, name, label)
+    return us
+
+
+def _check_range(us: pa.ChunkedArray, name: str, label: str) -> None:
+    """Every non-null time in ``[MIN_US, MAX_US)``; else the first one outside is named."""
+    bad = pc.or_(pc.less(us, MIN_US), pc.greater_equal(us, MAX_US))
+    if pc.any(bad).as_py():
+        row = int(pc.index(bad, True).as_py())
+        value = us[row].as_py()
+        raise IngestError(
+            f"{label}: row {row}: {name!r} is {_describe_us(value)}, outside the times Parity "
+            f"stores ({MIN_TIME:%Y-%m-%d} up to {MAX_TIME:%Y-%m-%d}, UTC)"
+        )
+
+
+def _describe_us(us: int) -> str:
+    try:
+        return pa.scalar(us, pa.timestamp("us", tz="UTC")).as_py().isoformat()
+    except (OverflowError, ValueError, pa.ArrowInvalid):
+        return f"{us} µs from 1970"
+
+
+def _check_value(col: pa.ChunkedArray, name: str, label: str) -> None:
+    """A typed feature column's values are storable: finite floats, times in range."""
+    t = col.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        if not pa.types.is_floating(t.value_type):
+            return
+        arr = col.combine_chunks()
+        at = _first_non_finite(arr.flatten())
+        if at is not None:
+            row = int(pc.list_parent_indices(arr)[at].as_py())
+            value = arr.flatten()[at].as_py()
+            raise IngestError(
+                f"{label}: row {row}: column {name!r} holds {value!r}; Parity stores finite "
+                "floats only (send null for a missing value)"
+            )
+        return
+    if pa.types.is_floating(t):
+        row = _first_non_finite(col)
+        if row is not None:
+            raise IngestError(
+                f"{label}: row {row}: column {name!r} is {col[row].as_py()!r}; Parity stores "
+                "finite floats only (send null for a missing value)"
+            )
+    elif pa.types.is_timestamp(t):
+        _check_range(col.cast(pa.timestamp("us", tz=t.tz)).cast(pa.int64()), name, label)
+
+
+def _first_non_finite(col: pa.ChunkedArray) -> int | None:
+    bad = pc.invert(pc.fill_null(pc.is_finite(col), True))
+    if not pc.any(bad).as_py():
+        return None
+    return int(pc.index(bad, True).as_py())
 
 
 def _check_sums(views: Sequence[FeatureView], columns: dict[str, Any], label: str) -> None:

@@ -7,27 +7,37 @@ online write. Everything a write needs is in its ``WriteContext`` (the catalog, 
 the clock, the hooks), so nothing here reaches back into the facade.
 
 Order, for every batch: every row is checked before anything is written (a bad row is
-named, and nothing of the batch is written); ``before_write`` hooks may refuse; the offline
-append (durable: one fsynced file per batch) happens before any online write, so an
-accepted offline push survives a crash in the online write.
+named, and nothing of the batch is written), and so is every aggregated view's integer sums
+against what is stored; ``before_write`` hooks may refuse; the offline append (durable: one
+fsynced file per batch) happens before any online write, so an accepted offline push
+survives a crash in the online write.
+
+A push to ``online_and_offline`` whose online write fails raises ``PartialWriteError``: the
+offline log holds the rows, and the error says which views were written online. Every push
+has a push id (the caller's, or a fresh one): a retry with the same id appends nothing twice
+to the offline log and writes online only the views that did not land.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import pyarrow as pa
+
 from parity.clock import Clock
 from parity.definitions import DataSource, FeatureView, PushSource
-from parity.errors import RetrievalError
+from parity.errors import PartialWriteError, RetrievalError
 from parity.hooks import HookSet
-from parity.ingest.online import write_view
-from parity.ingest.rows import as_table, conform, log_table
+from parity.ingest.online import check_view, write_view
+from parity.ingest.rows import ConformedRows, IngestError, as_table, conform, log_table
+from parity.offline import log
 from parity.offline.base import OfflineEngine
-from parity.offline.log import append, log_dir
 from parity.online.base import OnlineStore, OnlineView
+from parity.online.reader import check_key_types
 from parity.query.refs import entity_keys
 from parity.registry.catalog import Catalog
 from parity.registry.registry import Registry
@@ -35,6 +45,7 @@ from parity.registry.registry import Registry
 __all__ = [
     "PUSH_TARGETS",
     "WriteContext",
+    "Written",
     "delete_entities",
     "ingest",
     "push",
@@ -85,6 +96,30 @@ class WriteContext:
         )
 
 
+class Written(int):
+    """The number of rows a write accepted (an ``int``), with what else the caller should
+    know: the input columns no view reads (``ignored_columns``, not written anywhere), the
+    push id and whether the push had been written before (a retry: ``replayed``)."""
+
+    ignored_columns: tuple[str, ...]
+    push_id: str | None
+    replayed: bool
+
+    def __new__(
+        cls,
+        rows: int,
+        *,
+        ignored_columns: Sequence[str] = (),
+        push_id: str | None = None,
+        replayed: bool = False,
+    ) -> Written:
+        out = super().__new__(cls, rows)
+        out.ignored_columns = tuple(ignored_columns)
+        out.push_id = push_id
+        out.replayed = replayed
+        return out
+
+
 def ingest(
     ctx: WriteContext,
     source: DataSource,
@@ -93,27 +128,106 @@ def ingest(
     *,
     to: Target = "online",
     kind: str = "push",
-) -> int:
+    push_id: str | None = None,
+) -> Written:
     """Rows of ``source`` to ``views``: conform, offline log (unless ``to="online"``), then
-    online (unless ``to="offline"``). Returns the number of rows accepted."""
+    online (unless ``to="offline"``). Returns the number of rows accepted.
+
+    ``push_id``: names this push; a retry with the same id appends nothing twice to the
+    offline log and writes online only the views that did not land (see ``PartialWriteError``).
+    """
     _check_target(to, kind)
-    rows = conform(as_table(df), views, source, ctx.catalog, label=f"{kind} to {source.name!r}")
+    label = f"{kind} to {source.name!r}"
+    if push_id is not None and (type(push_id) is not str or not log.PUSH_ID.fullmatch(push_id)):
+        raise IngestError(
+            f"{label}: push_id {push_id!r} must be 1 to 128 letters, digits, '_', '.' or '-'"
+        )
+    rows = conform(as_table(df), views, source, ctx.catalog, label=label)
+    online_views = [v for v in views if v.online] if to != "offline" else []
+    folder = log.log_dir(ctx.offline_log, source.name)
+    pid = push_id or log.new_push_id()
+    replayed = False
+    done: list[str] = []
+    if to != "online":
+        digest = _digest(rows)
+        logged = log.logged_digest(folder, pid) if push_id else None
+        if logged is not None and logged != digest:
+            raise IngestError(
+                f"{label}: push_id {pid!r} was used before for other rows; use a new push_id "
+                "for new rows (the same id is for retrying the same rows)"
+            )
+        if logged is not None:  # a retry: the log has the rows; online, what did not land
+            replayed = True
+            pending = log.pending_views(folder, pid)
+            done = pending if pending is not None else [v.name for v in online_views]
+    now_us = ctx.clock.now_us()
+    todo = [v for v in online_views if v.name not in done]
+    for i, fv in enumerate(todo):  # sums checked before anything is written anywhere
+        if to != "online" or i > 0:
+            check_view(fv, rows, catalog=ctx.catalog, online=ctx.online(), now_us=now_us)
 
     def write() -> tuple[int, int]:
         stored = 0
-        if to != "online":
-            append(log_dir(ctx.offline_log, source.name), log_table(rows, source))
-        if to != "offline":
-            now_us = ctx.clock.now_us()
-            for fv in views:
-                if fv.online:
-                    stored += write_view(
-                        fv, rows, catalog=ctx.catalog, online=ctx.online(), now_us=now_us
-                    )
+        if to != "online" and not replayed:
+            if online_views:
+                log.set_pending(_ensure(folder), pid, [])
+            log.append(folder, log_table(rows, source), pid, _digest(rows))
+        for fv in todo:
+            try:
+                stored += write_view(
+                    fv, rows, catalog=ctx.catalog, online=ctx.online(), now_us=now_us
+                )
+            except Exception as exc:
+                if to == "online":
+                    raise
+                raise _partial(label, pid, rows.num_rows, done, online_views, exc) from exc
+            done.append(fv.name)
+            if to != "online" and len(done) < len(online_views):
+                log.set_pending(folder, pid, done)
+        if to != "online" and online_views:
+            log.set_pending(folder, pid, None)
         return rows.num_rows, stored
 
     names = [v.name for v in views]
-    return ctx.observed(kind, source.name, names, rows.num_rows, rows.table, write)[0]
+    accepted = ctx.observed(kind, source.name, names, rows.num_rows, rows.table, write)[0]
+    return Written(accepted, ignored_columns=rows.ignored, push_id=pid, replayed=replayed)
+
+
+def _ensure(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _digest(rows: ConformedRows) -> str:
+    """A digest of the rows as given (created times stamped by Parity left out)."""
+    h = hashlib.sha256()
+    table = rows.table.append_column("__event_us", rows.event_us)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    h.update(sink.getvalue().to_pybytes())
+    return h.hexdigest()
+
+
+def _partial(
+    label: str,
+    pid: str,
+    n: int,
+    done: list[str],
+    views: Sequence[FeatureView],
+    exc: BaseException,
+) -> PartialWriteError:
+    failed = [v.name for v in views if v.name not in done]
+    written = f"; written online: {done}" if done else ""
+    return PartialWriteError(
+        f"{label}: the offline log holds the {n} row(s) of push {pid!r}, but the online write "
+        f"of view(s) {failed} failed{written}: {exc}. Retry the same push with "
+        f"push_id={pid!r}: it appends nothing twice offline and writes online what did not land",
+        push_id=pid,
+        offline_rows=n,
+        online_views_written=done,
+        online_views_failed=failed,
+    )
 
 
 def _check_target(to: str, kind: str) -> None:
@@ -123,7 +237,13 @@ def _check_target(to: str, kind: str) -> None:
         )
 
 
-def push(ctx: WriteContext, push_source_name: str, df: Any, to: Target = "online") -> int:
+def push(
+    ctx: WriteContext,
+    push_source_name: str,
+    df: Any,
+    to: Target = "online",
+    push_id: str | None = None,
+) -> Written:
     """Rows to the views fed by a push source; see ``ingest``."""
     _check_target(to, "push")
     source = ctx.catalog.source(push_source_name)
@@ -132,7 +252,7 @@ def push(ctx: WriteContext, push_source_name: str, df: Any, to: Target = "online
             f"source {push_source_name!r} is a {source.source_type} source, not a push source"
         )
     views = [v for v in ctx.catalog.views() if v.source_name == source.name]
-    return ingest(ctx, source, views, df, to=to, kind="push")
+    return ingest(ctx, source, views, df, to=to, kind="push", push_id=push_id)
 
 
 def write_to_online_store(ctx: WriteContext, view_name: str, df: Any) -> int:
@@ -166,6 +286,9 @@ def delete_entities(ctx: WriteContext, view_or_entity: str, keys: Sequence[Any])
     plans = []
     for fv in views:
         ov = OnlineView.of(fv, catalog.join_keys_of(fv))
+        types = {k: e.dtype for e in map(catalog.entity, fv.entity_names) for k in e.join_keys}
+        cols = {j: [k.get(j) if isinstance(k, Mapping) else k for k in keys] for j in ov.join_keys}
+        check_key_types(cols, types, where="keys")
         plans.append((ov, entity_keys(keys, ov.join_keys)))
 
     def delete() -> tuple[int, int]:

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from parity.clock import MAX_TIME, MAX_US, MIN_TIME, MIN_US
 from parity.errors import RetrievalError
 from parity.offline.base import ENTITY_TS, ROW_ID
 from parity.types import ValueType
@@ -119,6 +120,14 @@ def key_entity_frame(
         first = pc.index(pc.is_null(ts), True).as_py()
         raise RetrievalError(
             f"entity row {first} has a null {timestamp_column!r}; every row needs a timestamp"
+        )
+    us = ts.cast(pa.int64())
+    bad = pc.or_(pc.less(us, MIN_US), pc.greater_equal(us, MAX_US))
+    if pc.any(bad).as_py():
+        first = pc.index(bad, True).as_py()
+        raise RetrievalError(
+            f"entity row {first}: {timestamp_column!r} is {ts[first].as_py()}, outside the "
+            f"times Parity stores ({MIN_TIME:%Y-%m-%d} up to {MAX_TIME:%Y-%m-%d}, UTC)"
         )
     arrays: list[Any] = [pa.array(np.arange(table.num_rows, dtype=np.int64)), ts]
     names = [ROW_ID, ENTITY_TS]

@@ -56,6 +56,22 @@ def encode_key(values: Sequence[Any], names: Sequence[str]) -> bytes:
     return _SEP.join(encode_key_part(v, n) for v, n in zip(values, names, strict=True))
 
 
+def describe_key(key: bytes, names: Sequence[str]) -> str:
+    """An encoded entity key as readable text, ``driver_id=1001`` (for messages)."""
+    parts = key.split(_SEP)
+    out = []
+    for name, part in zip(names, parts, strict=False):
+        tag, body = part[:1], part[1:]
+        if tag == b"i":
+            text = body.decode()
+        elif tag == b"s":
+            text = repr(body.decode(errors="replace"))
+        else:
+            text = repr(bytes.fromhex(body.decode()))
+        out.append(f"{name}={text}")
+    return ", ".join(out)
+
+
 def to_micros(value: datetime) -> int:
     """µs since the epoch; naive datetimes are UTC."""
     if value.tzinfo is None:
@@ -94,6 +110,7 @@ __all__ = [
     "HEADER",
     "OFFSET",
     "decode_values",
+    "describe_key",
     "encode_key",
     "encode_key_part",
     "encode_record",

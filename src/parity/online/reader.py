@@ -17,13 +17,14 @@ from typing import Any
 import msgpack
 import pyarrow as pa
 
+from parity.aggregates.state import INVALID as INVALID_VALUE
 from parity.aggregates.state import AggregatePlan, read_values
 from parity.errors import RetrievalError
 from parity.online.base import OnlineStore, OnlineView
 from parity.online.encoding import HEADER, encode_key, encode_key_part, from_micros
 from parity.types import Timestamp, ValueType
 
-PRESENT, MISSING, EXPIRED = "present", "missing", "expired"
+PRESENT, MISSING, EXPIRED, INVALID = "present", "missing", "expired", "invalid"
 _OFFSET = 2**52
 _ABSENT = object()  # a feature the record lacks
 _EXPIRED: Any = {}  # stands for the body of an expired record (read as empty)
@@ -173,6 +174,41 @@ def entity_columns(
     return cols
 
 
+_INT64 = 2**63
+_KIND_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "string": (str,), "bytes": (bytes,)}
+
+
+def check_key_types(
+    cols: Mapping[str, Sequence[Any]], key_types: Mapping[str, Any], where: str = "entities"
+) -> None:
+    """Join-key values of their entity's declared type (Int64 keys within Int64): a key of
+    another type could never match a stored one, so it is refused, naming it."""
+    for name, dtype in key_types.items():
+        kind = getattr(dtype, "kind", None)
+        values = cols.get(name)
+        if values is None or kind not in _KIND_TYPES:
+            continue
+        want = _KIND_TYPES[kind][0]
+        if all(type(v) is want for v in values) and (
+            kind != "int" or not values or (min(values) >= -_INT64 and max(values) < _INT64)
+        ):
+            continue
+        for i, v in enumerate(values):
+            if hasattr(v, "item") and not isinstance(v, bytes | str):  # numpy scalars
+                v = v.item()
+            if v is None:
+                raise RetrievalError(f"{where}.{name}[{i}] is null; every entity needs a key")
+            if type(v) is not want:
+                raise RetrievalError(
+                    f"{where}.{name}[{i}] is {v!r} ({type(v).__name__}); join key {name!r} "
+                    f"is {dtype}"
+                )
+            if kind == "int" and not -_INT64 <= v < _INT64:
+                raise RetrievalError(
+                    f"{where}.{name}[{i}] is {v}, outside Int64; join key {name!r} is {dtype}"
+                )
+
+
 def read_online(
     store: OnlineStore,
     plan: ReadPlan,
@@ -267,6 +303,12 @@ def _read_aggregates(
     for f, out, dtype in zip(vr.features, vr.outputs, vr.dtypes, strict=True):
         col = [r[f] for r in rows]
         statuses[out] = [MISSING if v is None else PRESENT for v in col]
+        if any(v is INVALID_VALUE for v in col):  # beyond its type: null, this entity only
+            statuses[out] = [
+                INVALID if v is INVALID_VALUE else s
+                for v, s in zip(col, statuses[out], strict=True)
+            ]
+            col = [None if v is INVALID_VALUE else v for v in col]
         if dtype is Timestamp:
             col = [None if u is None else from_micros(u) for u in col]
         values[out] = col

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import msgpack
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from parity.errors import DataSourceError
 from parity.online.base import OnlineView, RecordBatch
-from parity.online.encoding import OFFSET, encode_key, encode_key_part
+from parity.online.encoding import OFFSET, describe_key, encode_key, encode_key_part, from_micros
 
 EVENT_US = "__event_us"
 CREATED_US = "__created_us"
@@ -57,6 +59,8 @@ def encode_batch(batch: pa.RecordBatch | pa.Table, view: OnlineView) -> RecordBa
     events = batch.column(EVENT_US).to_pylist()
     created = batch.column(CREATED_US).to_pylist()
     features = view.features
+    for f in features:
+        _check_finite(batch, f, view, keys)
     cols = [_pylist(batch.column(f)) for f in features]
     pack = msgpack.Packer(use_bin_type=True).pack
     # Rows are zipped without strict= (every column has the batch's length): the per-row
@@ -64,3 +68,38 @@ def encode_batch(batch: pa.RecordBatch | pa.Table, view: OnlineView) -> RecordBa
     bodies = [pack(dict(zip(features, vals))) for vals in zip(*cols)]  # noqa: B905
     records = [h + b for h, b in zip(_headers(events, created), bodies)]  # noqa: B905
     return RecordBatch(keys=keys, event_us=events, created_us=created, records=records)
+
+
+def _check_finite(
+    batch: pa.RecordBatch | pa.Table, name: str, view: OnlineView, keys: list[bytes]
+) -> None:
+    """Float features are finite or null online (JSON has no NaN or infinity): a batch
+    holding another value is refused, naming the entity, its event time and the column."""
+    column = batch.column(name)
+    t = column.type
+    nested = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+    if nested:
+        if not pa.types.is_floating(t.value_type):
+            return
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        bad = pc.invert(pc.fill_null(pc.is_finite(column.flatten()), True))
+        if not pc.any(bad).as_py():
+            return
+        at = int(pc.index(bad, True).as_py())
+        row = int(pc.list_parent_indices(column)[at].as_py())
+        value = column.flatten()[at].as_py()
+    elif pa.types.is_floating(t):
+        bad = pc.invert(pc.fill_null(pc.is_finite(column), True))
+        if not pc.any(bad).as_py():
+            return
+        row = int(pc.index(bad, True).as_py())
+        value = column[row].as_py()
+    else:
+        return
+    event = from_micros(batch.column(EVENT_US)[row].as_py())
+    raise DataSourceError(
+        f"view {view.name!r}: entity {describe_key(keys[row], view.join_keys)} at "
+        f"{event.isoformat()}: {name!r} is {value!r}; the online store holds finite floats "
+        "only (null for a missing value): fix the source's rows"
+    )

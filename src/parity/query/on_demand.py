@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from parity.definitions import Field
-from parity.errors import ParityError, RetrievalError, TransformationError
+from parity.errors import ParityError, RequestDataError, RetrievalError, TransformationError
 from parity.online.reader import OnlineResponse
 from parity.query.plan import FeaturePlan, Step
 from parity.repo.functions import resolve_function
@@ -124,7 +125,7 @@ def run_views(
             arrays[name] = results[column] if column in results else columns[column]
         for source, fld in step.request_fields:
             if fld.name not in request:
-                raise RetrievalError(
+                raise RequestDataError(
                     f"{step.label} needs request data {fld.name!r} (request source "
                     f"{source!r}); pass it as a column of the entities (given: {sorted(request)})"
                 )
@@ -229,8 +230,12 @@ def _request_array(values: Any, field: Field, label: str) -> pa.Array:
             arr = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise RetrievalError(f"{what} holds values of mixed types: {exc}") from None
-    if pa.types.is_null(arr.type):
-        return pa.nulls(len(arr), target)
+    if arr.null_count:
+        row = pc.index(pc.is_null(arr), True).as_py()
+        raise RequestDataError(
+            f"{what} is null in entity row {row}; an on-demand view's request fields need a "
+            "value in every row"
+        )
     if not field.dtype.accepts(arr.type):
         raise RetrievalError(f"{what} is declared {field.dtype} but the values are {arr.type}")
     if field.dtype is Timestamp and pa.types.is_timestamp(arr.type) and arr.type.tz is None:

@@ -17,7 +17,13 @@ from typing import Any
 from parity.clock import Clock
 from parity.hooks import HookSet
 from parity.online.base import OnlineStore, SupportsAsyncRead
-from parity.online.reader import OnlineResponse, decode_online, entity_columns, online_requests
+from parity.online.reader import (
+    OnlineResponse,
+    check_key_types,
+    decode_online,
+    entity_columns,
+    online_requests,
+)
 from parity.query.on_demand import finish_online
 from parity.query.plan import FeaturePlan, Planner
 from parity.query.refs import FeatureRefs
@@ -49,6 +55,7 @@ class OnlineReads:
         plan = self.planner.plan(features, catalog, full_feature_names=full_feature_names)
         keys = plan.online().join_keys if plan.fetch else ()
         cols = entity_columns(entity_rows, entities, keys)
+        check_key_types(cols, plan.key_types)
         if self.hooks.wants("before_online_read"):
             self.hooks.before("before_online_read", project=self.project, plan=plan, entities=cols)
         return plan, cols

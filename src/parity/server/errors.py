@@ -23,8 +23,11 @@ from parity.errors import (
     DataSourceNotFoundError,
     DefinitionError,
     ObjectNotFoundError,
+    OnlineStoreError,
     ParityError,
+    PartialWriteError,
     RegistryError,
+    RequestDataError,
     RetrievalError,
     TransformationError,
 )
@@ -72,25 +75,29 @@ _BY_CLASS: list[tuple[type[BaseException], str]] = [
     (RegistryError, "registry_error"),
     (ConfigError, "config_error"),
     (IngestError, "invalid_rows"),
+    (RequestDataError, "missing_request_data"),
     (RetrievalError, "invalid_request"),
     (TransformationError, "transformation_failed"),
     (DataSourceNotFoundError, "data_source_not_found"),
     (DataSourceError, "data_source_error"),
     (DefinitionError, "invalid_definition"),
+    (OnlineStoreError, "online_store_error"),
 ]
 
 
 class ApiError(Exception):
     """An error answered to the caller as JSON with a stable code."""
 
-    def __init__(self, code: str, message: str, status: int | None = None):
+    def __init__(self, code: str, message: str, status: int | None = None, **extra: Any):
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status if status is not None else CODES[code]
+        self.extra = extra
+        """More fields of the error object (e.g. what a partial write left behind)."""
 
     def body(self, request_id: str) -> bytes:
-        return error_body(self.code, self.message, request_id)
+        return error_body(self.code, self.message, request_id, **self.extra)
 
 
 def error_body(code: str, message: str, request_id: str, **extra: Any) -> bytes:
@@ -110,6 +117,15 @@ def from_exception(exc: BaseException) -> ApiError:
         return exc
     if isinstance(exc, ObjectNotFoundError):
         return ApiError(not_found_code(exc), str(exc), exc.http_status)
+    if isinstance(exc, PartialWriteError):  # before the connection check: it says more
+        return ApiError(
+            "online_write_failed",
+            str(exc),
+            push_id=exc.push_id,
+            offline_rows=exc.offline_rows,
+            online_views_written=exc.online_views_written,
+            online_views_failed=exc.online_views_failed,
+        )
     if isinstance(exc, ParityError) and exc.http_status >= 500 and _caused_by_connection(exc):
         # a store wraps its client's error in a plain ParityError: unreachable, not a bug
         return ApiError("online_store_unavailable", str(exc))

@@ -14,13 +14,14 @@ import base64
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 import orjson
 
 from parity.definitions import PushSource
-from parity.errors import ObjectNotFoundError, RetrievalError
+from parity.errors import ObjectNotFoundError, RequestDataError, RetrievalError
 from parity.online.base import OnlineView
 from parity.online.encoding import from_micros
 from parity.query.plan import plan_features
@@ -30,9 +31,9 @@ from parity.types import Timestamp
 
 T = TypeVar("T")
 
-STATUS = {"present": "PRESENT", "missing": "MISSING", "expired": "EXPIRED"}
+STATUS = {"present": "PRESENT", "missing": "MISSING", "expired": "EXPIRED", "invalid": "INVALID"}
 """Statuses on the wire: Feast's upper case (Feast calls MISSING ``NOT_FOUND`` and EXPIRED
-``OUTSIDE_MAX_AGE``; PRESENT is the same)."""
+``OUTSIDE_MAX_AGE``; PRESENT and INVALID are the same)."""
 PUSH_TARGETS = ("online", "offline", "online_and_offline")
 _JSON_OPTS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_SERIALIZE_NUMPY
 _PROBE = OnlineView("__parity_ready__", ("key",), (), None)
@@ -206,6 +207,8 @@ class Handlers:
         self, exc: RetrievalError, refs: list[str] | str, entities: dict[str, Any], full: bool
     ) -> ApiError:
         """The stable code for a refused read, found by checking the request, not the text."""
+        if isinstance(exc, RequestDataError):
+            return ApiError("missing_request_data", str(exc))
         catalog = self.store.catalog()
         try:
             plan = plan_features(refs, catalog, full_feature_names=full)
@@ -242,6 +245,8 @@ class Handlers:
                     return ApiError("null_join_key", str(exc))
                 if not isinstance(v, int | str | bytes) or isinstance(v, bool):
                     return ApiError("wrong_value_type", str(exc))
+                if isinstance(v, int) and not -(2**63) <= v < 2**63:
+                    return ApiError("wrong_value_type", str(exc))
         return ApiError("invalid_request", str(exc))
 
     # -- POST /push ------------------------------------------------------------------------
@@ -250,6 +255,9 @@ class Handlers:
         name = req.get("push_source_name")
         df = req.get("df")
         to = req.get("to", "online")
+        push_id = req.get("push_id")
+        if push_id is not None and type(push_id) is not str:
+            raise ApiError("invalid_request", "push_id must be a string")
         if type(name) is not str or not name:
             raise ApiError("invalid_request", "push_source_name must be a source's name")
         if type(df) is not dict or not df or any(type(v) is not list for v in df.values()):
@@ -268,8 +276,17 @@ class Handlers:
             if view.source_name == name:
                 times.update(f.name for f in view.schema if f.dtype is Timestamp)
         df = {col: _times(values, col) if col in times else values for col, values in df.items()}
-        rows = await self._on_writer(self.store.push, name, df, to)
-        return dumps({"push_source_name": name, "to": to, "rows": rows})
+        rows = await self._on_writer(partial(self.store.push, push_id=push_id), name, df, to)
+        return dumps(
+            {
+                "push_source_name": name,
+                "to": to,
+                "rows": int(rows),
+                "push_id": getattr(rows, "push_id", push_id),
+                "replayed": getattr(rows, "replayed", False),
+                "ignored_columns": list(getattr(rows, "ignored_columns", ())),
+            }
+        )
 
     # -- POST /materialize-incremental ---------------------------------------------------------
     async def materialize_incremental(self, body: bytes) -> bytes:
