@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -85,7 +86,10 @@ def _column(name: str, values: Any) -> Any:
     if isinstance(values, pa.Array | pa.ChunkedArray):
         return values
     try:
-        return pa.array(values)
+        arr = pa.array(values)
+        if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
+            _only_times(name, values)  # pyarrow would read a number among times as one
+        return arr
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as exc:
         if not isinstance(values, list | tuple):
             values = list(values) if hasattr(values, "__iter__") else [values]
@@ -104,6 +108,19 @@ def _column(name: str, values: Any) -> Any:
                     f"{values.index(first)})"
                 ) from None
         raise IngestError(f"column {name!r} cannot be read: {exc}") from None
+
+
+def _only_times(name: str, values: Any) -> None:
+    for i, v in enumerate(values):
+        if (
+            v is not None
+            and not isinstance(v, datetime | date)
+            and type(v).__name__ != "datetime64"
+        ):
+            raise IngestError(
+                f"row {i}: column {name!r}: {v!r} ({type(v).__name__}) is not a time, unlike "
+                "the column's other values"
+            )
 
 
 def _same_kind(a: Any, b: Any) -> bool:

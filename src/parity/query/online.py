@@ -24,7 +24,7 @@ from parity.online.reader import (
     entity_columns,
     online_requests,
 )
-from parity.query.on_demand import finish_online
+from parity.query.on_demand import check_entity_columns, finish_online
 from parity.query.plan import FeaturePlan, Planner
 from parity.query.refs import FeatureRefs
 from parity.registry.catalog import CatalogCache
@@ -56,6 +56,8 @@ class OnlineReads:
         keys = plan.online().join_keys if plan.fetch else ()
         cols = entity_columns(entity_rows, entities, keys)
         check_key_types(cols, plan.key_types)
+        if len(cols) > len(keys):  # extra columns (request data) may not shadow a feature
+            check_entity_columns(plan, list(cols), "entities")
         if self.hooks.wants("before_online_read"):
             self.hooks.before("before_online_read", project=self.project, plan=plan, entities=cols)
         return plan, cols

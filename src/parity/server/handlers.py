@@ -228,6 +228,8 @@ class Handlers:
                 ):
                     return ApiError("invalid_request", str(err))
             return ApiError("invalid_feature_reference", str(err))
+        if set(entities) & {o.name for o in plan.outputs}:  # a column shadowing a feature
+            return ApiError("invalid_feature_reference", str(exc))
         for step in plan.steps:  # request data first, then the features read
             for _, fld in step.request_fields:
                 if fld.name not in entities:
@@ -272,9 +274,17 @@ class Handlers:
         if not isinstance(source, PushSource):
             raise ApiError("not_a_push_source", f"source {name!r} is a {source.source_type} source")
         times = {source.timestamp_field, source.created_timestamp_field}
+        ints: set[str] = set()
         for view in catalog.views():
             if view.source_name == name:
                 times.update(f.name for f in view.schema if f.dtype is Timestamp)
+                ints.update(f.name for f in view.schema if getattr(f.dtype, "kind", "") == "int")
+                for e in view.entity_names:
+                    ent = catalog.entity(e)
+                    if getattr(ent.dtype, "kind", "") == "int":
+                        ints.update(ent.join_keys)
+        for col in ints & df.keys():
+            _integers(df[col], col)
         df = {col: _times(values, col) if col in times else values for col, values in df.items()}
         rows = await self._on_writer(partial(self.store.push, push_id=push_id), name, df, to)
         return dumps(
@@ -348,6 +358,17 @@ class Handlers:
         return await asyncio.get_running_loop().run_in_executor(None, check)
 
 
+def _integers(values: list[Any], column: str) -> None:
+    """An integer column holds JSON integers (JSON numbers beyond 64 bits parse as floats)."""
+    for i, v in enumerate(values):
+        if type(v) is float:
+            raise ApiError(
+                "invalid_rows",
+                f"df.{column}[{i}] (row {i}): {v!r} is not an integer that fits Int64 "
+                f"(-2**63 to 2**63 - 1); column {column!r} holds integers",
+            )
+
+
 def _times(values: list[Any], column: str) -> list[Any]:
     """ISO 8601 strings of a timestamp column as aware datetimes (naive = UTC)."""
     out = []
@@ -360,5 +381,10 @@ def _times(values: list[Any], column: str) -> list[Any]:
                     "invalid_rows", f"df.{column}[{i}]: {v!r} is not an ISO 8601 time"
                 ) from None
             v = t.replace(tzinfo=UTC) if t.tzinfo is None else t
+        elif v is not None:
+            raise ApiError(
+                "invalid_rows",
+                f"df.{column}[{i}] (row {i}): {v!r} is not a time; send ISO 8601 text",
+            )
         out.append(v)
     return out
