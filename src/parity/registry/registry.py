@@ -5,6 +5,11 @@ project row on PostgreSQL, the database on SQLite), reads the live objects under
 computes the plan from them and writes versions, live rows and the new revision in the same
 transaction. Concurrent applies, from threads or processes, therefore run one after the other
 and each sees everything the previous one wrote.
+
+Reading never creates anything: a registry whose database (the SQLite file, the PostgreSQL
+schema's tables) does not exist yet reads as empty, and the first write (an apply, a
+recorded materialization) creates it, so a read-only command pointed at a wrong path does
+not leave an empty registry behind.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from parity.definitions import Definition, spec_hash
 from parity.errors import ConcurrentApplyError, DefinitionError, ValidationError
 from parity.registry import engine as eng
 from parity.registry.diff import FieldChange
-from parity.registry.migrate import upgrade
+from parity.registry.migrate import exists, upgrade
 from parity.registry.models import materializations, objects, projects, versions
 from parity.registry.plan import Plan, Stored, compute_plan, sort_key
 from parity.registry.records import (
@@ -52,9 +57,11 @@ class Registry:
 
     ``url`` is a SQLAlchemy URL (``sqlite:///path/registry.db``,
     ``postgresql+psycopg://host:5432/db``; a bare ``postgresql://`` means psycopg 3).
-    ``schema`` is the PostgreSQL schema to keep the tables in, created if missing.
+    ``schema`` is the PostgreSQL schema to keep the tables in.
     ``timeout`` (seconds) bounds waits for another writer's lock and for connecting.
-    Opening runs any pending migrations of the registry's tables.
+    Opening an existing registry runs any pending migrations of its tables; opening one
+    that does not exist creates nothing: it reads as empty until the first write creates
+    the database (SQLite file and folder, PostgreSQL schema and tables). ``exists()`` tells.
     """
 
     def __init__(
@@ -80,9 +87,13 @@ class Registry:
             if isinstance(self._engine.pool, StaticPool)
             else contextlib.nullcontext()
         )
+        self._created = False
         try:
-            with self._turns:
-                upgrade(self._engine, self.url, schema, timeout=timeout)
+            if eng.sqlite_path(self.url) is None and eng.is_sqlite(self.url):
+                self._create()  # in memory: nothing on disk to spare
+            else:
+                eng.check_folder(self.url)
+                self._ready()
         except BaseException:
             self._engine.dispose()
             raise
@@ -98,21 +109,36 @@ class Registry:
     ) -> Registry:
         """A registry from a repo config value: a URL (``...://...``) or a SQLite file path.
 
-        A relative path is taken from ``base_dir``; missing parent folders are created.
+        A relative path is taken from ``base_dir``; its missing folders are created by the
+        first write.
         """
         if "://" in location:
             return cls(location, project, schema=schema, **kwargs)
         path = Path(location).expanduser()
         if not path.is_absolute():
             path = Path(base_dir) / path
-        path.parent.mkdir(parents=True, exist_ok=True)
         url = sa.URL.create("sqlite", database=str(path.resolve()))
         return cls(url.render_as_string(), project, schema=schema, **kwargs)
 
     # -- reading --------------------------------------------------------------------------
 
+    @property
+    def location(self) -> str:
+        """Where the registry is, for messages: the SQLite file, or the URL (and schema)."""
+        path = eng.sqlite_path(self.url)
+        if path is not None:
+            return str(path)
+        where = f" schema {self.schema!r}" if self.schema else ""
+        return eng.safe_url(self.url) + where
+
+    def exists(self) -> bool:
+        """Whether the registry's database exists; False until the first write creates it."""
+        return self._ready()
+
     def revision(self) -> int:
         """The project's revision: +1 for every apply that changed something; 0 when new."""
+        if not self._ready():
+            return 0
         with self._read("read the revision") as conn:
             return self._revision(conn)
 
@@ -120,12 +146,16 @@ class Registry:
         """Live objects, optionally of one kind, sorted by (kind in dependency order, name)."""
         if kind is not None:
             check_kind(kind)
+        if not self._ready():
+            return []
         with self._read("list objects") as conn:
             return self._live_definitions(conn, kind)
 
     def get(self, kind: str, name: str) -> Definition:
         """One live object; ``ObjectNotFoundError`` (with close names as a hint) if absent."""
         check_kind(kind)
+        if not self._ready():
+            raise not_found(self.project, kind, name, [])
         with self._read(f"read {kind} {name!r}") as conn:
             row = conn.execute(
                 sa.select(objects.c.spec).where(
@@ -140,6 +170,8 @@ class Registry:
 
     def find(self, name: str) -> builtins.list[Definition]:
         """Live objects called ``name``, of any kind (in kind order); empty if none."""
+        if not self._ready():
+            return []
         with self._read(f"find {name!r}") as conn:
             rows = conn.execute(
                 sa.select(objects.c.kind, objects.c.spec).where(
@@ -161,6 +193,8 @@ class Registry:
         )
         if kind is not None:
             query = query.where(versions.c.kind == kind)
+        if not self._ready():
+            raise not_found(self.project, kind or "object", name, [])
         with self._read(f"read the history of {name!r}") as conn:
             rows = conn.execute(query).all()
             if not rows:
@@ -174,6 +208,7 @@ class Registry:
         self, view: str, start: datetime, end: datetime, *, rows: int, stored: int
     ) -> None:
         """Note that ``view``'s event times in [start, end] were loaded into the online store."""
+        self._create()
         with self._write(f"record a materialization of {view!r}") as conn:
             self._lock_project(conn)
             conn.execute(
@@ -193,6 +228,8 @@ class Registry:
         query = sa.select(materializations).where(materializations.c.project == self.project)
         if view is not None:
             query = query.where(materializations.c.view == view)
+        if not self._ready():
+            return []
         with self._read("read materializations") as conn:
             rows = conn.execute(query.order_by(materializations.c.id)).all()
         return [
@@ -214,6 +251,8 @@ class Registry:
             .where(materializations.c.project == self.project)
             .group_by(materializations.c.view)
         )
+        if not self._ready():
+            return {}
         with self._read("read materializations") as conn:
             return {view: _utc(end) for view, end in conn.execute(query).all()}
 
@@ -222,11 +261,15 @@ class Registry:
         query = materializations.delete().where(materializations.c.project == self.project)
         if views is not None:
             query = query.where(materializations.c.view.in_(list(views)))
+        if not self._ready():
+            return  # nothing recorded, nothing to create
         with self._write("forget materializations") as conn:
             conn.execute(query)
 
     def snapshot(self) -> RegistrySnapshot:
         """Every live object and the revision, read in one transaction (consistent)."""
+        if not self._ready():
+            return RegistrySnapshot(self.project, 0, ())
         with self._read("read a snapshot", consistent=True) as conn:
             revision = self._revision(conn)
             objs = self._live_definitions(conn, None)
@@ -237,6 +280,10 @@ class Registry:
     def plan(self, objects: Sequence[Definition], *, delete_missing: bool = False) -> Plan:
         """What ``apply(objects)`` would do now; changes nothing."""
         desired = _desired(objects)
+        if not self._ready():
+            return replace(
+                compute_plan({}, desired, delete_missing=delete_missing), base_revision=0
+            )
         with self._read("plan", consistent=True) as conn:
             base = self._revision(conn)
             plan = compute_plan(self._live(conn), desired, delete_missing=delete_missing)
@@ -259,6 +306,7 @@ class Registry:
         """
         desired = _desired(objects)
         author = author or os.environ.get("PARITY_USER") or _login()
+        self._create()
         with self._write("apply") as conn:
             base = self._lock_project(conn)
             if expected_revision is not None and base != expected_revision:
@@ -288,6 +336,22 @@ class Registry:
         return f"Registry({eng.safe_url(self.url)!r}, project={self.project!r}{where})"
 
     # -- internals ------------------------------------------------------------------------
+
+    def _ready(self) -> bool:
+        """Whether the database exists, migrated to head; checked again while it does not
+        (another process may have created it since)."""
+        if not self._created and exists(self._engine, self.url, self.schema, timeout=self.timeout):
+            self._create()
+        return self._created
+
+    def _create(self) -> None:
+        """Create the database (folder, schema, tables) or migrate it to head; once."""
+        if self._created:
+            return
+        with self._turns:
+            eng.make_folder(self.url)
+            upgrade(self._engine, self.url, self.schema, timeout=self.timeout)
+            self._created = True
 
     @contextlib.contextmanager
     def _read(self, action: str, *, consistent: bool = False) -> Iterator[Connection]:
