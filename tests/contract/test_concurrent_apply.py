@@ -209,12 +209,30 @@ def test_a_real_conflict_found_on_retry_fails_validation_not_the_retry(
         assert fs.list_feature_views() == []
 
 
+class FakeTime:
+    """``monotonic`` and ``sleep`` for the apply module: time passes only by its sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 def test_the_time_bound_ends_with_an_error_saying_what_to_do(
     registry_target, tmp_path, monkeypatch
 ):
-    """With a registry that moves on before every write, the apply gives up at its bound."""
+    """With a registry that moves on before every write, the apply retries with growing,
+    jittered waits and gives up at its bound (in time, on a fake clock) saying what to do."""
     root = make_repo(registry_target, tmp_path / "repo")
-    monkeypatch.setattr(apply_module, "RETRY_SECONDS", 0.5)
+    fake = FakeTime()
+    monkeypatch.setattr(apply_module, "time", fake)
+    monkeypatch.setattr(apply_module, "RETRY_SECONDS", 4.0)
     with FeatureStore(root) as fs, FeatureStore(root) as other:
         fs.apply(objects_of(0))
         real_prepare = apply_module._prepare
@@ -231,6 +249,10 @@ def test_the_time_bound_ends_with_an_error_saying_what_to_do(
         with pytest.raises(ConcurrentApplyError) as info:
             fs.apply(objects_of(1))
         text = str(info.value)
-        assert "attempt" in text and "apply again" in text.lower(), text
-        assert moved[0] >= 2  # it did retry
+        assert f"{moved[0]} attempt(s)" in text and "apply again" in text.lower(), text
+        assert "RETRY_SECONDS" in text
+        assert moved[0] == len(fake.slept) + 1 >= 2  # a wait between attempts, none after
+        assert sum(fake.slept) == pytest.approx(4.0)  # waited up to the bound, not past it
+        first, longest = apply_module.BACKOFF_SECONDS
+        assert all(0 <= w <= min(longest, first * 2**i) for i, w in enumerate(fake.slept))
         assert [v.name for v in fs.list_feature_views()] == ["v0"]

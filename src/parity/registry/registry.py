@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
-from parity.definitions import Definition, spec_hash
+from parity.definitions import Definition
 from parity.errors import ConcurrentApplyError, DefinitionError, ValidationError
 from parity.registry import engine as eng
 from parity.registry.diff import FieldChange
@@ -46,6 +46,7 @@ from parity.registry.records import (
     not_found,
     rebuild,
 )
+from parity.registry.writing import write_plan
 
 __all__ = ["Registry"]
 
@@ -318,7 +319,7 @@ class Registry:
             if not plan.has_changes:
                 return replace(plan, base_revision=base, revision=base)
             revision = base + 1
-            self._write_plan(conn, plan, revision, author)
+            write_plan(conn, self.project, plan, revision, author)
         return replace(plan, base_revision=base, revision=revision)
 
     def close(self) -> None:
@@ -412,86 +413,6 @@ class Registry:
             query = query.where(objects.c.kind == kind)
         rows = sorted(conn.execute(query).all(), key=lambda r: sort_key(r.kind, r.name))
         return [rebuild(r.kind, r.spec) for r in rows]
-
-    def _write_plan(self, conn: Connection, plan: Plan, revision: int, author: str) -> None:
-        changed = plan.of("create", "update", "delete")
-        now = _now()
-        # Continue numbering after a delete: the next version follows the last one written.
-        last = self._last_versions(conn, {c.name for c in changed})
-        version_rows, creates, updates, deletes = [], [], [], []
-        for c in changed:
-            version = last.get((c.kind, c.name), 0) + 1
-            spec = c.new if c.action != "delete" else c.old
-            assert spec is not None
-            digest = spec_hash(spec)
-            version_rows.append(
-                {
-                    "project": self.project,
-                    "kind": c.kind,
-                    "name": c.name,
-                    "version": version,
-                    "action": c.action,
-                    "spec": spec,
-                    "content_hash": digest,
-                    "diff": [fc.to_dict() for fc in c.diff],
-                    "author": author,
-                    "applied_at": now,
-                    "revision": revision,
-                }
-            )
-            live = {"project": self.project, "kind": c.kind, "name": c.name}
-            if c.action == "create":
-                creates.append(
-                    {
-                        **live,
-                        "version": version,
-                        "spec": spec,
-                        "content_hash": digest,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-            elif c.action == "update":
-                updates.append(
-                    {
-                        "k_kind": c.kind,
-                        "k_name": c.name,
-                        "version": version,
-                        "spec": spec,
-                        "content_hash": digest,
-                        "updated_at": now,
-                    }
-                )
-            else:
-                deletes.append({"k_kind": c.kind, "k_name": c.name})
-        # Versions first: a live row references the version it shows.
-        conn.execute(versions.insert(), version_rows)
-        if deletes:
-            conn.execute(objects.delete().where(*self._row_is(objects)), deletes)
-        if updates:
-            conn.execute(objects.update().where(*self._row_is(objects)), updates)
-        if creates:
-            conn.execute(objects.insert(), creates)
-        conn.execute(
-            projects.update()
-            .where(projects.c.project == self.project)
-            .values(revision=revision, updated_at=now)
-        )
-
-    def _row_is(self, table: sa.Table) -> tuple[Any, ...]:
-        return (
-            table.c.project == self.project,
-            table.c.kind == sa.bindparam("k_kind"),
-            table.c.name == sa.bindparam("k_name"),
-        )
-
-    def _last_versions(self, conn: Connection, names: set[str]) -> dict[tuple[str, str], int]:
-        rows = conn.execute(
-            sa.select(versions.c.kind, versions.c.name, sa.func.max(versions.c.version))
-            .where(versions.c.project == self.project, versions.c.name.in_(sorted(names)))
-            .group_by(versions.c.kind, versions.c.name)
-        ).all()
-        return {(kind, name): int(v) for kind, name, v in rows}
 
     def _not_found(self, conn: Connection, kind: str, name: str) -> Exception:
         live = conn.execute(
