@@ -286,6 +286,14 @@ class FeatureStore:
         starts = ingest.incremental_starts(ctx, views, end)
         return ingest.materialize(ctx, starts, end, progress=progress)
 
+    def reset_materialization(self, views: Sequence[str]) -> dict[str, datetime | None]:
+        """Forget these views' recorded materialization windows: the next incremental run
+        starts afresh (``end - ttl``); online values stay. Returns each view's recorded end
+        before the reset, None when it had none."""
+        from parity.ingest.materialize import reset_intervals
+
+        return reset_intervals(self._writes(fresh=True), views)
+
     def write_to_online_store(self, view: str | FeatureView, df: Any) -> int:
         """Write rows of one view straight to the online store; returns records stored."""
         from parity import ingest

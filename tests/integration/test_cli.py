@@ -259,10 +259,10 @@ def test_list_one_kind(applied: Path):
     assert "Invalid value" in parity("list", "models", "--repo", applied, code=2).stderr
 
 
-def test_list_before_apply_says_nothing_is_registered(repo: Path):
-    out = parity("list", "--repo", repo).stdout
-    assert "No entities registered." in out
-    assert table_rows(out) == []
+def test_list_before_apply_says_there_is_no_registry_yet(repo: Path):
+    err = " ".join(parity("list", "--repo", repo, code=1).stderr.split())
+    assert "registry at" in err and "does not exist" in err and "parity apply" in err
+    assert not (repo / "data/registry.db").exists()
 
 
 def test_describe_shows_the_spec_as_yaml_and_the_version(applied: Path):

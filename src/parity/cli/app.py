@@ -8,6 +8,7 @@
     parity historical ...              training data to Parquet or CSV
     parity materialize START END       latest values into the online store
     parity materialize-incremental END from where the last run ended
+    parity materialize-reset VIEW...   forget views' recorded windows (start afresh)
     parity teardown                    clear the project's online data
     parity serve [--port N]            the HTTP feature server
     parity version
@@ -46,6 +47,7 @@ app.command("history")(browse.history)
 app.command("historical")(historical.historical)
 app.command("materialize")(online.materialize)
 app.command("materialize-incremental")(online.materialize_incremental)
+app.command("materialize-reset")(online.materialize_reset)
 app.command("teardown")(online.teardown)
 app.command("serve")(serve.serve)
 

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from parity.cli import render
-from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store, parse_kind
+from parity.cli.common import (
+    RepoOption,
+    VerboseOption,
+    handles_errors,
+    open_store,
+    parse_kind,
+    require_registry,
+)
 from parity.errors import ObjectNotFoundError
 
 if TYPE_CHECKING:
@@ -47,6 +54,7 @@ def list_(
 
     wanted = parse_kind(kind, "KIND")
     with open_store(repo) as store:
+        require_registry(store)
         catalog = store.catalog(fresh=True)
     out = render.console()
     for i, k in enumerate([wanted] if wanted else list(KINDS)):
@@ -71,6 +79,7 @@ def describe(
 
     wanted = parse_kind(kind)
     with open_store(repo) as store:
+        require_registry(store)
         catalog = store.catalog(fresh=True)
         found = _find(catalog, name, wanted)
         out = render.console()
@@ -94,6 +103,7 @@ def history(
     """Show every version of an object, oldest first (deleted objects keep their history)."""
     wanted = parse_kind(kind)
     with open_store(repo) as store:
+        require_registry(store)
         records = store.history(name, wanted)
     title = f"History of {render.KIND_LABELS[wanted] + ' ' if wanted else ''}{name}"
     render.console().print(render.history_table(records, title=title))

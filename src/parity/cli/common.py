@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from parity.cli import render
-from parity.errors import ConfigError, ParityError
+from parity.errors import ConfigError, ParityError, RegistryError
 
 if TYPE_CHECKING:
     from parity.store import FeatureStore
@@ -107,6 +107,20 @@ def open_store(repo: Path) -> Iterator[FeatureStore]:
         store.close()
 
 
+def require_registry(store: FeatureStore) -> None:
+    """Refuse a command that reads definitions when the repo's registry does not exist.
+
+    Opening the registry creates nothing (only a write does), so a mistyped path leaves no
+    empty registry behind; this says so instead of answering as if nothing were registered.
+    """
+    registry = store.registry
+    if not registry.exists():
+        raise RegistryError(
+            f"the registry at {registry.location} does not exist (project "
+            f"{store.project!r}): nothing is registered yet; `parity apply` creates it"
+        )
+
+
 @contextmanager
 def working(message: str) -> Iterator[None]:
     """A spinner on stderr while the body runs (shown only on a terminal)."""
@@ -121,5 +135,6 @@ __all__ = [
     "handles_errors",
     "open_store",
     "parse_kind",
+    "require_registry",
     "working",
 ]

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from parity.cli import render
-from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store, working
+from parity.cli.common import (
+    RepoOption,
+    VerboseOption,
+    handles_errors,
+    open_store,
+    require_registry,
+    working,
+)
 from parity.errors import ParityError
 
 if TYPE_CHECKING:
@@ -89,6 +96,7 @@ def historical(
     with open_store(repo) as store, working("Joining features point in time…"):
         from parity.query.plan import plan_features
 
+        require_registry(store)
         plan = plan_features(wanted, store.catalog(), full_feature_names=full_feature_names)
         outputs = [o.name for o in plan.outputs]
         table = store.get_historical_features(

@@ -1,4 +1,4 @@
-"""``parity materialize``, ``materialize-incremental`` and ``teardown``."""
+"""``parity materialize``, ``materialize-incremental``, ``materialize-reset`` and ``teardown``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from parity.cli import render
-from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store
+from parity.cli.common import (
+    RepoOption,
+    VerboseOption,
+    handles_errors,
+    open_store,
+    require_registry,
+)
 from parity.errors import RetrievalError
 
 if TYPE_CHECKING:
@@ -74,6 +80,7 @@ def materialize(
     """Load the latest value per entity in [START, END] into the online store."""
     begin, finish = parse_time(start, "START"), parse_time(end, "END")
     with open_store(repo) as store:
+        require_registry(store)
         result = store.materialize(begin, finish, _views(views), progress=True)
     _report(result)
 
@@ -85,11 +92,44 @@ def materialize_incremental(
     repo: RepoOption = Path("."),
     verbose: VerboseOption = False,
 ) -> None:
-    """Materialize each view from where its last run ended up to END (first run: END - ttl)."""
+    """Materialize each view from where its last run ended up to END (first run: END - ttl).
+
+    END may not be in the future (5 minutes of clock skew allowed) nor before a view's
+    recorded end: `parity materialize-reset VIEW` starts a view afresh.
+    """
     finish = parse_time(end, "END")
     with open_store(repo) as store:
+        require_registry(store)
         result = store.materialize_incremental(finish, _views(views), progress=True)
     _report(result)
+
+
+@handles_errors
+def materialize_reset(
+    views: Annotated[
+        list[str],
+        typer.Argument(metavar="VIEW...", help="The feature views whose windows to forget."),
+    ],
+    repo: RepoOption = Path("."),
+    verbose: VerboseOption = False,
+) -> None:
+    """Forget the recorded materialization windows of these views (online values stay).
+
+    The next `parity materialize-incremental` starts each of them afresh, from END - ttl.
+    """
+    from rich.text import Text
+
+    names = _views(views) or []
+    with open_store(repo) as store:
+        require_registry(store)
+        previous = store.reset_materialization(names)
+    out = render.console()
+    for name, until in previous.items():
+        if until is None:
+            out.print(Text(f"{name}: no recorded window, nothing to forget"))
+        else:
+            out.print(Text(f"{name}: forgot the windows recorded up to {until:%Y-%m-%d %H:%M:%S}"))
+    out.print(Text("The next incremental run starts these views from END - ttl.", style="bold"))
 
 
 @handles_errors

@@ -47,19 +47,25 @@ def init(
 
 @handles_errors
 def plan(repo: RepoOption = Path("."), verbose: VerboseOption = False) -> None:
-    """Show what `parity apply` would create, change or delete, field by field."""
+    """Show what `parity apply` would create, change or delete, field by field.
+
+    Writes nothing: with no registry yet, everything is to be created and none is made.
+    """
     from rich.text import Text
 
     with open_store(repo) as store, working("Reading and validating definitions…"):
-        planned = store.plan()
+        planned = store.plan()  # a registry that does not exist plans as an empty one
+        missing = None if store.registry.exists() else store.registry.location
     out = render.console()
     if not planned.has_changes:
         out.print(Text(planned.render()))
-        return
-    out.print(render.plan_text(planned))
-    unchanged = len(planned.of("unchanged"))
-    tail = f"Plan: {planned.summary()}" + (f" ({unchanged} unchanged)." if unchanged else ".")
-    out.print(Text(tail, style="bold"))
+    else:
+        out.print(render.plan_text(planned))
+        unchanged = len(planned.of("unchanged"))
+        tail = f"Plan: {planned.summary()}" + (f" ({unchanged} unchanged)." if unchanged else ".")
+        out.print(Text(tail, style="bold"))
+    if missing is not None:
+        out.print(Text(f"The registry at {missing} does not exist yet; `parity apply` creates it."))
 
 
 @handles_errors

@@ -3,6 +3,13 @@
 ``materialize(ctx, starts, end)`` runs each view (two at a time) and records its window in
 the registry; ``window_starts`` and ``incremental_starts`` say where each view starts.
 
+Windows are checked before anything runs, and a refused run records nothing: every time
+inside the supported range (``parity.clock.MIN_TIME`` to ``MAX_TIME``), start not after
+end, an end no later than the store's clock plus ``CLOCK_SKEW`` (a window ending in the
+future cannot be complete, events up to its end may still arrive, and recording it would
+make later incremental runs skip until then), and for an incremental run an end not before
+the view's recorded one. ``reset_intervals`` forgets a view's recorded windows.
+
 Data streams through as Arrow record batches (the engine's aggregate keeps one row per key;
 Python holds at most two batches: one being encoded, one being written), so memory stays
 bounded by the batch size. Each view's
@@ -19,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from parity.aggregates.state import AggregatePlan
-from parity.clock import utc
+from parity.clock import MAX_TIME, MIN_TIME, utc
 from parity.definitions import FeatureView
 from parity.errors import OnlineStoreError, RetrievalError
 from parity.ingest.aggregated import chunks, events_by_entity, write_events
@@ -66,39 +73,116 @@ class MaterializeResult:
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far past the store's clock a window may end: the caller's clock may run ahead."""
+
+
+def checked_time(value: datetime, what: str) -> datetime:
+    """``value`` as aware UTC, refused unless it is a datetime inside the supported range."""
+    if not isinstance(value, datetime):
+        raise RetrievalError(
+            f"materialize: {what} must be a datetime, not {type(value).__name__} {value!r}"
+        )
+    try:
+        value = utc(value)
+    except OverflowError:  # an offset that takes it past year 1 or 9999
+        raise RetrievalError(
+            f"materialize: {what} {value.isoformat()} is outside the supported time range"
+            f" {MIN_TIME.isoformat()} to {MAX_TIME.isoformat()} (exclusive)"
+        ) from None
+    if not MIN_TIME <= value < MAX_TIME:
+        raise RetrievalError(
+            f"materialize: {what} {value.isoformat()} is outside the supported time range"
+            f" {MIN_TIME.isoformat()} to {MAX_TIME.isoformat()} (exclusive)"
+        )
+    return value
+
+
+def _check_not_future(ctx: WriteContext, end: datetime) -> None:
+    now = EPOCH + timedelta(microseconds=ctx.clock.now_us())
+    if end > now + CLOCK_SKEW:
+        minutes = CLOCK_SKEW // timedelta(minutes=1)
+        raise RetrievalError(
+            f"materialize: end {end.isoformat()} is in the future (now is {now.isoformat()}, "
+            f"{minutes} minutes of clock skew allowed): a window that has not ended yet "
+            "cannot be complete, since events up to its end may still arrive; give an end "
+            "no later than now"
+        )
+
 
 def window_starts(
     catalog: Catalog, views: Sequence[str] | None, start: datetime, end: datetime
 ) -> dict[str, datetime]:
     """Every named (default: every online) view starting at ``start``."""
-    start, end = utc(start), utc(end)
+    start, end = checked_time(start, "start"), checked_time(end, "end")
     if end < start:
-        raise RetrievalError(f"materialize: end {end} is before start {start}")
+        raise RetrievalError(
+            f"materialize: end {end.isoformat()} is before start {start.isoformat()}"
+        )
     return {v.name: start for v in online_views(catalog, views)}
 
 
 def incremental_starts(
     ctx: WriteContext, views: Sequence[str] | None, end: datetime
 ) -> dict[str, datetime]:
-    """Each view from where its last run ended (first run: ``end - ttl``, or the epoch)."""
-    end = utc(end)
+    """Each view from where its last run ended (first run: ``end - ttl``, or the start of
+    the supported range), refused when ``end`` is in the future or before a recorded end."""
+    end = checked_time(end, "end")
+    _check_not_future(ctx, end)
     done = ctx.registry().materialized_until()
-    starts = {}
+    starts, behind = {}, []
     for view in online_views(ctx.catalog, views):
         if view.name in done:
             starts[view.name] = done[view.name]
-        elif view.ttl is not None:
+            if end < done[view.name]:
+                behind.append(view.name)
+        elif view.ttl is not None and view.ttl < end - MIN_TIME:
             starts[view.name] = end - view.ttl
         else:
-            starts[view.name] = EPOCH
+            starts[view.name] = MIN_TIME
+    if behind:
+        lines = "; ".join(f"{n!r} up to {done[n].isoformat()}" for n in behind)
+        raise RetrievalError(
+            f"materialize-incremental: end {end.isoformat()} is before the end recorded for "
+            f"feature view(s) {lines}; an incremental run continues from its view's recorded "
+            "end. To load an earlier window, materialize(start, end); to start a view's "
+            "incremental runs afresh (from end - ttl), reset its recorded interval: "
+            f"store.reset_materialization({behind!r}) or "
+            f"`parity materialize-reset {' '.join(behind)}`"
+        )
     return starts
+
+
+def reset_intervals(ctx: WriteContext, views: Sequence[str]) -> dict[str, datetime | None]:
+    """Forget the recorded materialization windows of these feature views, so the next
+    incremental run starts afresh; online values stay. Returns each view's recorded end
+    before the reset (None when it had none); an unknown name changes nothing."""
+    names = [views] if isinstance(views, str) else list(views)
+    if not names:
+        raise RetrievalError("reset_materialization: name at least one feature view")
+    for name in names:
+        ctx.catalog.view(name)  # ObjectNotFoundError naming it, before anything changes
+    registry = ctx.registry()
+    done = registry.materialized_until()
+    registry.forget_materializations(names)
+    return {name: done.get(name) for name in names}
 
 
 def materialize(
     ctx: WriteContext, starts: dict[str, datetime], end: datetime, *, progress: bool = False
 ) -> MaterializeResult:
-    """Materialize each view from its start up to ``end`` (a progress bar when asked)."""
-    end = utc(end)
+    """Materialize each view from its start up to ``end`` (a progress bar when asked).
+
+    Refused before anything runs, recording nothing, when a time is outside the supported
+    range, a start is after ``end``, or ``end`` is in the future (beyond ``CLOCK_SKEW``)."""
+    end = checked_time(end, "end")
+    for name, start in starts.items():
+        if checked_time(start, f"start of {name!r}") > end:
+            raise RetrievalError(
+                f"materialize: feature view {name!r} would start at {utc(start).isoformat()}, "
+                f"after the end {end.isoformat()}"
+            )
+    _check_not_future(ctx, end)
     now_us = ctx.clock.now_us()
     # Views run two at a time: one view's engine aggregate (native, GIL released)
     # overlaps another's encoding and writing, so the cores stay busy.

@@ -9,9 +9,14 @@ PostgreSQL (production)::
     reg.apply([driver, driver_stats], author="ci")
     reg.get("feature_view", "driver_stats"), reg.history("driver_stats"), reg.revision()
 
+Reading never creates anything: a registry that does not exist yet reads as empty and the
+first write creates it (``Registry.exists()`` tells).
+
 Modules: ``registry`` (the Registry), ``plan`` (Plan, Change), ``diff`` (FieldChange and the
-spec diff), ``records`` (VersionRecord, RegistrySnapshot), ``models`` (tables), ``engine``
-(connections, locks, errors), ``migrate`` + ``migrations/`` (Alembic, run on open).
+spec diff), ``writing`` (an apply's rows), ``records`` (VersionRecord, RegistrySnapshot),
+``models`` (tables), ``engine`` (connections, locks, errors), ``migrate`` + ``migrations/``
+(Alembic, run on opening an existing registry or on the first write), ``apply`` (apply and
+plan end to end, retried when another apply lands first).
 """
 
 from parity.registry.diff import ABSENT, FieldChange

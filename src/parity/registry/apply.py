@@ -2,14 +2,21 @@
 online store, register all or nothing, then drop what was deleted.
 
 Validation and the write see the same registry revision: if another apply lands in between,
-validation runs again against the new state (up to three times). The online store is
+the plan is made and validated again against the new revision, after a backoff with jitter,
+until it is registered, validation fails for a real reason, or ``RETRY_SECONDS`` have passed
+(then ``ConcurrentApplyError`` says what to do). Applies of one process to one project take
+turns (a lock), so only applies from other processes make it retry. The online store is
 prepared first, so an unreachable store fails the apply before anything is registered; the
 data of views the apply deleted is dropped after.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +33,13 @@ from parity.repo.loader import load_repo
 
 __all__ = ["ApplyContext", "apply", "plan"]
 
-ATTEMPTS = 3
+RETRY_SECONDS = 30.0
+"""How long an apply keeps validating again while other applies land before its write."""
+BACKOFF_SECONDS = (0.02, 1.0)
+"""The first and the longest wait between attempts (doubling, each drawn with full jitter)."""
+
+_turns: dict[tuple[str, str | None, str], threading.RLock] = {}
+_turns_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -103,29 +116,69 @@ def _apply(
     delete_missing: bool | None,
     author: str | None,
 ) -> Plan:
-    for attempt in range(ATTEMPTS):
-        prep = _prepare(ctx, objects, delete_missing)
-        world = prep.world
-        online = ctx.online()
-        online.setup([OnlineView.of(v, world.join_keys_of(v)) for v in world.views() if v.online])
-        try:
-            done = ctx.registry.apply(
-                prep.ordered,
-                delete_missing=prep.delete_missing,
-                author=author,
-                expected_revision=prep.revision,
+    began = time.monotonic()
+    deadline = began + RETRY_SECONDS
+    attempt = 0
+    with _turn(ctx, deadline):
+        while True:
+            attempt += 1
+            prep = _prepare(ctx, objects, delete_missing)  # a real problem raises here
+            world = prep.world
+            online = ctx.online()
+            online.setup(
+                [OnlineView.of(v, world.join_keys_of(v)) for v in world.views() if v.online]
             )
-        except ConcurrentApplyError:
-            if attempt == ATTEMPTS - 1:
-                raise
-            continue
-        finally:
-            ctx.catalogs.invalidate()
-        deleted = [
-            c.name for c in done.changes if c.kind == "feature_view" and c.action == "delete"
-        ]
-        if deleted:  # their online data (and intervals) go too
-            online.drop_views(deleted)
-            ctx.registry.forget_materializations(deleted)
-        return done
-    raise AssertionError("unreachable")
+            try:
+                done = ctx.registry.apply(
+                    prep.ordered,
+                    delete_missing=prep.delete_missing,
+                    author=author,
+                    expected_revision=prep.revision,
+                )
+            except ConcurrentApplyError as exc:
+                now = time.monotonic()
+                if now >= deadline:
+                    raise _gave_up(ctx, attempt, now - began) from exc
+                first, longest = BACKOFF_SECONDS
+                wait = random.uniform(0, min(longest, first * 2 ** (attempt - 1)))
+                time.sleep(min(wait, deadline - now))
+                continue
+            finally:
+                ctx.catalogs.invalidate()
+            deleted = [
+                c.name for c in done.changes if c.kind == "feature_view" and c.action == "delete"
+            ]
+            if deleted:  # their online data (and intervals) go too
+                online.drop_views(deleted)
+                ctx.registry.forget_materializations(deleted)
+            return done
+
+
+@contextlib.contextmanager
+def _turn(ctx: ApplyContext, deadline: float) -> Iterator[None]:
+    """This process's applies to one project, one at a time: threads never make each other
+    validate again (applies from other processes still may)."""
+    reg = ctx.registry
+    key = (reg.url.render_as_string(hide_password=False), reg.schema, reg.project)
+    with _turns_lock:
+        lock = _turns.setdefault(key, threading.RLock())
+    if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        raise ConcurrentApplyError(
+            f"apply to project {reg.project!r}: waited {RETRY_SECONDS:g} s for this "
+            "process's other applies to the project to finish; nothing of this apply was "
+            "registered. Apply again once they are done."
+        )
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _gave_up(ctx: ApplyContext, attempts: int, seconds: float) -> ConcurrentApplyError:
+    return ConcurrentApplyError(
+        f"apply to project {ctx.project!r}: other applies changed the registry before this "
+        f"one could write, {attempts} attempt(s) in {seconds:.1f} s (each validated again "
+        "against the new revision); nothing of this apply was registered. Apply again "
+        "(`parity apply` or store.apply) once the other applies are done, or raise "
+        "parity.registry.apply.RETRY_SECONDS for a registry this busy."
+    )

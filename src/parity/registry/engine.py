@@ -33,12 +33,15 @@ from parity.plugins import require
 
 __all__ = [
     "advisory_lock_key",
+    "check_folder",
     "connect",
     "create_engine",
     "database_errors",
     "is_sqlite",
+    "make_folder",
     "parse_url",
     "safe_url",
+    "sqlite_path",
 ]
 
 _BEGIN_OPTION = "parity_sqlite_begin"
@@ -87,14 +90,6 @@ def create_engine(url: URL, *, schema: str | None, timeout: float) -> Engine:
             # One shared connection, or every checkout would see its own empty database.
             kwargs["poolclass"] = StaticPool
             kwargs["connect_args"]["check_same_thread"] = False
-        else:
-            folder = Path(url.database or "").expanduser().parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise RegistryError(
-                    f"registry at {safe_url(url)}: could not create its folder {folder}: {exc}"
-                ) from exc
         engine = sa.create_engine(url, **kwargs)
         _install_sqlite_hooks(engine, timeout)
         return engine
@@ -106,6 +101,40 @@ def create_engine(url: URL, *, schema: str | None, timeout: float) -> Engine:
     if schema is not None:
         engine = engine.execution_options(schema_translate_map={None: schema})
     return engine
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite registry; None for PostgreSQL or an in-memory database."""
+    if not is_sqlite(url) or _sqlite_in_memory(url):
+        return None
+    return Path(url.database or "").expanduser()
+
+
+def check_folder(url: URL) -> None:
+    """Refuse a SQLite file whose folder could never be made (a parent is a file)."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    folder = path.parent
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise RegistryError(
+            f"registry at {safe_url(url)}: could not create its folder {folder}: "
+            f"{existing} is a file"
+        )
+
+
+def make_folder(url: URL) -> None:
+    """Create the folder of a SQLite registry's file (when writing to it the first time)."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RegistryError(
+            f"registry at {safe_url(url)}: could not create its folder {path.parent}: {exc}"
+        ) from exc
 
 
 def _install_sqlite_hooks(engine: Engine, timeout: float) -> None:

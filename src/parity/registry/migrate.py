@@ -11,7 +11,8 @@ nothing to do:
 - PostgreSQL: inside a transaction holding ``pg_advisory_xact_lock``, which also covers
   ``CREATE SCHEMA IF NOT EXISTS`` (not race-free on its own).
 
-A cheap unlocked check skips all of this when the database is already at head.
+A cheap unlocked check skips all of this when the database is already at head. ``exists``
+tells whether there is a registry at all without creating one (a reader must not).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ from parity.registry.engine import (
     database_errors,
     is_sqlite,
     safe_url,
+    sqlite_path,
 )
 from parity.registry.models import ALEMBIC_VERSION_TABLE
 
-__all__ = ["alembic_config", "current_revision", "head_revision", "upgrade"]
+__all__ = ["alembic_config", "current_revision", "exists", "head_revision", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -65,6 +67,22 @@ def current_revision(conn: Connection, schema: str | None) -> str | None:
         opts={"version_table": ALEMBIC_VERSION_TABLE, "version_table_schema": schema},
     )
     return ctx.get_current_revision()
+
+
+def exists(engine: Engine, url: URL, schema: str | None, *, timeout: float) -> bool:
+    """Whether the registry's tables exist (at any migration); creates nothing to find out.
+
+    A SQLite file that is not there is not opened (opening would create it); a PostgreSQL
+    schema or database without the migrations' version table holds no registry.
+    """
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        return False
+    with (
+        database_errors(url, "open the registry", timeout=timeout),
+        connect(engine, write=False) as conn,
+    ):
+        return current_revision(conn, schema) is not None
 
 
 def upgrade(engine: Engine, url: URL, schema: str | None, *, timeout: float) -> None:

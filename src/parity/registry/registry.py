@@ -5,6 +5,11 @@ project row on PostgreSQL, the database on SQLite), reads the live objects under
 computes the plan from them and writes versions, live rows and the new revision in the same
 transaction. Concurrent applies, from threads or processes, therefore run one after the other
 and each sees everything the previous one wrote.
+
+Reading never creates anything: a registry whose database (the SQLite file, the PostgreSQL
+schema's tables) does not exist yet reads as empty, and the first write (an apply, a
+recorded materialization) creates it, so a read-only command pointed at a wrong path does
+not leave an empty registry behind.
 """
 
 from __future__ import annotations
@@ -26,11 +31,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
-from parity.definitions import Definition, spec_hash
+from parity.definitions import Definition
 from parity.errors import ConcurrentApplyError, DefinitionError, ValidationError
 from parity.registry import engine as eng
 from parity.registry.diff import FieldChange
-from parity.registry.migrate import upgrade
+from parity.registry.migrate import exists, upgrade
 from parity.registry.models import materializations, objects, projects, versions
 from parity.registry.plan import Plan, Stored, compute_plan, sort_key
 from parity.registry.records import (
@@ -41,6 +46,7 @@ from parity.registry.records import (
     not_found,
     rebuild,
 )
+from parity.registry.writing import write_plan
 
 __all__ = ["Registry"]
 
@@ -52,9 +58,11 @@ class Registry:
 
     ``url`` is a SQLAlchemy URL (``sqlite:///path/registry.db``,
     ``postgresql+psycopg://host:5432/db``; a bare ``postgresql://`` means psycopg 3).
-    ``schema`` is the PostgreSQL schema to keep the tables in, created if missing.
+    ``schema`` is the PostgreSQL schema to keep the tables in.
     ``timeout`` (seconds) bounds waits for another writer's lock and for connecting.
-    Opening runs any pending migrations of the registry's tables.
+    Opening an existing registry runs any pending migrations of its tables; opening one
+    that does not exist creates nothing: it reads as empty until the first write creates
+    the database (SQLite file and folder, PostgreSQL schema and tables). ``exists()`` tells.
     """
 
     def __init__(
@@ -80,9 +88,13 @@ class Registry:
             if isinstance(self._engine.pool, StaticPool)
             else contextlib.nullcontext()
         )
+        self._created = False
         try:
-            with self._turns:
-                upgrade(self._engine, self.url, schema, timeout=timeout)
+            if eng.sqlite_path(self.url) is None and eng.is_sqlite(self.url):
+                self._create()  # in memory: nothing on disk to spare
+            else:
+                eng.check_folder(self.url)
+                self._ready()
         except BaseException:
             self._engine.dispose()
             raise
@@ -98,21 +110,36 @@ class Registry:
     ) -> Registry:
         """A registry from a repo config value: a URL (``...://...``) or a SQLite file path.
 
-        A relative path is taken from ``base_dir``; missing parent folders are created.
+        A relative path is taken from ``base_dir``; its missing folders are created by the
+        first write.
         """
         if "://" in location:
             return cls(location, project, schema=schema, **kwargs)
         path = Path(location).expanduser()
         if not path.is_absolute():
             path = Path(base_dir) / path
-        path.parent.mkdir(parents=True, exist_ok=True)
         url = sa.URL.create("sqlite", database=str(path.resolve()))
         return cls(url.render_as_string(), project, schema=schema, **kwargs)
 
     # -- reading --------------------------------------------------------------------------
 
+    @property
+    def location(self) -> str:
+        """Where the registry is, for messages: the SQLite file, or the URL (and schema)."""
+        path = eng.sqlite_path(self.url)
+        if path is not None:
+            return str(path)
+        where = f" schema {self.schema!r}" if self.schema else ""
+        return eng.safe_url(self.url) + where
+
+    def exists(self) -> bool:
+        """Whether the registry's database exists; False until the first write creates it."""
+        return self._ready()
+
     def revision(self) -> int:
         """The project's revision: +1 for every apply that changed something; 0 when new."""
+        if not self._ready():
+            return 0
         with self._read("read the revision") as conn:
             return self._revision(conn)
 
@@ -120,12 +147,16 @@ class Registry:
         """Live objects, optionally of one kind, sorted by (kind in dependency order, name)."""
         if kind is not None:
             check_kind(kind)
+        if not self._ready():
+            return []
         with self._read("list objects") as conn:
             return self._live_definitions(conn, kind)
 
     def get(self, kind: str, name: str) -> Definition:
         """One live object; ``ObjectNotFoundError`` (with close names as a hint) if absent."""
         check_kind(kind)
+        if not self._ready():
+            raise not_found(self.project, kind, name, [])
         with self._read(f"read {kind} {name!r}") as conn:
             row = conn.execute(
                 sa.select(objects.c.spec).where(
@@ -140,6 +171,8 @@ class Registry:
 
     def find(self, name: str) -> builtins.list[Definition]:
         """Live objects called ``name``, of any kind (in kind order); empty if none."""
+        if not self._ready():
+            return []
         with self._read(f"find {name!r}") as conn:
             rows = conn.execute(
                 sa.select(objects.c.kind, objects.c.spec).where(
@@ -161,6 +194,8 @@ class Registry:
         )
         if kind is not None:
             query = query.where(versions.c.kind == kind)
+        if not self._ready():
+            raise not_found(self.project, kind or "object", name, [])
         with self._read(f"read the history of {name!r}") as conn:
             rows = conn.execute(query).all()
             if not rows:
@@ -174,6 +209,7 @@ class Registry:
         self, view: str, start: datetime, end: datetime, *, rows: int, stored: int
     ) -> None:
         """Note that ``view``'s event times in [start, end] were loaded into the online store."""
+        self._create()
         with self._write(f"record a materialization of {view!r}") as conn:
             self._lock_project(conn)
             conn.execute(
@@ -193,6 +229,8 @@ class Registry:
         query = sa.select(materializations).where(materializations.c.project == self.project)
         if view is not None:
             query = query.where(materializations.c.view == view)
+        if not self._ready():
+            return []
         with self._read("read materializations") as conn:
             rows = conn.execute(query.order_by(materializations.c.id)).all()
         return [
@@ -214,6 +252,8 @@ class Registry:
             .where(materializations.c.project == self.project)
             .group_by(materializations.c.view)
         )
+        if not self._ready():
+            return {}
         with self._read("read materializations") as conn:
             return {view: _utc(end) for view, end in conn.execute(query).all()}
 
@@ -222,11 +262,15 @@ class Registry:
         query = materializations.delete().where(materializations.c.project == self.project)
         if views is not None:
             query = query.where(materializations.c.view.in_(list(views)))
+        if not self._ready():
+            return  # nothing recorded, nothing to create
         with self._write("forget materializations") as conn:
             conn.execute(query)
 
     def snapshot(self) -> RegistrySnapshot:
         """Every live object and the revision, read in one transaction (consistent)."""
+        if not self._ready():
+            return RegistrySnapshot(self.project, 0, ())
         with self._read("read a snapshot", consistent=True) as conn:
             revision = self._revision(conn)
             objs = self._live_definitions(conn, None)
@@ -237,6 +281,10 @@ class Registry:
     def plan(self, objects: Sequence[Definition], *, delete_missing: bool = False) -> Plan:
         """What ``apply(objects)`` would do now; changes nothing."""
         desired = _desired(objects)
+        if not self._ready():
+            return replace(
+                compute_plan({}, desired, delete_missing=delete_missing), base_revision=0
+            )
         with self._read("plan", consistent=True) as conn:
             base = self._revision(conn)
             plan = compute_plan(self._live(conn), desired, delete_missing=delete_missing)
@@ -259,6 +307,7 @@ class Registry:
         """
         desired = _desired(objects)
         author = author or os.environ.get("PARITY_USER") or _login()
+        self._create()
         with self._write("apply") as conn:
             base = self._lock_project(conn)
             if expected_revision is not None and base != expected_revision:
@@ -270,7 +319,7 @@ class Registry:
             if not plan.has_changes:
                 return replace(plan, base_revision=base, revision=base)
             revision = base + 1
-            self._write_plan(conn, plan, revision, author)
+            write_plan(conn, self.project, plan, revision, author)
         return replace(plan, base_revision=base, revision=revision)
 
     def close(self) -> None:
@@ -288,6 +337,22 @@ class Registry:
         return f"Registry({eng.safe_url(self.url)!r}, project={self.project!r}{where})"
 
     # -- internals ------------------------------------------------------------------------
+
+    def _ready(self) -> bool:
+        """Whether the database exists, migrated to head; checked again while it does not
+        (another process may have created it since)."""
+        if not self._created and exists(self._engine, self.url, self.schema, timeout=self.timeout):
+            self._create()
+        return self._created
+
+    def _create(self) -> None:
+        """Create the database (folder, schema, tables) or migrate it to head; once."""
+        if self._created:
+            return
+        with self._turns:
+            eng.make_folder(self.url)
+            upgrade(self._engine, self.url, self.schema, timeout=self.timeout)
+            self._created = True
 
     @contextlib.contextmanager
     def _read(self, action: str, *, consistent: bool = False) -> Iterator[Connection]:
@@ -348,86 +413,6 @@ class Registry:
             query = query.where(objects.c.kind == kind)
         rows = sorted(conn.execute(query).all(), key=lambda r: sort_key(r.kind, r.name))
         return [rebuild(r.kind, r.spec) for r in rows]
-
-    def _write_plan(self, conn: Connection, plan: Plan, revision: int, author: str) -> None:
-        changed = plan.of("create", "update", "delete")
-        now = _now()
-        # Continue numbering after a delete: the next version follows the last one written.
-        last = self._last_versions(conn, {c.name for c in changed})
-        version_rows, creates, updates, deletes = [], [], [], []
-        for c in changed:
-            version = last.get((c.kind, c.name), 0) + 1
-            spec = c.new if c.action != "delete" else c.old
-            assert spec is not None
-            digest = spec_hash(spec)
-            version_rows.append(
-                {
-                    "project": self.project,
-                    "kind": c.kind,
-                    "name": c.name,
-                    "version": version,
-                    "action": c.action,
-                    "spec": spec,
-                    "content_hash": digest,
-                    "diff": [fc.to_dict() for fc in c.diff],
-                    "author": author,
-                    "applied_at": now,
-                    "revision": revision,
-                }
-            )
-            live = {"project": self.project, "kind": c.kind, "name": c.name}
-            if c.action == "create":
-                creates.append(
-                    {
-                        **live,
-                        "version": version,
-                        "spec": spec,
-                        "content_hash": digest,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-            elif c.action == "update":
-                updates.append(
-                    {
-                        "k_kind": c.kind,
-                        "k_name": c.name,
-                        "version": version,
-                        "spec": spec,
-                        "content_hash": digest,
-                        "updated_at": now,
-                    }
-                )
-            else:
-                deletes.append({"k_kind": c.kind, "k_name": c.name})
-        # Versions first: a live row references the version it shows.
-        conn.execute(versions.insert(), version_rows)
-        if deletes:
-            conn.execute(objects.delete().where(*self._row_is(objects)), deletes)
-        if updates:
-            conn.execute(objects.update().where(*self._row_is(objects)), updates)
-        if creates:
-            conn.execute(objects.insert(), creates)
-        conn.execute(
-            projects.update()
-            .where(projects.c.project == self.project)
-            .values(revision=revision, updated_at=now)
-        )
-
-    def _row_is(self, table: sa.Table) -> tuple[Any, ...]:
-        return (
-            table.c.project == self.project,
-            table.c.kind == sa.bindparam("k_kind"),
-            table.c.name == sa.bindparam("k_name"),
-        )
-
-    def _last_versions(self, conn: Connection, names: set[str]) -> dict[tuple[str, str], int]:
-        rows = conn.execute(
-            sa.select(versions.c.kind, versions.c.name, sa.func.max(versions.c.version))
-            .where(versions.c.project == self.project, versions.c.name.in_(sorted(names)))
-            .group_by(versions.c.kind, versions.c.name)
-        ).all()
-        return {(kind, name): int(v) for kind, name, v in rows}
 
     def _not_found(self, conn: Connection, kind: str, name: str) -> Exception:
         live = conn.execute(

@@ -52,7 +52,8 @@ aggregations read; apply fills in those left out). A schema item also takes ``ty
 ``entity:``/``entities:`` name entities by name or by join key (``entity: user_id``). The
 loader resolves them once every file of the repo is read (``resolve_entity_refs``): a name of
 an entity is kept; else, if exactly one entity has that join key, that entity's name is used;
-else the reference is left as written and ``apply`` reports the unknown entity.
+a join key that several entities have is refused as ambiguous, naming them; else the
+reference is left as written and ``apply`` reports the unknown entity.
 
 Unknown keys, repeated keys, wrong types and bad durations raise ``DefinitionError`` naming
 the file, the document, the object and the field.
@@ -157,8 +158,9 @@ def resolve_entity_refs(view: FeatureView, entities: Iterable[Entity]) -> Featur
     """``view`` with each entity reference that is a join key replaced by its entity's name.
 
     A reference that names an entity is kept; one that is a join key of exactly one entity
-    becomes that entity's name; any other is left as written. Returns ``view`` itself when
-    nothing changes.
+    becomes that entity's name; one that is a join key of several is refused
+    (``DefinitionError`` naming the view, the key and the entities); any other is left as
+    written. Returns ``view`` itself when nothing changes.
     """
     entities = list(entities)
     names = {e.name for e in entities}
@@ -168,7 +170,14 @@ def resolve_entity_refs(view: FeatureView, entities: Iterable[Entity]) -> Featur
             owners.setdefault(key, set()).add(e.name)
     refs: list[Entity | str] = []
     for ref in view.entities:
-        if isinstance(ref, str) and ref not in names and len(owners.get(ref, ())) == 1:
+        if isinstance(ref, str) and ref not in names and ref in owners:
+            if len(owners[ref]) > 1:
+                *most, last = (repr(n) for n in sorted(owners[ref]))
+                raise DefinitionError(
+                    f"feature view {view.name!r}: entity {ref!r} is ambiguous: it is a join "
+                    f"key of the entities {', '.join(most)} and {last}; name the entity "
+                    f"instead (entity: {sorted(owners[ref])[0]})"
+                )
             ref = next(iter(owners[ref]))
         refs.append(ref)
     if refs == list(view.entities):

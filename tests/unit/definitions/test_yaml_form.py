@@ -399,7 +399,8 @@ def test_resolve_entity_refs() -> None:
     assert resolve("user") == ["user"]  # an entity name is kept
     assert resolve("user_id") == ["user"]  # a join key of exactly one entity
     assert resolve("shop_id", "user_id") == ["shop", "user"]
-    assert resolve("region") == ["region"]  # ambiguous: left for apply to report
+    with pytest.raises(DefinitionError, match=r"'region' is ambiguous.*'shop' and 'store'"):
+        resolve("region")  # a join key of two entities
     assert resolve("nobody") == ["nobody"]  # unknown: left for apply to report
     view = FeatureView(
         name="v", entities=["user"], source="s", schema=[Field(name="f", dtype="Int64")]

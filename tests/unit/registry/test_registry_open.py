@@ -37,6 +37,8 @@ def test_a_relative_location_is_a_sqlite_file_under_base_dir(tmp_path: Path):
 def test_an_absolute_location_ignores_base_dir(tmp_path: Path):
     with Registry.from_location(str(tmp_path / "r.db"), "p", base_dir=Path("/x")) as reg:
         assert reg.revision() == 0
+        assert not (tmp_path / "r.db").exists()  # a read creates nothing
+        reg.apply([Entity("driver")])
     assert (tmp_path / "r.db").is_file()
 
 
@@ -56,8 +58,8 @@ def test_schema_is_refused_for_sqlite(tmp_path: Path):
 
 
 def test_a_sqlite_registry_uses_wal_and_is_at_the_head_migration(tmp_path: Path):
-    with Registry(f"sqlite:///{tmp_path}/r.db", "p"):
-        pass
+    with Registry(f"sqlite:///{tmp_path}/r.db", "p") as reg:
+        reg.apply([])  # the first write creates the database
     engine = sa.create_engine(f"sqlite:///{tmp_path}/r.db")
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -70,7 +72,8 @@ def test_a_sqlite_registry_uses_wal_and_is_at_the_head_migration(tmp_path: Path)
 
 
 def test_a_newer_database_than_the_code_is_refused_clearly(tmp_path: Path):
-    Registry(f"sqlite:///{tmp_path}/r.db", "p").close()
+    with Registry(f"sqlite:///{tmp_path}/r.db", "p") as reg:
+        reg.apply([])
     engine = sa.create_engine(f"sqlite:///{tmp_path}/r.db")
     with engine.begin() as conn:
         conn.exec_driver_sql(f"UPDATE {ALEMBIC_VERSION_TABLE} SET version_num = '9999'")
@@ -107,7 +110,8 @@ def test_an_in_memory_registry_works_across_threads():
 
 def test_the_lock_wait_is_bounded_and_explained(tmp_path: Path):
     url = f"sqlite:///{tmp_path}/r.db"
-    Registry(url, "p").close()
+    with Registry(url, "p") as reg:
+        reg.apply([])
     holder = sa.create_engine(url)
     with holder.connect() as conn:
         conn.exec_driver_sql("BEGIN IMMEDIATE")  # another writer holds the lock
