@@ -26,7 +26,7 @@ from backends import ONLINE_STORES, online_store_yaml, params
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parity import FeatureStore, RetrievalError
+from parity import DataSourceError, FeatureStore, RetrievalError
 from parity.clock import MAX_TIME, MAX_US, MIN_TIME, MIN_US
 from parity.ingest import IngestError
 from parity.online.encoding import from_micros
@@ -275,9 +275,22 @@ def test_materializing_a_non_finite_source_value_is_refused_naming_it(clean):
     table = table.set_column(table.schema.get_field_index("rate"), "rate", pa.array([math.inf]))
     write_parquet(clean.repo_path / "data/src.parquet", table)
     try:
-        with pytest.raises(Exception, match=r"driver_id=1 .*'rate' is inf.*finite floats"):
+        with pytest.raises(DataSourceError, match=r"driver_id=1 .*'rate' is inf.*finite floats"):
             clean.materialize(T - timedelta(days=1), NOW, views=["stats"])
         assert read(clean, [1]).statuses["rate"] == ["missing"]
+    finally:
+        write_parquet(clean.repo_path / "data/src.parquet", _src_table())
+
+
+def test_materializing_a_source_time_outside_the_range_is_refused_naming_it(clean):
+    table = _src_table()
+    at = table.schema.get_field_index("created")
+    late = pa.array([datetime(2150, 1, 1, tzinfo=UTC)], pa.timestamp("us", tz="UTC"))
+    write_parquet(clean.repo_path / "data/src.parquet", table.set_column(at, "created", late))
+    try:
+        with pytest.raises(DataSourceError, match=r"driver_id=1: its created time .*outside"):
+            clean.materialize(T - timedelta(days=1), NOW, views=["forever"])
+        assert read(clean, [1], ["forever:qty"]).statuses["qty"] == ["missing"]
     finally:
         write_parquet(clean.repo_path / "data/src.parquet", _src_table())
 

@@ -10,6 +10,7 @@ import msgpack
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from parity.clock import MAX_US, MIN_US
 from parity.errors import DataSourceError
 from parity.online.base import OnlineView, RecordBatch
 from parity.online.encoding import OFFSET, describe_key, encode_key, encode_key_part, from_micros
@@ -59,6 +60,7 @@ def encode_batch(batch: pa.RecordBatch | pa.Table, view: OnlineView) -> RecordBa
     events = batch.column(EVENT_US).to_pylist()
     created = batch.column(CREATED_US).to_pylist()
     features = view.features
+    _check_times(batch, view, keys)
     for f in features:
         _check_finite(batch, f, view, keys)
     cols = [_pylist(batch.column(f)) for f in features]
@@ -68,6 +70,26 @@ def encode_batch(batch: pa.RecordBatch | pa.Table, view: OnlineView) -> RecordBa
     bodies = [pack(dict(zip(features, vals))) for vals in zip(*cols)]  # noqa: B905
     records = [h + b for h, b in zip(_headers(events, created), bodies)]  # noqa: B905
     return RecordBatch(keys=keys, event_us=events, created_us=created, records=records)
+
+
+def _check_times(batch: pa.RecordBatch | pa.Table, view: OnlineView, keys: list[bytes]) -> None:
+    """Event and created times inside the supported range (what a record's header holds)."""
+    for name in (EVENT_US, CREATED_US):
+        column = batch.column(name)
+        if not len(column) or column.null_count == len(column):
+            continue
+        bounds = pc.min_max(column)
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+        if low >= MIN_US and high < MAX_US:
+            continue
+        bad = pc.or_(pc.less(column, MIN_US), pc.greater_equal(column, MAX_US))
+        row = int(pc.index(pc.fill_null(bad, False), True).as_py())
+        what = "event" if name == EVENT_US else "created"
+        raise DataSourceError(
+            f"view {view.name!r}: entity {describe_key(keys[row], view.join_keys)}: its {what} "
+            f"time ({column[row].as_py()} µs from 1970) is outside the times Parity stores "
+            "(1900-01-01 up to 2100-01-01 UTC): fix the source's rows"
+        )
 
 
 def _check_finite(
