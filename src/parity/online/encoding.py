@@ -6,10 +6,11 @@ equal bytes whatever the caller's integer width, and no two different tuples col
 
 A **record** is a 32-byte ASCII header followed by a msgpack map ``{feature: value}``:
 
-    ``%016d`` event time + 2**52 (µs)  ``%016d`` created time + 2**52 (µs, 0 when absent)
+    ``%016d`` event time + OFFSET (µs)  ``%016d`` created time + OFFSET (µs, 0 when absent)
 
-The header orders records the way the historical join does (event time, then created time)
-and a Redis Lua script can compare it with ``tonumber`` (exact: every value is < 2**53).
+The header orders records the way the historical join does (event time, then created time),
+as bytes or as numbers: every time Parity stores (``parity.clock``, 1900 to 2200) is 16
+digits once offset, with a few years of room on both sides (1890-10 to 2207-09).
 The body is a map, so a record written before a view gained or lost a feature still reads.
 Timestamps inside the body are µs integers; ``decode_value`` turns them back.
 """
@@ -25,7 +26,7 @@ import msgpack
 from parity.errors import RetrievalError
 
 HEADER = 32
-OFFSET = 2**52
+OFFSET = 2_500_000_000_000_000  # 1900-01-01 is 0291..., 2199-12-31 is 9758...
 _OFFSET = OFFSET
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SEP = b"\x1f"

@@ -135,7 +135,7 @@ class AsyncRedisReads:
                 break
             except (OSError, TimeoutError) as exc:  # ConnectionError is an OSError
                 if attempt == 2 or isinstance(exc, TimeoutError):
-                    raise store._error("read", exc) from None
+                    raise store._error("read", exc) from exc
         else:  # pragma: no cover - the loop breaks or raises
             raise AssertionError("unreachable")
         if isinstance(reply, Exception):

@@ -3,15 +3,16 @@
 Key ``{key_prefix}{project}:{view}:`` + entity key bytes; value: the record bytes as given
 (``parity.online.encoding``). Writes go through one Lua script (``redis_scripts``) run with
 EVALSHA over chunks of ``_CHUNK`` keys: compare and SET are atomic per key, and keys
-repeated in a batch resolve in order. A view with a ttl gets ``PXAT event + ttl + grace``;
+repeated in a batch resolve in order. A view with a ttl gets ``PXAT event + ttl + grace``
+(an expiry already past: ``now + grace``; one past 2200: capped there, see ``scripts.py``);
 that expiry only reclaims memory, the reader decides ``expired`` from the record's header.
 
 A batch is not all-or-nothing: each chunk is atomic, the chunks are pipelined without MULTI.
 Reads are one MGET (plain Redis) or one MGET per slot, pipelined per node (cluster). Plain
 Redis is spoken over one connection per thread, bypassing redis-py's pool and command layer
 (about 20 µs per call in redis-py 8) on the hot paths. Server and connection errors surface
-as ``OnlineStoreError`` naming the server; ``setup`` raises ``ConfigError`` when it does not
-answer. Needs Redis >= 6.2.
+as ``OnlineStoreError`` naming the server, caused by the client's error; ``setup`` raises
+``ConfigError`` when it does not answer. Needs Redis >= 6.2.
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ from redis.exceptions import (
 from parity.errors import ConfigError, OnlineStoreError
 from parity.online.base import OnlineStore, OnlineView, RecordBatch, SupportsUpdate, Updater
 from parity.online.redis.config import RedisOnlineConfig
-from parity.online.redis.scripts import CAS_SCRIPT, CAS_SHA, NEVER, WRITE_SCRIPT, WRITE_SHA
+from parity.online.redis.scripts import (
+    CAS_SCRIPT,
+    CAS_SHA,
+    MAX_TTL_MS,
+    NEVER,
+    WRITE_SCRIPT,
+    WRITE_SHA,
+)
 
 _hiredis_pack: Callable[[tuple[bytes, ...]], bytes] | None
 try:
@@ -71,6 +79,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         self._base = f"{config.key_prefix}{project}:"
         self._prefixes: dict[str, bytes] = {}
         self._grace_ms = config.expire_grace_seconds * 1000
+        self._grace = b"%d" % self._grace_ms
         self._sha = WRITE_SHA
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -104,16 +113,13 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
             return 0
         prefix = self._prefixes.get(view.name) or self._prefix(view.name)
         keys = [prefix + k for k in batch.keys]
-        if view.ttl is None:
-            after = NEVER
-        else:  # rounded up: a key is never reclaimed before its record expired
-            after = b"%d" % (-(-view.ttl // timedelta(milliseconds=1)) + self._grace_ms)
+        ttl = NEVER if view.ttl is None else b"%d" % _ttl_ms(view.ttl)
         try:
             if self.cluster:
-                return self._write_cluster(keys, batch.records, after)
-            return self._write_plain(keys, batch.records, after)
+                return self._write_cluster(keys, batch.records, ttl)
+            return self._write_plain(keys, batch.records, ttl)
         except _ERRORS as exc:
-            raise self._error(f"write to view {view.name!r}", exc) from None
+            raise self._error(f"write to view {view.name!r}", exc) from exc
 
     def read(
         self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
@@ -128,7 +134,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         try:
             values = self._mget_cluster(keys) if self.cluster else self._mget(keys)
         except _ERRORS as exc:
-            raise self._error("read", exc) from None
+            raise self._error("read", exc) from exc
         if len(requests) == 1:
             return [values]
         out: list[list[bytes | None]] = []
@@ -147,10 +153,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         written = 0
         # A record lives its view's ttl (for an aggregated view, the horizon) plus the grace
         # after its last write, by the real clock.
-        if view.ttl is None:
-            px = b"-1"
-        else:
-            px = b"%d" % (-(-view.ttl // timedelta(milliseconds=1)) + self._grace_ms)
+        px = b"-1" if view.ttl is None else b"%d" % max(_ttl_ms(view.ttl) + self._grace_ms, 1)
         try:
             for _ in range(50):
                 if not pending:
@@ -183,7 +186,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                     self.client().script_load(CAS_SCRIPT)  # on every primary of a cluster
                 pending = again
         except _ERRORS as exc:
-            raise self._error(f"update of view {view.name!r}", exc) from None
+            raise self._error(f"update of view {view.name!r}", exc) from exc
         raise OnlineStoreError(
             f"online store {self.where}: update of view {view.name!r} kept conflicting "
             f"with other writers on {len(pending)} keys; try again"
@@ -219,7 +222,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         try:
             return self._unlink([prefix + k for k in keys])
         except _ERRORS as exc:
-            raise self._error(f"delete from view {view.name!r}", exc) from None
+            raise self._error(f"delete from view {view.name!r}", exc) from exc
 
     def drop_views(self, names: Sequence[str]) -> None:
         for name in names:
@@ -359,12 +362,13 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
             conn.disconnect()  # replies may be unread: never reuse it
             raise
 
-    def _write_plain(self, keys: list[bytes], records: list[bytes], after: bytes) -> int:
+    def _write_plain(self, keys: list[bytes], records: list[bytes], ttl: bytes) -> int:
         spans = [(i, min(i + _CHUNK, len(keys))) for i in range(0, len(keys), _CHUNK)]
         stored = 0
         while spans:
             sha = self._sha.encode()
-            replies = self._pipeline(partial(_evalsha_commands, sha, spans, keys, records, after))
+            commands = partial(_evalsha_commands, sha, spans, keys, records, ttl, self._grace)
+            replies = self._pipeline(commands)
             # NOSCRIPT (a restarted or flushed server): load the script and go on from the
             # first chunk that missed it, so repeated keys keep their order.
             missed = len(spans)
@@ -387,7 +391,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         assert isinstance(client, RedisCluster)
         return client.mget_nonatomic(keys)  # one MGET per slot, pipelined per node
 
-    def _write_cluster(self, keys: list[bytes], records: list[bytes], after: bytes) -> int:
+    def _write_cluster(self, keys: list[bytes], records: list[bytes], ttl: bytes) -> int:
         client = self.client()
         assert isinstance(client, RedisCluster)
         groups: dict[int, tuple[list[bytes], list[bytes]]] = {}
@@ -423,7 +427,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                         retry.append(chunk)
                         continue
                     pipe.execute_command(
-                        "EVALSHA", self._sha, len(ks), *ks, after, *rs,
+                        "EVALSHA", self._sha, len(ks), *ks, ttl, self._grace, *rs,
                         target_nodes=[node_of(slot)],
                     )  # fmt: skip
                     sent.append(chunk)
@@ -474,14 +478,25 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                         found = []
                 self._unlink(found)
         except _ERRORS as exc:
-            raise self._error(f"removing keys matching {pattern!r}", exc) from None
+            raise self._error(f"removing keys matching {pattern!r}", exc) from exc
+
+
+def _ttl_ms(ttl: timedelta) -> int:
+    """A view's ttl in ms for the scripts: rounded up (a key is never reclaimed before its
+    record expired), at most ``MAX_TTL_MS`` (longer changes nothing inside the range)."""
+    return min(-(-ttl // timedelta(milliseconds=1)), MAX_TTL_MS)
 
 
 def _evalsha_commands(
-    sha: bytes, spans: list[tuple[int, int]], keys: list[bytes], records: list[bytes], after: bytes
+    sha: bytes,
+    spans: list[tuple[int, int]],
+    keys: list[bytes],
+    records: list[bytes],
+    ttl: bytes,
+    grace: bytes,
 ) -> Iterator[tuple[bytes, ...]]:
     for lo, hi in spans:
-        yield (b"EVALSHA", sha, b"%d" % (hi - lo), *keys[lo:hi], after, *records[lo:hi])
+        yield (b"EVALSHA", sha, b"%d" % (hi - lo), *keys[lo:hi], ttl, grace, *records[lo:hi])
 
 
 def _replies(conn: Any, n: int) -> list[Any]:
