@@ -27,9 +27,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import parse_url
-from redis.crc import key_slot
 from redis.exceptions import (
     ConnectionError,
     NoScriptError,
@@ -37,9 +37,12 @@ from redis.exceptions import (
     RedisError,
     ResponseError,
 )
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from parity.errors import ConfigError, OnlineStoreError
 from parity.online.base import OnlineStore, OnlineView, RecordBatch, SupportsUpdate, Updater
+from parity.online.redis.cluster_calls import cas_cluster, mget_cluster, write_cluster
 from parity.online.redis.config import RedisOnlineConfig
 from parity.online.redis.scripts import (
     CAS_SCRIPT,
@@ -57,12 +60,9 @@ except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
     _hiredis_pack = None
 
 _CHUNK = 1000  # keys per EVALSHA: amortizes the call; the server is busy ~4 ms on one
-_ROUND = 50_000  # keys per pipelined round trip on a cluster: bounds the client's buffers
 _PAGE = 1000  # keys per UNLINK and per SCAN page
 _ERRORS = (RedisError, RedisClusterException)
 _GLOB = str.maketrans({c: "\\" + c for c in "\\*?[]"})
-
-_Chunk = tuple[int, list[bytes], list[bytes]]  # (slot, keys, records) of one cluster EVALSHA
 
 
 class RedisOnlineStore(OnlineStore, SupportsUpdate):
@@ -90,8 +90,8 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
             self._client = redis.Redis.from_url(
                 config.url,
                 decode_responses=False,
-                socket_timeout=config.socket_timeout,
-                socket_connect_timeout=config.socket_timeout,
+                retry=_once_on_lost_connection(),
+                **_timeouts(config),
             )
 
     # -- the contract ----------------------------------------------------------------------
@@ -119,7 +119,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                 return self._write_cluster(keys, batch.records, ttl)
             return self._write_plain(keys, batch.records, ttl)
         except _ERRORS as exc:
-            raise self._error(f"write to view {view.name!r}", exc) from exc
+            raise self._error(f"write to view {view.name!r}", exc) from _root(exc)
 
     def read(
         self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
@@ -134,7 +134,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         try:
             values = self._mget_cluster(keys) if self.cluster else self._mget(keys)
         except _ERRORS as exc:
-            raise self._error("read", exc) from exc
+            raise self._error("read", exc) from _root(exc)
         if len(requests) == 1:
             return [values]
         out: list[list[bytes | None]] = []
@@ -186,7 +186,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                     self.client().script_load(CAS_SCRIPT)  # on every primary of a cluster
                 pending = again
         except _ERRORS as exc:
-            raise self._error(f"update of view {view.name!r}", exc) from exc
+            raise self._error(f"update of view {view.name!r}", exc) from _root(exc)
         raise OnlineStoreError(
             f"online store {self.where}: update of view {view.name!r} kept conflicting "
             f"with other writers on {len(pending)} keys; try again"
@@ -203,26 +203,14 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                     for k, e, n, px in calls
                 ]
             )
-        by_node: dict[str, list[int]] = {}
-        for i, (key, _, _, _) in enumerate(calls):
-            by_node.setdefault(client.get_node_from_key(key).name, []).append(i)
-        replies: list[Any] = [None] * len(calls)
-        for name, idx in by_node.items():
-            node = client.get_node(node_name=name)
-            pipe = client.get_redis_connection(node).pipeline(transaction=False)
-            for i in idx:
-                key, expected, new, px = calls[i]
-                pipe.evalsha(CAS_SHA, 1, key, expected, new, px)
-            for i, reply in zip(idx, pipe.execute(raise_on_error=False), strict=True):
-                replies[i] = reply
-        return replies
+        return cas_cluster(self, calls)
 
     def delete(self, view: OnlineView, keys: Sequence[bytes]) -> int:
         prefix = self._prefix(view.name)
         try:
             return self._unlink([prefix + k for k in keys])
         except _ERRORS as exc:
-            raise self._error(f"delete from view {view.name!r}", exc) from exc
+            raise self._error(f"delete from view {view.name!r}", exc) from _root(exc)
 
     def drop_views(self, names: Sequence[str]) -> None:
         for name in names:
@@ -260,10 +248,13 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
 
     def _connect_cluster(self) -> RedisCluster:
         cfg = self.config
+        # No retry of the cluster client's own: it would send a call that timed out again
+        # (its retries cannot tell a timeout from a lost connection); the next call finds
+        # the slots again.
         options: dict[str, Any] = {
             "decode_responses": False,
-            "socket_timeout": cfg.socket_timeout,
-            "socket_connect_timeout": cfg.socket_timeout,
+            "retry": Retry(NoBackoff(), 0),
+            **_timeouts(cfg),
         }
         try:
             if not isinstance(cfg.cluster, list):
@@ -387,64 +378,15 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
     # -- cluster -------------------------------------------------------------------------------
 
     def _mget_cluster(self, keys: list[bytes]) -> list[bytes | None]:
-        client = self.client()
-        assert isinstance(client, RedisCluster)
-        return client.mget_nonatomic(keys)  # one MGET per slot, pipelined per node
+        return mget_cluster(self, keys)  # one MGET per slot, all nodes at once
+
+    def _track(self, conn: Any) -> None:
+        """Close ``conn`` with the store (``close()``)."""
+        with self._lock:
+            self._conns.append(conn)
 
     def _write_cluster(self, keys: list[bytes], records: list[bytes], ttl: bytes) -> int:
-        client = self.client()
-        assert isinstance(client, RedisCluster)
-        groups: dict[int, tuple[list[bytes], list[bytes]]] = {}
-        for key, record in zip(keys, records, strict=True):
-            slot = key_slot(key)
-            group = groups.get(slot)
-            if group is None:
-                group = groups[slot] = ([], [])
-            group[0].append(key)
-            group[1].append(record)
-        pending: list[_Chunk] = [
-            (slot, ks[i : i + _CHUNK], rs[i : i + _CHUNK])
-            for slot, (ks, rs) in groups.items()
-            for i in range(0, len(ks), _CHUNK)
-        ]
-        node_of = client.nodes_manager.get_node_from_slot
-        stored = 0
-        while pending:
-            # A slot that missed the script (NOSCRIPT) runs all its later chunks again after
-            # the reload, so repeated keys keep their order.
-            missed: set[int] = set()
-            retry: list[_Chunk] = []
-            start = 0
-            while start < len(pending):
-                pipe = client.pipeline(transaction=False)
-                sent: list[_Chunk] = []
-                size = 0
-                while start < len(pending) and size < _ROUND:
-                    chunk = pending[start]
-                    start += 1
-                    slot, ks, rs = chunk
-                    if slot in missed:
-                        retry.append(chunk)
-                        continue
-                    pipe.execute_command(
-                        "EVALSHA", self._sha, len(ks), *ks, ttl, self._grace, *rs,
-                        target_nodes=[node_of(slot)],
-                    )  # fmt: skip
-                    sent.append(chunk)
-                    size += len(ks)
-                replies = pipe.execute(raise_on_error=False) if sent else []
-                for chunk, reply in zip(sent, replies, strict=True):
-                    if isinstance(reply, NoScriptError) or chunk[0] in missed:
-                        missed.add(chunk[0])
-                        retry.append(chunk)
-                    elif isinstance(reply, Exception):
-                        raise reply
-                    else:
-                        stored += reply
-            if retry:
-                self._reload()  # SCRIPT LOAD goes to every primary
-            pending = retry
-        return stored
+        return write_cluster(self, keys, records, ttl)
 
     # -- removing keys ---------------------------------------------------------------------
 
@@ -478,7 +420,34 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                         found = []
                 self._unlink(found)
         except _ERRORS as exc:
-            raise self._error(f"removing keys matching {pattern!r}", exc) from exc
+            raise self._error(f"removing keys matching {pattern!r}", exc) from _root(exc)
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The timeout or lost connection behind ``exc`` (redis-py's cluster client wraps them in
+    a ``RedisClusterException``), else ``exc``: what an error of the store is caused by."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, ConnectionError | RedisTimeoutError | OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+def _timeouts(config: RedisOnlineConfig) -> dict[str, float]:
+    return {
+        "socket_timeout": config.socket_timeout,
+        "socket_connect_timeout": config.socket_connect_timeout,
+    }
+
+
+def _once_on_lost_connection() -> Retry:
+    """redis-py's retry for the plain client: a lost connection (e.g. a restarted server) is
+    tried once more at once; a timeout is not (redis-py's default, three retries with
+    backoff on timeouts too, makes a frozen server cost four timeouts and more per call)."""
+    return Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
 
 
 def _ttl_ms(ttl: timedelta) -> int:
