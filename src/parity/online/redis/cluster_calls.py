@@ -32,6 +32,9 @@ from redis.exceptions import (
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from parity.online.redis.scripts import CAS_SHA
+from parity.online.redis.wire import CHUNK, pack
+
 if TYPE_CHECKING:
     from parity.online.redis.store import RedisOnlineStore
 
@@ -53,8 +56,6 @@ def call_by_slot(
     """Each (slot, command) sent to the primary of its slot, every node's at once; the
     replies in order, a command's error as its reply. Raises redis-py's ``TimeoutError``
     (after the first timeout) or ``ConnectionError``; ``SlotsUnknown``."""
-    from parity.online.redis.store import _pack  # the store imports this module
-
     client = store.client()
     assert isinstance(client, RedisCluster)
     by_node: dict[str, tuple[ClusterNode, list[int]]] = {}
@@ -70,7 +71,7 @@ def call_by_slot(
         for node, idx in by_node.values():
             conn = _conn(store, client, node)
             conns.append(conn)
-            packed = b"".join(b"".join(_pack(commands[i][1], conn)) for i in idx)
+            packed = b"".join(b"".join(pack(commands[i][1], conn)) for i in idx)
             conn.send_packed_command([packed], check_health=False)
         for conn, (_, idx) in zip(conns, by_node.values(), strict=True):
             for i in idx:
@@ -122,8 +123,6 @@ def write_cluster(
 ) -> int:
     """``store.write`` on a cluster: EVALSHA of the write script over chunks of one slot's
     keys, every node's at once; returns how many records were stored."""
-    from parity.online.redis.store import _CHUNK
-
     client = store.client()
     assert isinstance(client, RedisCluster)
     groups: dict[int, tuple[list[bytes], list[bytes]]] = {}
@@ -135,9 +134,9 @@ def write_cluster(
         group[0].append(key)
         group[1].append(record)
     pending: list[_Chunk] = [
-        (slot, ks[i : i + _CHUNK], rs[i : i + _CHUNK])
+        (slot, ks[i : i + CHUNK], rs[i : i + CHUNK])
         for slot, (ks, rs) in groups.items()
-        for i in range(0, len(ks), _CHUNK)
+        for i in range(0, len(ks), CHUNK)
     ]
     stored = 0
     while pending:
@@ -197,8 +196,6 @@ def write_cluster(
 def cas_cluster(store: RedisOnlineStore, calls: list[tuple[bytes, str, bytes, bytes]]) -> list[Any]:
     """``store._cas`` on a cluster: one compare-and-set per (key, expected sha1, new, px),
     every node's at once; replies in order, errors as values."""
-    from parity.online.redis.scripts import CAS_SHA
-
     client = store.client()
     sha = CAS_SHA.encode()
     commands = [

@@ -52,14 +52,9 @@ from parity.online.redis.scripts import (
     WRITE_SCRIPT,
     WRITE_SHA,
 )
+from parity.online.redis.wire import CHUNK as _CHUNK
+from parity.online.redis.wire import pack as _pack
 
-_hiredis_pack: Callable[[tuple[bytes, ...]], bytes] | None
-try:
-    from hiredis import pack_command as _hiredis_pack  # type: ignore[assignment]
-except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
-    _hiredis_pack = None
-
-_CHUNK = 1000  # keys per EVALSHA: amortizes the call; the server is busy ~4 ms on one
 _PAGE = 1000  # keys per UNLINK and per SCAN page
 _ERRORS = (RedisError, RedisClusterException)
 _GLOB = str.maketrans({c: "\\" + c for c in "\\*?[]"})
@@ -477,13 +472,6 @@ def _replies(conn: Any, n: int) -> list[Any]:
         except ResponseError as exc:
             replies.append(exc)
     return replies
-
-
-def _pack(args: tuple[bytes, ...], conn: Any) -> list[bytes]:
-    # redis-py's packer walks every argument in Python before hiredis packs them in C.
-    if _hiredis_pack is not None:
-        return [_hiredis_pack(args)]
-    return conn.pack_command(*args)
 
 
 def _mask(url: str) -> str:
