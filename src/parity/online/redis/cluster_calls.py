@@ -51,11 +51,12 @@ class SlotsUnknown(Exception):  # a signal to fall back, never shown
 
 
 def call_by_slot(
-    store: RedisOnlineStore, commands: Sequence[tuple[int, tuple[bytes, ...]]]
+    store: RedisOnlineStore, commands: Sequence[tuple[int, tuple[bytes, ...]]], *, write: bool
 ) -> list[Any]:
     """Each (slot, command) sent to the primary of its slot, every node's at once; the
     replies in order, a command's error as its reply. Raises redis-py's ``TimeoutError``
-    (after the first timeout) or ``ConnectionError``; ``SlotsUnknown``."""
+    (after the first timeout: ``write_timeout`` for writes, else ``socket_timeout``) or
+    ``ConnectionError``; ``SlotsUnknown``."""
     client = store.client()
     assert isinstance(client, RedisCluster)
     by_node: dict[str, tuple[ClusterNode, list[int]]] = {}
@@ -69,7 +70,7 @@ def call_by_slot(
     conns: list[Any] = []
     try:
         for node, idx in by_node.values():
-            conn = _conn(store, client, node)
+            conn = _conn(store, client, node, write)
             conns.append(conn)
             packed = b"".join(b"".join(pack(commands[i][1], conn)) for i in idx)
             conn.send_packed_command([packed], check_health=False)
@@ -98,7 +99,7 @@ def mget_cluster(store: RedisOnlineStore, keys: list[bytes]) -> list[bytes | Non
     groups = list(by_slot.items())
     try:
         replies = call_by_slot(
-            store, [(slot, (b"MGET", *[keys[i] for i in idx])) for slot, idx in groups]
+            store, [(slot, (b"MGET", *[keys[i] for i in idx])) for slot, idx in groups], write=False
         )
     except (ConnectionError, SlotsUnknown):  # e.g. a node restarted: redis-py re-maps
         return client.mget_nonatomic(keys)
@@ -162,7 +163,7 @@ def write_cluster(
                     sent.append(chunk)
                     size += len(chunk[1])
             try:
-                replies = call_by_slot(store, [_evalsha(store, c, ttl) for c in sent])
+                replies = call_by_slot(store, [_evalsha(store, c, ttl) for c in sent], write=True)
             except SlotsUnknown:
                 replies = [AskError("no node known for the slot")] * len(sent)
             for chunk, reply in zip(sent, replies, strict=True):
@@ -202,7 +203,7 @@ def cas_cluster(store: RedisOnlineStore, calls: list[tuple[bytes, str, bytes, by
         (key_slot(k), (b"EVALSHA", sha, b"1", k, e.encode(), n, px)) for k, e, n, px in calls
     ]
     try:
-        replies = call_by_slot(store, commands)
+        replies = call_by_slot(store, commands, write=True)
     except SlotsUnknown:
         replies = [AskError("no node known for the slot")] * len(calls)
     for i, reply in enumerate(replies):
@@ -219,18 +220,21 @@ def _evalsha(store: RedisOnlineStore, chunk: _Chunk, ttl: bytes) -> tuple[int, t
     return slot, (b"EVALSHA", store._sha.encode(), b"%d" % len(ks), *ks, ttl, store._grace, *rs)
 
 
-def _conn(store: RedisOnlineStore, client: RedisCluster, node: ClusterNode) -> Any:
-    """This thread's connection to ``node`` (a new one after a fork or ``store.close()``)."""
+def _conn(store: RedisOnlineStore, client: RedisCluster, node: ClusterNode, write: bool) -> Any:
+    """This thread's connection to ``node`` for writes or for reads (a new one after a fork
+    or ``store.close()``)."""
     local = store._local
     owner = (os.getpid(), store._generation)
-    conns: dict[str, Any] | None = getattr(local, "nodes", None)
+    conns: dict[tuple[str, bool], Any] | None = getattr(local, "nodes", None)
     if conns is None or getattr(local, "nodes_owner", None) != owner:
         conns = local.nodes = {}
         local.nodes_owner = owner
-    conn = conns.get(node.name)
+    conn = conns.get((node.name, write))
     if conn is None:
         pool = client.get_redis_connection(node).connection_pool
-        conn = conns[node.name] = pool.connection_class(**pool.connection_kwargs)
+        timeout = store.config.write_timeout if write else store.config.socket_timeout
+        kwargs = {**pool.connection_kwargs, "socket_timeout": timeout}
+        conn = conns[(node.name, write)] = pool.connection_class(**kwargs)
         store._track(conn)
     return conn
 

@@ -7,8 +7,9 @@ or ``-1`` for none; ``grace`` the ms a key is kept after its record expired.
 A record replaces the stored one when its header's (event, created) is greater or equal
 (equal: the later write wins), so a key repeated in one call, or in later calls, resolves in
 order. Headers are two 16-digit decimals (µs + ``OFFSET``, see ``parity.online.encoding``);
-a 16-digit number may not be exact as a Lua double, so headers are compared 8 digits at a
-time, and a record's event time in ms is read from its first 13 digits (exact). A key not
+a 16-digit number may not be exact as a Lua double (above 2**53, after 2176), so two that
+are equal as doubles are compared again 8 digits at a time, and a record's event time in ms
+is read from its first 13 digits (exact). A key not
 stored yet is written by one ``SET NX`` (no read, about a third cheaper for a first load);
 otherwise only the stored header is read (GETRANGE 0 31; its bounds are passed as strings
 because Redis formats Lua numbers with a printf on every call).
@@ -45,14 +46,26 @@ local call, sub, tonumber, fmt = redis.call, string.sub, tonumber, string.format
 local ttl, grace = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = nil
 local stored = 0
--- rec's header is greater than or equal to old's: (event, created), 8 digits at a time
+-- The order of two 16-digit decimals, exactly: 8 digits at a time (each exact as a double).
+local function exact_gt(x, y)
+  local a, b = tonumber(sub(x, 1, 8)), tonumber(sub(y, 1, 8))
+  if a ~= b then return a > b end
+  return tonumber(sub(x, 9, 16)) > tonumber(sub(y, 9, 16))
+end
+-- rec's header is greater than or equal to old's: (event, created). Two numbers that differ
+-- as doubles are in the order of the integers they round; only equal doubles (two values
+-- above 2^53 a few apart) need the exact comparison.
 local function newer(rec, old)
-  for j = 1, 25, 8 do
-    local a, b = tonumber(sub(rec, j, j + 7)), tonumber(sub(old, j, j + 7))
-    if not b then return true end -- not a header: replace it
-    if a ~= b then return a > b end
-  end
-  return true
+  local a, b = tonumber(sub(rec, 1, 16)), tonumber(sub(old, 1, 16))
+  if not b then return true end -- not a header: replace it
+  if a ~= b then return a > b end
+  local ra, ob = sub(rec, 1, 16), sub(old, 1, 16)
+  if ra ~= ob then return exact_gt(ra, ob) end
+  local rc, oc = sub(rec, 17, 32), sub(old, 17, 32)
+  a, b = tonumber(rc), tonumber(oc)
+  if not b then return true end
+  if a ~= b then return a > b end
+  return rc == oc or exact_gt(rc, oc) -- equal: the later write wins
 end
 for i = 1, #KEYS do
   local key, rec = KEYS[i], ARGV[i + 2]

@@ -280,15 +280,28 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
     # -- plain Redis: this thread's own connection -----------------------------------------
 
     def _conn(self) -> Any:
+        """This thread's connection for reads (replies bounded by ``socket_timeout``)."""
         local = self._local
         conn = getattr(local, "conn", None)
         # A forked child, or a thread whose connection close() took, makes a new one.
         if conn is None or local.owner != (os.getpid(), self._generation):
-            pool = self.client().connection_pool  # type: ignore[union-attr]
-            conn = pool.connection_class(**pool.connection_kwargs)
-            with self._lock:
-                self._conns.append(conn)
-                local.conn, local.owner = conn, (os.getpid(), self._generation)
+            conn = self._new_conn(self.config.socket_timeout)
+            local.conn, local.owner = conn, (os.getpid(), self._generation)
+        return conn
+
+    def _write_conn(self) -> Any:
+        """This thread's connection for writes (replies bounded by ``write_timeout``)."""
+        local = self._local
+        conn = getattr(local, "wconn", None)
+        if conn is None or local.wowner != (os.getpid(), self._generation):
+            conn = self._new_conn(self.config.write_timeout)
+            local.wconn, local.wowner = conn, (os.getpid(), self._generation)
+        return conn
+
+    def _new_conn(self, timeout: float) -> Any:
+        pool = self.client().connection_pool  # type: ignore[union-attr]
+        conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": timeout})
+        self._track(conn)
         return conn
 
     def _mget(self, keys: list[bytes]) -> list[bytes | None]:
@@ -316,7 +329,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         pipeline packs everything first, leaving the server idle meanwhile).
         """
         for attempt in (1, 2):
-            conn = self._conn()
+            conn = self._write_conn()
             sent = 0
             try:
                 for args in commands():
@@ -338,7 +351,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         """Every command in a few large writes, then every reply (errors as values). Never
         sent twice: a compare-and-set that landed before a lost connection must not be
         applied again, so a connection error is raised to the caller."""
-        conn = self._conn()
+        conn = self._write_conn()
         try:
             for i in range(0, len(commands), 512):
                 packed = b"".join(b"".join(_pack(c, conn)) for c in commands[i : i + 512])
@@ -433,7 +446,7 @@ def _root(exc: BaseException) -> BaseException:
 
 def _timeouts(config: RedisOnlineConfig) -> dict[str, float]:
     return {
-        "socket_timeout": config.socket_timeout,
+        "socket_timeout": config.write_timeout,  # reads use their own connections
         "socket_connect_timeout": config.socket_connect_timeout,
     }
 
