@@ -209,3 +209,42 @@ def test_aggregated_view_at_the_extremes(store, event):
         assert got["count_1h"] == [2, 0], now
         assert got["trips_sum_1h"] == [12, None], now
         assert resp.statuses["count_1h"][0] == "present"
+
+
+def test_redis_gives_every_key_of_a_ttl_view_a_reclaim_time_redis_accepts():
+    """Redis only: an expiry already past is reclaimed ``grace`` after the server's now (not
+    refused, not dropped), one past 2200 at 2200 plus the grace; the records read back."""
+    import uuid
+
+    import redis as redis_py
+
+    from parity.online.base import OnlineView, RecordBatch
+    from parity.online.encoding import encode_key_part, encode_record
+    from parity.online.redis import RedisOnlineConfig
+    from parity.online.redis.scripts import END_MS
+    from parity.online.redis.store import RedisOnlineStore
+
+    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    prefix = f"parity_test_{uuid.uuid4().hex[:10]}:"
+    cfg = RedisOnlineConfig(url=url, key_prefix=prefix, expire_grace_seconds=60)
+    store = RedisOnlineStore(cfg, "times")
+    view = OnlineView("v", ("driver_id",), ("rate",), timedelta(days=3650))
+    store.setup([view])
+    client = redis_py.Redis.from_url(url)
+    try:
+        events = [MIN_US, to_micros(datetime(1950, 1, 1, tzinfo=UTC)), MAX_US - 1]
+        keys = [encode_key_part(i, "driver_id") for i in range(3)]
+        records = [encode_record(ev, ev, {"rate": 0.5}) for ev in events]
+        before = client.time()
+        assert store.write(view, RecordBatch(keys, events, events, records)) == 3
+        after = client.time()
+        assert store.read([(view, keys)]) == [records]
+        expiry = [client.pexpiretime(prefix.encode() + b"times:v:" + k) for k in keys]
+        low = before[0] * 1000 + before[1] // 1000 + 60_000
+        high = after[0] * 1000 + after[1] // 1000 + 60_000
+        assert low <= expiry[0] <= high and low <= expiry[1] <= high, (expiry, low, high)
+        assert expiry[2] == END_MS + 60_000
+    finally:
+        store.teardown()
+        store.close()
+        client.close()
