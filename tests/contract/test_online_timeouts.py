@@ -218,6 +218,7 @@ def test_frozen_redis_fails_awaited_reads_fast_and_recovers(server: Server, tmp_
 
     try:
         elapsed = asyncio.run(scenario())
+        print(f"frozen Redis: 3 awaited reads {elapsed:.3f} s")
         assert elapsed < LOOSE_S, elapsed
     finally:
         fs.teardown()
