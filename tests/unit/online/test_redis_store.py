@@ -444,10 +444,10 @@ def test_a_dropped_connection_is_replaced(plain_store: RedisOnlineStore) -> None
 
 
 def kill_connection(store: RedisOnlineStore) -> None:
-    conn = store._conn()
-    conn.send_command("CLIENT", "ID")
-    client_id = conn.read_response()
-    store.client().client_kill_filter(_id=client_id)
+    for conn in (store._conn(), store._write_conn()):  # reads and writes have their own
+        conn.send_command("CLIENT", "ID")
+        client_id = conn.read_response()
+        store.client().client_kill_filter(_id=client_id)
 
 
 def test_reads_use_the_database_in_the_url(plain_store: RedisOnlineStore) -> None:
