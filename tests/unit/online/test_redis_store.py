@@ -445,8 +445,13 @@ def test_a_dropped_connection_is_replaced(plain_store: RedisOnlineStore) -> None
 
 def kill_connection(store: RedisOnlineStore) -> None:
     for conn in (store._conn(), store._write_conn()):  # reads and writes have their own
-        conn.send_command("CLIENT", "ID")
-        client_id = conn.read_response()
+        try:
+            conn.send_command("CLIENT", "ID")
+            client_id = conn.read_response()
+        except redis.ConnectionError:  # killed before and not used since: connect it first
+            conn.disconnect()
+            conn.send_command("CLIENT", "ID")
+            client_id = conn.read_response()
         store.client().client_kill_filter(_id=client_id)
 
 
