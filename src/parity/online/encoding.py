@@ -6,10 +6,13 @@ equal bytes whatever the caller's integer width, and no two different tuples col
 
 A **record** is a 32-byte ASCII header followed by a msgpack map ``{feature: value}``:
 
-    ``%016d`` event time + 2**52 (µs)  ``%016d`` created time + 2**52 (µs, 0 when absent)
+    ``%016d`` event time + OFFSET (µs)  ``%016d`` created time + OFFSET (µs, 0 when absent)
 
-The header orders records the way the historical join does (event time, then created time)
-and a Redis Lua script can compare it with ``tonumber`` (exact: every value is < 2**53).
+The header orders records the way the historical join does (event time, then created time),
+as bytes or as numbers: every time Parity stores (``parity.clock``, 1900 up to 2100) is 16
+digits once offset and below 2**53, so a Redis Lua script compares it exactly as a double
+(the offset holds 1827-09 to 2112-09; it is the format's since the first release, so
+records written by any version read back).
 The body is a map, so a record written before a view gained or lost a feature still reads.
 Timestamps inside the body are µs integers; ``decode_value`` turns them back.
 """

@@ -21,11 +21,11 @@ from parity.aggregates.state import INVALID as INVALID_VALUE
 from parity.aggregates.state import AggregatePlan, read_values
 from parity.errors import RetrievalError
 from parity.online.base import OnlineStore, OnlineView
-from parity.online.encoding import HEADER, encode_key, encode_key_part, from_micros
+from parity.online.encoding import HEADER, OFFSET, encode_key, encode_key_part, from_micros
 from parity.types import Timestamp, ValueType
 
 PRESENT, MISSING, EXPIRED, INVALID = "present", "missing", "expired", "invalid"
-_OFFSET = 2**52
+_OFFSET = OFFSET
 _ABSENT = object()  # a feature the record lacks
 _EXPIRED: Any = {}  # stands for the body of an expired record (read as empty)
 

@@ -9,16 +9,18 @@ loop go out in one write (one system call instead of one per request).
 
 Same keys and the same MGET as ``RedisOnlineStore.read``, so the same records. Only plain
 Redis over TCP or a Unix socket is handled (``for_store`` returns None otherwise: TLS and
-Redis Cluster keep the blocking read). A connection that fails or stays silent for the
-store's ``socket_timeout`` is dropped with every read waiting on it; a read that finds the
-connection gone is sent once more on a new one (reads are idempotent), then fails with
-``OnlineStoreError`` as the blocking read does.
+Redis Cluster keep the blocking read). A connection that fails, or whose oldest waiting read
+has had no reply for the store's ``socket_timeout``, is dropped with every read waiting on
+it; connecting (and the connection's AUTH/SELECT) is bounded by ``socket_connect_timeout``
+plus ``socket_timeout``. A read that finds the connection gone is sent once more on a new
+one (reads are idempotent); a read that timed out is not. Either way it then fails with
+``OnlineStoreError`` caused by the ``TimeoutError`` or ``ConnectionError``, as the blocking
+read does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -41,19 +43,21 @@ class _Connection(asyncio.Protocol):
         self.timeout = timeout
         self.transport: asyncio.Transport | None = None
         self.reader = hiredis.Reader()
-        self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()  # (future, sent at)
         self.outbox: list[bytes] = []  # packed commands not written yet
         self.closed = False
         self._watchdog: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self._watchdog = self.loop.call_later(self.timeout / 2, self._check)
 
     def call(self, packed: bytes) -> asyncio.Future[Any]:
         """Queue a command; the commands of one loop iteration go out in one write."""
         future = self.loop.create_future()
-        self.waiting.append((future, time.monotonic()))
+        sent = self.loop.time()
+        self.waiting.append((future, sent))
+        if self._watchdog is None and not self.closed:
+            self._watchdog = self.loop.call_at(sent + self.timeout, self._check)
         if not self.outbox:
             self.loop.call_soon(self._flush)
         self.outbox.append(packed)
@@ -86,18 +90,22 @@ class _Connection(asyncio.Protocol):
                 future.set_exception(exc)
 
     def _check(self) -> None:
-        """Every half timeout: replies come in order, so a late first one means a stuck link."""
-        if self.waiting and time.monotonic() - self.waiting[0][1] > self.timeout:
+        """At the oldest waiting read's deadline: replies come in order, so a late first one
+        means a stuck link (a frozen or unreachable server)."""
+        self._watchdog = None
+        if self.closed or not self.waiting:
+            return
+        deadline = self.waiting[0][1] + self.timeout
+        if self.loop.time() >= deadline:
             self._fail(TimeoutError(f"no reply within {self.timeout:g} s"))
             if self.transport is not None:
                 self.transport.abort()
             return
-        if not self.closed:
-            self._watchdog = self.loop.call_later(self.timeout / 2, self._check)
+        self._watchdog = self.loop.call_at(deadline, self._check)
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        if self.transport is not None and not self.loop.is_closed():
+            self.transport.close()  # a closed loop closed its transports already
         self._fail(ConnectionError("closed"))
 
 
@@ -107,7 +115,8 @@ class AsyncRedisReads:
     def __init__(self, store: RedisOnlineStore, options: dict[str, Any]):
         self.store = store
         self._options = options
-        self._timeout = float(store.config.socket_timeout or 5.0)
+        self._timeout = store.config.socket_timeout
+        self._connect_timeout = store.config.socket_connect_timeout
         self._conn: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
 
@@ -135,7 +144,7 @@ class AsyncRedisReads:
                 break
             except (OSError, TimeoutError) as exc:  # ConnectionError is an OSError
                 if attempt == 2 or isinstance(exc, TimeoutError):
-                    raise store._error("read", exc) from None
+                    raise store._error("read", exc) from exc
         else:  # pragma: no cover - the loop breaks or raises
             raise AssertionError("unreachable")
         if isinstance(reply, Exception):
@@ -171,24 +180,25 @@ class AsyncRedisReads:
         def protocol() -> _Connection:
             return _Connection(loop, self._timeout)
 
-        async with asyncio.timeout(self._timeout):
+        async with asyncio.timeout(self._connect_timeout):
             if opts.get("path"):
                 _, conn = await loop.create_unix_connection(protocol, opts["path"])
             else:
                 host, port = opts.get("host", "localhost"), int(opts.get("port", 6379))
                 _, conn = await loop.create_connection(protocol, host, port)
-            setup = []
-            if opts.get("password"):
-                user = opts.get("username")
-                setup.append((b"AUTH", *([user] if user else []), opts["password"]))
-            if opts.get("db"):
-                setup.append((b"SELECT", str(opts["db"])))
-            replies = [conn.call(hiredis.pack_command(cmd)) for cmd in setup]  # type: ignore[arg-type]
-            for reply in replies:
-                answer = await reply
-                if isinstance(answer, Exception):
-                    conn.close()
-                    raise ConnectionError(f"connection setup refused: {answer}")
+        # The setup's replies are bounded by the connection's own reply timeout.
+        setup = []
+        if opts.get("password"):
+            user = opts.get("username")
+            setup.append((b"AUTH", *([user] if user else []), opts["password"]))
+        if opts.get("db"):
+            setup.append((b"SELECT", str(opts["db"])))
+        replies = [conn.call(hiredis.pack_command(cmd)) for cmd in setup]  # type: ignore[arg-type]
+        for reply in replies:
+            answer = await reply
+            if isinstance(answer, Exception):
+                conn.close()
+                raise ConnectionError(f"connection setup refused: {answer}")
         self._conn = conn
         return conn
 

@@ -3,15 +3,16 @@
 Key ``{key_prefix}{project}:{view}:`` + entity key bytes; value: the record bytes as given
 (``parity.online.encoding``). Writes go through one Lua script (``redis_scripts``) run with
 EVALSHA over chunks of ``_CHUNK`` keys: compare and SET are atomic per key, and keys
-repeated in a batch resolve in order. A view with a ttl gets ``PXAT event + ttl + grace``;
+repeated in a batch resolve in order. A view with a ttl gets ``PXAT event + ttl + grace``
+(an expiry already past: ``now + grace``; one past 2100: capped there, see ``scripts.py``);
 that expiry only reclaims memory, the reader decides ``expired`` from the record's header.
 
 A batch is not all-or-nothing: each chunk is atomic, the chunks are pipelined without MULTI.
 Reads are one MGET (plain Redis) or one MGET per slot, pipelined per node (cluster). Plain
 Redis is spoken over one connection per thread, bypassing redis-py's pool and command layer
 (about 20 µs per call in redis-py 8) on the hot paths. Server and connection errors surface
-as ``OnlineStoreError`` naming the server; ``setup`` raises ``ConfigError`` when it does not
-answer. Needs Redis >= 6.2.
+as ``OnlineStoreError`` naming the server, caused by the client's error; ``setup`` raises
+``ConfigError`` when it does not answer. Needs Redis >= 6.2.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import parse_url
-from redis.crc import key_slot
 from redis.exceptions import (
     ConnectionError,
     NoScriptError,
@@ -36,25 +37,27 @@ from redis.exceptions import (
     RedisError,
     ResponseError,
 )
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from parity.errors import ConfigError, OnlineStoreError
 from parity.online.base import OnlineStore, OnlineView, RecordBatch, SupportsUpdate, Updater
+from parity.online.redis.cluster_calls import cas_cluster, mget_cluster, write_cluster
 from parity.online.redis.config import RedisOnlineConfig
-from parity.online.redis.scripts import CAS_SCRIPT, CAS_SHA, NEVER, WRITE_SCRIPT, WRITE_SHA
+from parity.online.redis.scripts import (
+    CAS_SCRIPT,
+    CAS_SHA,
+    MAX_TTL_MS,
+    NEVER,
+    WRITE_SCRIPT,
+    WRITE_SHA,
+)
+from parity.online.redis.wire import CHUNK as _CHUNK
+from parity.online.redis.wire import pack as _pack
 
-_hiredis_pack: Callable[[tuple[bytes, ...]], bytes] | None
-try:
-    from hiredis import pack_command as _hiredis_pack  # type: ignore[assignment]
-except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
-    _hiredis_pack = None
-
-_CHUNK = 1000  # keys per EVALSHA: amortizes the call; the server is busy ~4 ms on one
-_ROUND = 50_000  # keys per pipelined round trip on a cluster: bounds the client's buffers
 _PAGE = 1000  # keys per UNLINK and per SCAN page
 _ERRORS = (RedisError, RedisClusterException)
 _GLOB = str.maketrans({c: "\\" + c for c in "\\*?[]"})
-
-_Chunk = tuple[int, list[bytes], list[bytes]]  # (slot, keys, records) of one cluster EVALSHA
 
 
 class RedisOnlineStore(OnlineStore, SupportsUpdate):
@@ -71,6 +74,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         self._base = f"{config.key_prefix}{project}:"
         self._prefixes: dict[str, bytes] = {}
         self._grace_ms = config.expire_grace_seconds * 1000
+        self._grace = b"%d" % self._grace_ms
         self._sha = WRITE_SHA
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -81,8 +85,8 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
             self._client = redis.Redis.from_url(
                 config.url,
                 decode_responses=False,
-                socket_timeout=config.socket_timeout,
-                socket_connect_timeout=config.socket_timeout,
+                retry=_once_on_lost_connection(),
+                **_timeouts(config),
             )
 
     # -- the contract ----------------------------------------------------------------------
@@ -104,16 +108,13 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
             return 0
         prefix = self._prefixes.get(view.name) or self._prefix(view.name)
         keys = [prefix + k for k in batch.keys]
-        if view.ttl is None:
-            after = NEVER
-        else:  # rounded up: a key is never reclaimed before its record expired
-            after = b"%d" % (-(-view.ttl // timedelta(milliseconds=1)) + self._grace_ms)
+        ttl = NEVER if view.ttl is None else b"%d" % _ttl_ms(view.ttl)
         try:
             if self.cluster:
-                return self._write_cluster(keys, batch.records, after)
-            return self._write_plain(keys, batch.records, after)
+                return self._write_cluster(keys, batch.records, ttl)
+            return self._write_plain(keys, batch.records, ttl)
         except _ERRORS as exc:
-            raise self._error(f"write to view {view.name!r}", exc) from None
+            raise self._error(f"write to view {view.name!r}", exc) from _root(exc)
 
     def read(
         self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
@@ -128,7 +129,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         try:
             values = self._mget_cluster(keys) if self.cluster else self._mget(keys)
         except _ERRORS as exc:
-            raise self._error("read", exc) from None
+            raise self._error("read", exc) from _root(exc)
         if len(requests) == 1:
             return [values]
         out: list[list[bytes | None]] = []
@@ -147,10 +148,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         written = 0
         # A record lives its view's ttl (for an aggregated view, the horizon) plus the grace
         # after its last write, by the real clock.
-        if view.ttl is None:
-            px = b"-1"
-        else:
-            px = b"%d" % (-(-view.ttl // timedelta(milliseconds=1)) + self._grace_ms)
+        px = b"-1" if view.ttl is None else b"%d" % max(_ttl_ms(view.ttl) + self._grace_ms, 1)
         try:
             for _ in range(50):
                 if not pending:
@@ -183,7 +181,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                     self.client().script_load(CAS_SCRIPT)  # on every primary of a cluster
                 pending = again
         except _ERRORS as exc:
-            raise self._error(f"update of view {view.name!r}", exc) from None
+            raise self._error(f"update of view {view.name!r}", exc) from _root(exc)
         raise OnlineStoreError(
             f"online store {self.where}: update of view {view.name!r} kept conflicting "
             f"with other writers on {len(pending)} keys; try again"
@@ -200,26 +198,14 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                     for k, e, n, px in calls
                 ]
             )
-        by_node: dict[str, list[int]] = {}
-        for i, (key, _, _, _) in enumerate(calls):
-            by_node.setdefault(client.get_node_from_key(key).name, []).append(i)
-        replies: list[Any] = [None] * len(calls)
-        for name, idx in by_node.items():
-            node = client.get_node(node_name=name)
-            pipe = client.get_redis_connection(node).pipeline(transaction=False)
-            for i in idx:
-                key, expected, new, px = calls[i]
-                pipe.evalsha(CAS_SHA, 1, key, expected, new, px)
-            for i, reply in zip(idx, pipe.execute(raise_on_error=False), strict=True):
-                replies[i] = reply
-        return replies
+        return cas_cluster(self, calls)
 
     def delete(self, view: OnlineView, keys: Sequence[bytes]) -> int:
         prefix = self._prefix(view.name)
         try:
             return self._unlink([prefix + k for k in keys])
         except _ERRORS as exc:
-            raise self._error(f"delete from view {view.name!r}", exc) from None
+            raise self._error(f"delete from view {view.name!r}", exc) from _root(exc)
 
     def drop_views(self, names: Sequence[str]) -> None:
         for name in names:
@@ -257,10 +243,13 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
 
     def _connect_cluster(self) -> RedisCluster:
         cfg = self.config
+        # No retry of the cluster client's own: it would send a call that timed out again
+        # (its retries cannot tell a timeout from a lost connection); the next call finds
+        # the slots again.
         options: dict[str, Any] = {
             "decode_responses": False,
-            "socket_timeout": cfg.socket_timeout,
-            "socket_connect_timeout": cfg.socket_timeout,
+            "retry": Retry(NoBackoff(), 0),
+            **_timeouts(cfg),
         }
         try:
             if not isinstance(cfg.cluster, list):
@@ -291,15 +280,28 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
     # -- plain Redis: this thread's own connection -----------------------------------------
 
     def _conn(self) -> Any:
+        """This thread's connection for reads (replies bounded by ``socket_timeout``)."""
         local = self._local
         conn = getattr(local, "conn", None)
         # A forked child, or a thread whose connection close() took, makes a new one.
         if conn is None or local.owner != (os.getpid(), self._generation):
-            pool = self.client().connection_pool  # type: ignore[union-attr]
-            conn = pool.connection_class(**pool.connection_kwargs)
-            with self._lock:
-                self._conns.append(conn)
-                local.conn, local.owner = conn, (os.getpid(), self._generation)
+            conn = self._new_conn(self.config.socket_timeout)
+            local.conn, local.owner = conn, (os.getpid(), self._generation)
+        return conn
+
+    def _write_conn(self) -> Any:
+        """This thread's connection for writes (replies bounded by ``write_timeout``)."""
+        local = self._local
+        conn = getattr(local, "wconn", None)
+        if conn is None or local.wowner != (os.getpid(), self._generation):
+            conn = self._new_conn(self.config.write_timeout)
+            local.wconn, local.wowner = conn, (os.getpid(), self._generation)
+        return conn
+
+    def _new_conn(self, timeout: float) -> Any:
+        pool = self.client().connection_pool  # type: ignore[union-attr]
+        conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": timeout})
+        self._track(conn)
         return conn
 
     def _mget(self, keys: list[bytes]) -> list[bytes | None]:
@@ -327,7 +329,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         pipeline packs everything first, leaving the server idle meanwhile).
         """
         for attempt in (1, 2):
-            conn = self._conn()
+            conn = self._write_conn()
             sent = 0
             try:
                 for args in commands():
@@ -349,7 +351,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
         """Every command in a few large writes, then every reply (errors as values). Never
         sent twice: a compare-and-set that landed before a lost connection must not be
         applied again, so a connection error is raised to the caller."""
-        conn = self._conn()
+        conn = self._write_conn()
         try:
             for i in range(0, len(commands), 512):
                 packed = b"".join(b"".join(_pack(c, conn)) for c in commands[i : i + 512])
@@ -359,12 +361,13 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
             conn.disconnect()  # replies may be unread: never reuse it
             raise
 
-    def _write_plain(self, keys: list[bytes], records: list[bytes], after: bytes) -> int:
+    def _write_plain(self, keys: list[bytes], records: list[bytes], ttl: bytes) -> int:
         spans = [(i, min(i + _CHUNK, len(keys))) for i in range(0, len(keys), _CHUNK)]
         stored = 0
         while spans:
             sha = self._sha.encode()
-            replies = self._pipeline(partial(_evalsha_commands, sha, spans, keys, records, after))
+            commands = partial(_evalsha_commands, sha, spans, keys, records, ttl, self._grace)
+            replies = self._pipeline(commands)
             # NOSCRIPT (a restarted or flushed server): load the script and go on from the
             # first chunk that missed it, so repeated keys keep their order.
             missed = len(spans)
@@ -383,64 +386,15 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
     # -- cluster -------------------------------------------------------------------------------
 
     def _mget_cluster(self, keys: list[bytes]) -> list[bytes | None]:
-        client = self.client()
-        assert isinstance(client, RedisCluster)
-        return client.mget_nonatomic(keys)  # one MGET per slot, pipelined per node
+        return mget_cluster(self, keys)  # one MGET per slot, all nodes at once
 
-    def _write_cluster(self, keys: list[bytes], records: list[bytes], after: bytes) -> int:
-        client = self.client()
-        assert isinstance(client, RedisCluster)
-        groups: dict[int, tuple[list[bytes], list[bytes]]] = {}
-        for key, record in zip(keys, records, strict=True):
-            slot = key_slot(key)
-            group = groups.get(slot)
-            if group is None:
-                group = groups[slot] = ([], [])
-            group[0].append(key)
-            group[1].append(record)
-        pending: list[_Chunk] = [
-            (slot, ks[i : i + _CHUNK], rs[i : i + _CHUNK])
-            for slot, (ks, rs) in groups.items()
-            for i in range(0, len(ks), _CHUNK)
-        ]
-        node_of = client.nodes_manager.get_node_from_slot
-        stored = 0
-        while pending:
-            # A slot that missed the script (NOSCRIPT) runs all its later chunks again after
-            # the reload, so repeated keys keep their order.
-            missed: set[int] = set()
-            retry: list[_Chunk] = []
-            start = 0
-            while start < len(pending):
-                pipe = client.pipeline(transaction=False)
-                sent: list[_Chunk] = []
-                size = 0
-                while start < len(pending) and size < _ROUND:
-                    chunk = pending[start]
-                    start += 1
-                    slot, ks, rs = chunk
-                    if slot in missed:
-                        retry.append(chunk)
-                        continue
-                    pipe.execute_command(
-                        "EVALSHA", self._sha, len(ks), *ks, after, *rs,
-                        target_nodes=[node_of(slot)],
-                    )  # fmt: skip
-                    sent.append(chunk)
-                    size += len(ks)
-                replies = pipe.execute(raise_on_error=False) if sent else []
-                for chunk, reply in zip(sent, replies, strict=True):
-                    if isinstance(reply, NoScriptError) or chunk[0] in missed:
-                        missed.add(chunk[0])
-                        retry.append(chunk)
-                    elif isinstance(reply, Exception):
-                        raise reply
-                    else:
-                        stored += reply
-            if retry:
-                self._reload()  # SCRIPT LOAD goes to every primary
-            pending = retry
-        return stored
+    def _track(self, conn: Any) -> None:
+        """Close ``conn`` with the store (``close()``)."""
+        with self._lock:
+            self._conns.append(conn)
+
+    def _write_cluster(self, keys: list[bytes], records: list[bytes], ttl: bytes) -> int:
+        return write_cluster(self, keys, records, ttl)
 
     # -- removing keys ---------------------------------------------------------------------
 
@@ -474,14 +428,52 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
                         found = []
                 self._unlink(found)
         except _ERRORS as exc:
-            raise self._error(f"removing keys matching {pattern!r}", exc) from None
+            raise self._error(f"removing keys matching {pattern!r}", exc) from _root(exc)
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The timeout or lost connection behind ``exc`` (redis-py's cluster client wraps them in
+    a ``RedisClusterException``), else ``exc``: what an error of the store is caused by."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, ConnectionError | RedisTimeoutError | OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+def _timeouts(config: RedisOnlineConfig) -> dict[str, float]:
+    return {
+        "socket_timeout": config.write_timeout,  # reads use their own connections
+        "socket_connect_timeout": config.socket_connect_timeout,
+    }
+
+
+def _once_on_lost_connection() -> Retry:
+    """redis-py's retry for the plain client: a lost connection (e.g. a restarted server) is
+    tried once more at once; a timeout is not (redis-py's default, three retries with
+    backoff on timeouts too, makes a frozen server cost four timeouts and more per call)."""
+    return Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
+
+
+def _ttl_ms(ttl: timedelta) -> int:
+    """A view's ttl in ms for the scripts: rounded up (a key is never reclaimed before its
+    record expired), at most ``MAX_TTL_MS`` (longer changes nothing inside the range)."""
+    return min(-(-ttl // timedelta(milliseconds=1)), MAX_TTL_MS)
 
 
 def _evalsha_commands(
-    sha: bytes, spans: list[tuple[int, int]], keys: list[bytes], records: list[bytes], after: bytes
+    sha: bytes,
+    spans: list[tuple[int, int]],
+    keys: list[bytes],
+    records: list[bytes],
+    ttl: bytes,
+    grace: bytes,
 ) -> Iterator[tuple[bytes, ...]]:
     for lo, hi in spans:
-        yield (b"EVALSHA", sha, b"%d" % (hi - lo), *keys[lo:hi], after, *records[lo:hi])
+        yield (b"EVALSHA", sha, b"%d" % (hi - lo), *keys[lo:hi], ttl, grace, *records[lo:hi])
 
 
 def _replies(conn: Any, n: int) -> list[Any]:
@@ -493,13 +485,6 @@ def _replies(conn: Any, n: int) -> list[Any]:
         except ResponseError as exc:
             replies.append(exc)
     return replies
-
-
-def _pack(args: tuple[bytes, ...], conn: Any) -> list[bytes]:
-    # redis-py's packer walks every argument in Python before hiredis packs them in C.
-    if _hiredis_pack is not None:
-        return [_hiredis_pack(args)]
-    return conn.pack_command(*args)
 
 
 def _mask(url: str) -> str:

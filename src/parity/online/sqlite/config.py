@@ -20,3 +20,11 @@ class SqliteOnlineConfig(BaseModel):
         description="memory-map this much of the file for reads (0 = off); random-key reads "
         "skip a read syscall per page, about 2x faster for 100-row reads",
     )
+    busy_timeout_seconds: float = Field(
+        default=30.0,
+        ge=0.0,
+        le=3600.0,
+        strict=True,
+        description="how long a write waits for another writer's transaction (one writer at "
+        "a time; WAL readers never wait) before it fails with OnlineStoreError",
+    )

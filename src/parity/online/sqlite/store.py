@@ -3,13 +3,18 @@
 Several processes may read while one writes (WAL). Each thread has its own connection.
 Newer-wins is one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` comparing the row-value
 ``(event_us, created_us)``, so a batch is one transaction and nothing is half-written.
+Times are SQLite's 64-bit integers (µs): every time Parity stores fits with room to spare.
+A write that finds another writer's transaction waits up to ``busy_timeout_seconds``
+(default 30 s); then, like any SQLite failure, it is an ``OnlineStoreError`` caused by the
+``sqlite3`` error, and nothing of it is written.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from parity.errors import OnlineStoreError
@@ -28,6 +33,7 @@ class SqliteOnlineStore(OnlineStore, SupportsUpdate):
         self.path = path if path.is_absolute() else Path(repo_path) / path
         self.table = f'"online_{project}"'
         self.mmap_bytes = config.mmap_size_mb * 1024 * 1024
+        self.busy_timeout = config.busy_timeout_seconds
         self._local = threading.local()
         self._ready = False
         self._sql_cache: dict[int, str] = {}
@@ -37,12 +43,12 @@ class SqliteOnlineStore(OnlineStore, SupportsUpdate):
         if con is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                con = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
                 con.execute("PRAGMA journal_mode=WAL")
                 con.execute("PRAGMA synchronous=NORMAL")
                 con.execute(f"PRAGMA mmap_size={int(self.mmap_bytes)}")
             except sqlite3.Error as exc:
-                raise OnlineStoreError(f"online store {self.path}: cannot open: {exc}") from None
+                raise OnlineStoreError(f"online store {self.path}: cannot open: {exc}") from exc
             self._local.con = con
         if not self._ready:
             con.execute(
@@ -54,10 +60,31 @@ class SqliteOnlineStore(OnlineStore, SupportsUpdate):
             self._ready = True
         return con
 
+    @contextmanager
+    def _failing(self, action: str) -> Iterator[None]:
+        """SQLite's errors as ``OnlineStoreError`` naming the file and what failed."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            hint = ""
+            if "locked" in str(exc) or "busy" in str(exc):
+                hint = (
+                    f" (another writer held the database longer than busy_timeout_seconds="
+                    f"{self.busy_timeout:g}; try again)"
+                )
+            raise OnlineStoreError(
+                f"online store {self.path}: {action} failed: {exc}{hint}"
+            ) from exc
+
     def setup(self, views: Sequence[OnlineView]) -> None:
-        self._con()
+        with self._failing("setup"):
+            self._con()
 
     def write(self, view: OnlineView, batch: RecordBatch) -> int:
+        with self._failing(f"write to view {view.name!r}"):
+            return self._write(view, batch)
+
+    def _write(self, view: OnlineView, batch: RecordBatch) -> int:
         con = self._con()
         rows = (
             (view.name, k, ev, _NO_CREATED if cr is None else cr, rec)
@@ -84,6 +111,10 @@ class SqliteOnlineStore(OnlineStore, SupportsUpdate):
     def update(self, view: OnlineView, keys: Sequence[bytes], fn: Updater) -> int:
         if not keys:
             return 0
+        with self._failing(f"update of view {view.name!r}"):
+            return self._update(view, keys, fn)
+
+    def _update(self, view: OnlineView, keys: Sequence[bytes], fn: Updater) -> int:
         con = self._con()
         con.execute("BEGIN IMMEDIATE")  # the write lock first: nothing lands in between
         try:
@@ -119,6 +150,14 @@ class SqliteOnlineStore(OnlineStore, SupportsUpdate):
     def read(
         self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
     ) -> list[list[bytes | None]]:
+        try:
+            return self._read(requests)
+        except sqlite3.Error as exc:
+            raise OnlineStoreError(f"online store {self.path}: read failed: {exc}") from exc
+
+    def _read(
+        self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
+    ) -> list[list[bytes | None]]:
         con = self._con()
         out: list[list[bytes | None]] = []
         for view, keys in requests:
@@ -134,6 +173,10 @@ class SqliteOnlineStore(OnlineStore, SupportsUpdate):
         return out
 
     def delete(self, view: OnlineView, keys: Sequence[bytes]) -> int:
+        with self._failing(f"delete from view {view.name!r}"):
+            return self._delete(view, keys)
+
+    def _delete(self, view: OnlineView, keys: Sequence[bytes]) -> int:
         con = self._con()
         before = con.total_changes
         con.execute("BEGIN IMMEDIATE")
@@ -149,11 +192,13 @@ class SqliteOnlineStore(OnlineStore, SupportsUpdate):
         return con.total_changes - before
 
     def drop_views(self, names: Sequence[str]) -> None:
-        con = self._con()
-        con.executemany(f"DELETE FROM {self.table} WHERE view = ?", ((n,) for n in names))
+        with self._failing("removing views"):
+            con = self._con()
+            con.executemany(f"DELETE FROM {self.table} WHERE view = ?", ((n,) for n in names))
 
     def teardown(self) -> None:
-        self._con().execute(f"DROP TABLE IF EXISTS {self.table}")
+        with self._failing("teardown"):
+            self._con().execute(f"DROP TABLE IF EXISTS {self.table}")
         self._ready = False
 
     def close(self) -> None:
