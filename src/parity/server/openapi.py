@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from parity import __version__
+from parity.clock import MAX_TIME, MIN_TIME
 from parity.server.errors import CODES
 
 if TYPE_CHECKING:
@@ -40,10 +41,14 @@ TIME_EXAMPLE = "2024-01-01T08:00:00Z"
 TIME = {
     "type": "string",
     "format": "date-time",
-    "description": "ISO 8601; a time without an offset is UTC",
+    "description": "ISO 8601, a time without an offset is UTC; from "
+    f"{MIN_TIME:%Y-%m-%d} (inclusive) to {MAX_TIME:%Y-%m-%d} UTC (exclusive)",
     "example": TIME_EXAMPLE,
 }
 PUSH_TARGETS = ["online", "offline", "online_and_offline"]
+_SUMMED = ("sum", "mean", "stddev")
+_SUMMABLE = {"exclusiveMinimum": -(2.0**63), "exclusiveMaximum": 2.0**63}
+"""A float column an aggregated view sums: finite and below 2**63 in magnitude."""
 STATUSES = ["PRESENT", "MISSING", "EXPIRED"]
 
 
@@ -190,8 +195,12 @@ class _Repo:
         for view in views:
             for key in catalog.join_keys_of(view):
                 column(key, self.keys.get(key, {}), required_=True)
+            summed = {a.column for a in view.aggregations if a.function in _SUMMED}
             for fld in view.schema:
-                column(fld.name, nullable(json_type(fld.dtype)), required_=True)
+                item = json_type(fld.dtype)
+                if fld.name in summed and item.get("type") == "number":
+                    item = {**item, **_SUMMABLE}  # exact fixed-point sums take these only
+                column(fld.name, nullable(item), required_=True)
         if source.event_id_field and any(v.is_aggregated for v in views):
             column(source.event_id_field, {}, required_=True)
         return {
@@ -209,9 +218,9 @@ def _example(schema: Schema) -> Any:
     t = t[0] if isinstance(t, list) else t
     if schema.get("format") == "date-time":
         return TIME_EXAMPLE
-    return {"integer": 1001, "number": 0.5, "string": "a", "boolean": True, "array": []}.get(
-        t or "", 1001
-    )
+    if t == "array":
+        return [_example(schema.get("items", {}))]
+    return {"integer": 1001, "number": 0.5, "string": "a", "boolean": True}.get(t or "", 1001)
 
 
 def _enum_or(names: list[str], fallback: Schema) -> Schema:
@@ -222,13 +231,13 @@ def _enum_or(names: list[str], fallback: Schema) -> Schema:
 def _online_request(repo: _Repo) -> Schema:
     ref = _enum_or(repo.refs, {"type": "string", "pattern": "^[^:]+(:.+)?$"})
     columns = {
-        **{k: {"type": "array", "items": nullable(s)} for k, s in repo.requests.items()},
+        **{k: {"type": "array", "items": s} for k, s in repo.requests.items()},
         **{k: {"type": "array", "items": s} for k, s in repo.keys.items()},
     }
     entities: Schema = {
         "type": "object",
-        "description": "Entity rows as columns of equal length: join keys (never null), an "
-        "on-demand view's request fields, and any other column, echoed",
+        "description": "Entity rows as columns of equal length: join keys and an on-demand "
+        "view's request fields (never null), and any other column, echoed",
         "minProperties": 1,
         "properties": columns,
         "additionalProperties": {"type": "array"},
