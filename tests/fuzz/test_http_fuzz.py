@@ -3,8 +3,9 @@ that conform to the document, on the SQLite and the Redis online store.
 
 One ``parity serve`` per online store for the module (127.0.0.1, a free port), serving the
 repo of ``fuzz_repo.py`` with data in it. Every operation of the document is fuzzed with
-bodies built from it (its enums name the repo's real views, services, push sources and
-columns, so most requests get past validation into the store code), valid and invalid ones.
+bodies built from it, valid and invalid ones: its enums name the repo's real views, services,
+push sources and columns, and a hook (``hooks.py``) gives valid bodies columns of equal
+length, so valid requests get past validation into the store code.
 Each answer must:
 
 - not be a 5xx (``online_store_unavailable`` is a documented 503 for a store that is down;
@@ -15,8 +16,8 @@ Each answer must:
   ``X-Request-Id`` header's;
 - refuse (4xx) a body the document says is invalid.
 
-Bounded and reproducible: ``PARITY_FUZZ_EXAMPLES`` examples per operation (default 40, about
-a minute per store on a quiet machine), derandomized (the same requests on every run, so CI
+Bounded and reproducible: ``PARITY_FUZZ_EXAMPLES`` examples per operation (default 100: a
+minute or two for both stores on a quiet machine), derandomized (the same requests on every run, so CI
 is reproducible), no deadline, no example database. ``make fuzz`` runs it much longer
 (``PARITY_FUZZ_EXAMPLES=1500``; set ``PARITY_FUZZ_SEED`` to explore other inputs).
 """
@@ -48,7 +49,7 @@ from parity.server.errors import CODES
 
 ONLINE_STORES = ["sqlite", "redis"]
 REDIS_DB = 14  # this module's own database on the shared local Redis (keys under a fresh prefix)
-EXAMPLES = int(os.environ.get("PARITY_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("PARITY_FUZZ_EXAMPLES", "100"))
 SEED = os.environ.get("PARITY_FUZZ_SEED")
 """Unset: derandomized (hypothesis derives the examples from the test, the same every run);
 an integer: that seed's examples."""
