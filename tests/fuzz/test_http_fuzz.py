@@ -4,7 +4,7 @@ that conform to the document, on the SQLite and the Redis online store.
 One ``parity serve`` per online store for the module (127.0.0.1, a free port), serving the
 repo of ``fuzz_repo.py`` with data in it. Every operation of the document is fuzzed with
 bodies built from it, valid and invalid ones: its enums name the repo's real views, services,
-push sources and columns, and a hook (``hooks.py``) gives valid bodies columns of equal
+push sources and columns, and a hook (``fuzz_hooks.py``) gives valid bodies columns of equal
 length, so valid requests get past validation into the store code.
 Each answer must:
 
@@ -34,8 +34,8 @@ from typing import Any
 
 import pytest
 import schemathesis
+from fuzz_hooks import equal_columns
 from fuzz_repo import CUSTOMERS, expected_document, make_fuzz_repo
-from hooks import equal_columns
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import (
