@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-tools services clean
+.PHONY: demo test lint bench bench-tools services clean fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ services:
 
 test: $(STAMP) services
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# The HTTP fuzz run, long: schemathesis over /openapi.json on SQLite and Redis, many more
+# examples per operation than `make test` runs (PARITY_FUZZ_EXAMPLES; PARITY_FUZZ_SEED=N for
+# other inputs than the derandomized ones). Minutes to an hour, depending on the machine.
+PARITY_FUZZ_EXAMPLES ?= 1500
+fuzz: $(STAMP) services
+	PARITY_FUZZ_EXAMPLES=$(PARITY_FUZZ_EXAMPLES) $(PY) -m pytest tests/fuzz -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

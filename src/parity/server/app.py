@@ -31,7 +31,7 @@ from typing import Any
 from parity.server.errors import ApiError, from_exception
 from parity.server.handlers import Handlers, dumps
 from parity.server.metrics import Metrics
-from parity.server.openapi import openapi_document
+from parity.server.openapi import OpenApiDocument
 from parity.server.serving import Serving
 
 log = logging.getLogger("parity.server")
@@ -79,7 +79,6 @@ class ParityApp:
         self.serving: Serving | None = None
         self.handlers: Handlers | None = None
         self._writer: ThreadPoolExecutor | None = None
-        self._openapi = dumps(openapi_document())
         self._get: dict[str, Callable[[], Any]] = {}
         self._post: dict[str, Callable[[bytes], Any]] = {}
 
@@ -92,7 +91,7 @@ class ParityApp:
             "/health": self._health,
             "/ready": self._ready,
             "/metrics": self._metrics,
-            "/openapi.json": lambda: self._openapi,
+            "/openapi.json": OpenApiDocument(self.serving.store.catalog),
             "/entities": h.entities,
             "/feature-views": h.feature_views,
             "/feature-services": h.feature_services,
