@@ -1,18 +1,24 @@
 """What each endpoint does, between the parsed body and the JSON answer.
 
-``POST /get-online-features`` runs on the event loop itself (handing it to a thread would
-cost more than it saves); its round trip to the store is awaited where the store allows it
-(``SupportsAsyncRead``: plain Redis), else made there and then. Pushes and
-materializations run on one writer thread (one writer at a time, never blocking reads);
-readiness checks on the loop's default executor.
+``POST /get-online-features`` refuses more than ``max_entity_rows`` entity rows (413
+``too_many_entities``) before any work. A read of fewer than ``large_read_rows`` rows runs
+on the event loop itself (handing it to a thread would cost more than it saves); its round
+trip to the store is awaited where the store allows it (``SupportsAsyncRead``: plain Redis),
+else made there and then. A larger read runs whole (checks, read, JSON) on one reader
+thread, one at a time, so the loop keeps answering small requests meanwhile. Pushes and
+materializations run on one writer thread (one writer at a time, never blocking reads).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import queue
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -95,19 +101,136 @@ def parse_time(text: Any, what: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+DEFAULT_MAX_ENTITY_ROWS = 100_000
+"""Entity rows one read (or rows one push) may hold: about 0.7 s of one core's work for a
+read here, and well past what a serving request needs (batch scoring belongs offline)."""
+DEFAULT_LARGE_READ_ROWS = 1_000
+"""Reads of at least this many rows run on the reader thread: below it a read blocks the
+loop for a few milliseconds at most, less than a thread hand-off would add to it."""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """``max_entity_rows``: more rows in one read or push are refused (413
+    ``too_many_entities``); ``large_read_rows``: reads this large run off the event loop."""
+
+    max_entity_rows: int = DEFAULT_MAX_ENTITY_ROWS
+    large_read_rows: int = DEFAULT_LARGE_READ_ROWS
+
+
+def check_push_rows(df: dict[str, Any], limit: int) -> None:
+    """413 ``too_many_entities`` when a push's columns hold more than ``limit`` rows."""
+    rows = max((len(v) for v in df.values() if type(v) is list), default=0)
+    if rows > limit:
+        raise ApiError(
+            "too_many_entities",
+            f"the push has {rows} rows; the limit is {limit} per request"
+            " (split it into several pushes)",
+        )
+
+
+def answer_json(resp: Any) -> bytes:
+    """An ``OnlineResponse`` as the endpoint's JSON."""
+    columns = resp.to_dict()
+    statuses = resp.statuses
+    micros = resp.event_micros
+    stamps: dict[int, list[str | None]] = {}  # the features of a view share their times
+    wire = STATUS.__getitem__
+    n = len(resp)
+    results = []
+    for name, values in columns.items():
+        st = statuses.get(name)
+        if st is None:  # a join key (or another entity column): echoed
+            results.append(
+                {"values": values, "statuses": ["PRESENT"] * n, "event_timestamps": [None] * n}
+            )
+            continue
+        us = micros[name]
+        times = stamps.get(id(us))
+        if times is None:
+            times = stamps[id(us)] = iso_times(us)
+        results.append(
+            {"values": values, "statuses": list(map(wire, st)), "event_timestamps": times}
+        )
+    return dumps({"metadata": {"feature_names": list(columns)}, "results": results})
+
+
 class Handlers:
     """The endpoints' logic over the server's store."""
 
-    def __init__(self, serving: Serving, writer: ThreadPoolExecutor):
+    def __init__(
+        self,
+        serving: Serving,
+        writer: ThreadPoolExecutor,
+        *,
+        reader: ThreadPoolExecutor | None = None,
+        limits: ReadLimits | None = None,
+        on_large_read: Callable[[int], None] | None = None,
+    ):
+        """``reader``: where large reads run (None: on the loop, as small ones);
+        ``on_large_read(+1 / -1)`` is told when one starts and ends (``/metrics``)."""
         self.serving = serving
         self.store = serving.store
         self.writer = writer
+        self.reader = reader
+        self.limits = limits or ReadLimits()
+        self._on_large_read = on_large_read
+        self._probes: tuple[_Probe, _Probe] | None = None
 
     async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
 
     # -- POST /get-online-features ----------------------------------------------------------
     async def online_features(self, body: bytes) -> bytes:
+        refs, entities, full = self._read_request(body)
+        rows = max(map(len, entities.values()))
+        limit = self.limits.max_entity_rows
+        if rows > limit:
+            raise ApiError(
+                "too_many_entities",
+                f"the request has {rows} entity rows; the limit is {limit} per request"
+                " (split it into several requests)",
+            )
+        if rows >= self.limits.large_read_rows and self.reader is not None:
+            return await self._large_read(refs, entities, full, rows)
+        self._check_keys(entities)
+        try:
+            resp = await self.store.get_online_features_async(
+                refs, entities=entities, full_feature_names=full
+            )
+        except RetrievalError as exc:
+            raise self._diagnose(exc, refs, entities, full) from exc
+        return answer_json(resp)
+
+    async def _large_read(
+        self, refs: list[str] | str, entities: dict[str, list[Any]], full: bool, rows: int
+    ) -> bytes:
+        """The whole read (checks, store round trip, JSON) on the reader thread."""
+        on_large = self._on_large_read
+        if on_large is not None:
+            on_large(1)
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                self.reader, self._blocking_read, refs, entities, full
+            )
+        finally:
+            if on_large is not None:
+                on_large(-1)
+
+    def _blocking_read(
+        self, refs: list[str] | str, entities: dict[str, list[Any]], full: bool
+    ) -> bytes:
+        self._check_keys(entities)
+        try:
+            resp = self.store.get_online_features(refs, entities=entities, full_feature_names=full)
+        except RetrievalError as exc:
+            raise self._diagnose(exc, refs, entities, full) from exc
+        return answer_json(resp)
+
+    def _read_request(self, body: bytes) -> tuple[list[str] | str, dict[str, Any], bool]:
+        """The references (or service name), the entity columns and ``full_feature_names``
+        of a read's body; ApiError for a body of the wrong shape."""
         req = _object(body)
         features = req.get("features")
         service = req.get("feature_service")
@@ -136,39 +259,13 @@ class Handlers:
             raise ApiError(
                 "invalid_request", "entities must be an object of join key -> list of values"
             )
+        for name, values in entities.items():
+            if type(values) is not list:
+                raise ApiError("invalid_request", f"entities.{name} must be a list of values")
         full = req.get("full_feature_names", False)
         if type(full) is not bool:
             raise ApiError("invalid_request", "full_feature_names must be true or false")
-        self._check_keys(entities)
-        try:
-            resp = await self.store.get_online_features_async(
-                refs, entities=entities, full_feature_names=full
-            )
-        except RetrievalError as exc:
-            raise self._diagnose(exc, refs, entities, full) from exc
-
-        columns = resp.to_dict()
-        statuses = resp.statuses
-        micros = resp.event_micros
-        stamps: dict[int, list[str | None]] = {}  # the features of a view share their times
-        wire = STATUS.__getitem__
-        n = len(resp)
-        results = []
-        for name, values in columns.items():
-            st = statuses.get(name)
-            if st is None:  # a join key (or another entity column): echoed
-                results.append(
-                    {"values": values, "statuses": ["PRESENT"] * n, "event_timestamps": [None] * n}
-                )
-                continue
-            us = micros[name]
-            times = stamps.get(id(us))
-            if times is None:
-                times = stamps[id(us)] = iso_times(us)
-            results.append(
-                {"values": values, "statuses": list(map(wire, st)), "event_timestamps": times}
-            )
-        return dumps({"metadata": {"feature_names": list(columns)}, "results": results})
+        return refs, entities, full
 
     def _check_keys(self, entities: dict[str, Any]) -> None:
         """Each entity column is a list; join-key values match their entity's declared type."""
@@ -312,23 +409,73 @@ class Handlers:
         return dumps(self.store.get_feature_view(name).to_spec())
 
     # -- probes ---------------------------------------------------------------------------
-    async def ready(self) -> tuple[bool, dict[str, Any]]:
-        """Whether the registry and the online store answer (each checked, past the cache)."""
+    async def ready(self, timeout: float) -> tuple[bool, dict[str, Any]]:
+        """Whether the registry and the online store (past the cache) answer, within
+        ``timeout`` seconds: one that has not answered by then is reported as such. Each is
+        checked on its own thread; a check still stuck from an earlier probe is waited for
+        again, never started twice (so a frozen store does not pile up threads)."""
+        if self._probes is None:
+            self._probes = (
+                _Probe("registry", self.store.registry.revision),
+                _Probe("online_store", lambda: self.serving.raw_online.read([(_PROBE, [b"p"])])),
+            )
+        loop = asyncio.get_running_loop()
+        futures = {probe.name: probe.start(loop) for probe in self._probes}
+        await asyncio.wait(futures.values(), timeout=timeout)
+        out: dict[str, Any] = {}
+        ok = True
+        for name, future in futures.items():
+            if not future.done():
+                ok, out[name] = False, f"did not answer within {timeout:g} s"
+                continue
+            answered, value = future.result()
+            if not answered:
+                ok, out[name] = False, f"unreachable: {value}"
+            elif name == "registry":
+                out["registry_revision"] = value
+        return ok, out
 
-        def check() -> tuple[bool, dict[str, Any]]:
-            out: dict[str, Any] = {}
-            ok = True
-            try:
-                out["registry_revision"] = self.store.registry.revision()
-            except Exception as exc:
-                ok, out["registry"] = False, f"unreachable: {exc}"
-            try:
-                self.serving.raw_online.read([(_PROBE, [b"probe"])])
-            except Exception as exc:
-                ok, out["online_store"] = False, f"unreachable: {exc}"
-            return ok, out
 
-        return await asyncio.get_running_loop().run_in_executor(None, check)
+class _Probe:
+    """A readiness check on its own daemon thread (kept: its store connections are reused;
+    daemon: one stuck on a frozen store never holds up the process's exit)."""
+
+    def __init__(self, name: str, check: Callable[[], Any]):
+        self.name = name
+        self.check = check
+        self._running: asyncio.Future[tuple[bool, Any]] | None = None
+        self._queue: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[tuple[bool, Any]]:
+        """The running check's future, or a new check's when none is running."""
+        future = self._running
+        if future is None or future.done():
+            future = self._running = loop.create_future()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name=f"parity-ready-{self.name}", daemon=True
+                )
+                self._thread.start()
+            self._queue.put((loop, future))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            loop, future = self._queue.get()
+            try:
+                result: tuple[bool, Any] = (True, self.check())
+            except Exception as exc:
+                result = (False, exc)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, future, result)
+
+
+def _settle(future: asyncio.Future, result: tuple[bool, Any]) -> None:
+    if not future.done():
+        future.set_result(result)
 
 
 def _times(values: list[Any], column: str) -> list[Any]:
