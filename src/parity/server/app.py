@@ -325,13 +325,14 @@ class ParityApp:
         return self.handlers.push(body)
 
     async def _ready(self) -> bytes:
+        """200 once warm and both stores answer; else 503 ``not_ready`` saying what is not."""
         assert self.handlers is not None
-        if not self.warm:
-            raise ApiError("not_ready", "not ready: warming up (plans, connections, functions)")
         ok, detail = await self.handlers.ready(self.settings.ready_timeout_seconds)
-        if not ok:
-            problems = "; ".join(f"{k} {v}" for k, v in detail.items() if k != "registry_revision")
-            raise ApiError("not_ready", f"not ready: {problems}")
+        problems = [f"{k} {v}" for k, v in detail.items() if k != "registry_revision"]
+        if not self.warm:
+            problems.insert(0, "warming up (plans, connections, on-demand functions)")
+        if problems or not ok:
+            raise ApiError("not_ready", "not ready: " + "; ".join(problems))
         return dumps({"status": "ready", **detail})
 
 
