@@ -115,9 +115,9 @@ def established(port: int, socks: list[socket.socket]) -> bool:
         fields = line.split()
         local, remote, state, queues = fields[1], fields[2], fields[3], fields[4]
         lport, rport = int(local.split(":")[1], 16), int(remote.split(":")[1], 16)
-        if state == "01" and lport in mine and rport == port:
-            if int(queues.split(":")[0], 16) == 0:  # tx queue empty: delivered
-                seen.add(lport)
+        delivered = int(queues.split(":")[0], 16) == 0  # nothing left in the tx queue
+        if state == "01" and lport in mine and rport == port and delivered:
+            seen.add(lport)
     return seen == mine
 
 
