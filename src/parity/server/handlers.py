@@ -16,6 +16,7 @@ import base64
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -105,8 +106,11 @@ DEFAULT_MAX_ENTITY_ROWS = 100_000
 """Entity rows one read (or rows one push) may hold: about 0.7 s of one core's work for a
 read here, and well past what a serving request needs (batch scoring belongs offline)."""
 DEFAULT_LARGE_READ_ROWS = 1_000
-"""Reads of at least this many rows run on the reader thread: below it a read blocks the
-loop for a few milliseconds at most, less than a thread hand-off would add to it."""
+"""Reads of at least this many rows run on the reader thread, in pieces of this many rows:
+below it a read blocks the loop for a few milliseconds at most, less than a thread hand-off
+would add to it."""
+LARGE_BODY_BYTES = 64 * 1024
+"""A read body this large is parsed on the reader thread too (about 4,000 entity rows)."""
 
 
 @dataclass(frozen=True)
@@ -129,8 +133,8 @@ def check_push_rows(df: dict[str, Any], limit: int) -> None:
         )
 
 
-def answer_json(resp: Any) -> bytes:
-    """An ``OnlineResponse`` as the endpoint's JSON."""
+def answer_parts(resp: Any) -> tuple[list[str], list[dict[str, list[Any]]]]:
+    """An ``OnlineResponse`` as the endpoint's feature names and per-column results."""
     columns = resp.to_dict()
     statuses = resp.statuses
     micros = resp.event_micros
@@ -152,7 +156,37 @@ def answer_json(resp: Any) -> bytes:
         results.append(
             {"values": values, "statuses": list(map(wire, st)), "event_timestamps": times}
         )
-    return dumps({"metadata": {"feature_names": list(columns)}, "results": results})
+    return list(columns), results
+
+
+def answer_json(resp: Any) -> bytes:
+    """An ``OnlineResponse`` as the endpoint's JSON."""
+    names, results = answer_parts(resp)
+    return dumps({"metadata": {"feature_names": names}, "results": results})
+
+
+_FIELDS = ("values", "statuses", "event_timestamps")
+
+
+def join_answers(parts: list[tuple[list[str], list[dict[str, list[Any]]]]]) -> bytes:
+    """The JSON of the answers of consecutive pieces of one read, as one answer: the bytes
+    ``answer_json`` gives for the whole read, each list serialized piece by piece (so no
+    single call holds the GIL for long)."""
+    names = parts[0][0]
+    out = [b'{"metadata":', dumps({"feature_names": names}), b',"results":[']
+    for c in range(len(names)):
+        out.append(b"," if c else b"")
+        for f, field in enumerate(_FIELDS):
+            out.append(b'{"' if f == 0 else b',"')
+            out.append(field.encode())
+            out.append(b'":[')
+            pieces = [dumps(part[1][c][field])[1:-1] for part in parts]
+            out.append(b",".join(p for p in pieces if p))
+            out.append(b"]")
+            time.sleep(0)
+        out.append(b"}")
+    out.append(b"]}")
+    return b"".join(out)
 
 
 class Handlers:
@@ -182,17 +216,14 @@ class Handlers:
 
     # -- POST /get-online-features ----------------------------------------------------------
     async def online_features(self, body: bytes) -> bytes:
-        refs, entities, full = self._read_request(body)
-        rows = max(map(len, entities.values()))
-        limit = self.limits.max_entity_rows
-        if rows > limit:
-            raise ApiError(
-                "too_many_entities",
-                f"the request has {rows} entity rows; the limit is {limit} per request"
-                " (split it into several requests)",
-            )
-        if rows >= self.limits.large_read_rows and self.reader is not None:
-            return await self._large_read(refs, entities, full, rows)
+        if len(body) >= LARGE_BODY_BYTES and self.reader is not None:
+            return await self._large_read(body)  # even its JSON is parsed off the loop
+        refs, entities, full = self._bounded_request(body)
+        if (
+            max(map(len, entities.values())) >= self.limits.large_read_rows
+            and self.reader is not None
+        ):
+            return await self._large_read(body)
         self._check_keys(entities)
         try:
             resp = await self.store.get_online_features_async(
@@ -202,31 +233,69 @@ class Handlers:
             raise self._diagnose(exc, refs, entities, full) from exc
         return answer_json(resp)
 
-    async def _large_read(
-        self, refs: list[str] | str, entities: dict[str, list[Any]], full: bool, rows: int
-    ) -> bytes:
-        """The whole read (checks, store round trip, JSON) on the reader thread."""
+    def _bounded_request(self, body: bytes) -> tuple[list[str] | str, dict[str, Any], bool]:
+        """``_read_request``, refused with 413 past ``max_entity_rows`` rows."""
+        refs, entities, full = self._read_request(body)
+        rows = max(map(len, entities.values()))
+        limit = self.limits.max_entity_rows
+        if rows > limit:
+            raise ApiError(
+                "too_many_entities",
+                f"the request has {rows} entity rows; the limit is {limit} per request"
+                " (split it into several requests)",
+            )
+        return refs, entities, full
+
+    async def _large_read(self, body: bytes) -> bytes:
+        """The whole read (parse, checks, store round trips, JSON) on the reader thread."""
         on_large = self._on_large_read
         if on_large is not None:
             on_large(1)
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self.reader, self._blocking_read, refs, entities, full
-            )
+            return await loop.run_in_executor(self.reader, self._blocking_read, body)
         finally:
             if on_large is not None:
                 on_large(-1)
 
-    def _blocking_read(
-        self, refs: list[str] | str, entities: dict[str, list[Any]], full: bool
-    ) -> bytes:
+    def _blocking_read(self, body: bytes) -> bytes:
+        """A large read in pieces of ``large_read_rows`` rows, the GIL let go between them
+        (one piece's C calls are short, so the loop's thread waits little for it), the JSON
+        of the pieces joined. Pieces are read independently, as the rows of one read are;
+        not so with a pandas-mode on-demand view (its function sees all the rows at once):
+        such a read is made whole. A piece refused is answered as the whole read is (its
+        errors name rows of the whole request)."""
+        refs, entities, full = self._bounded_request(body)
         self._check_keys(entities)
+        rows = max(map(len, entities.values()))
+        size = self.limits.large_read_rows
+        store = self.store
         try:
-            resp = self.store.get_online_features(refs, entities=entities, full_feature_names=full)
-        except RetrievalError as exc:
-            raise self._diagnose(exc, refs, entities, full) from exc
-        return answer_json(resp)
+            if rows <= size or self._sees_all_rows(refs, full):
+                return answer_json(
+                    store.get_online_features(refs, entities=entities, full_feature_names=full)
+                )
+            parts = []
+            for start in range(0, rows, size):
+                piece = {k: v[start : start + size] for k, v in entities.items()}
+                resp = store.get_online_features(refs, entities=piece, full_feature_names=full)
+                parts.append(answer_parts(resp))
+                time.sleep(0)  # the loop's thread takes the GIL here if it waits for it
+            return join_answers(parts)
+        except RetrievalError:
+            try:
+                resp = store.get_online_features(refs, entities=entities, full_feature_names=full)
+            except RetrievalError as exc:
+                raise self._diagnose(exc, refs, entities, full) from exc
+            return answer_json(resp)
+
+    def _sees_all_rows(self, refs: list[str] | str, full: bool) -> bool:
+        """Whether the read runs a function over all its rows at once (pandas mode)."""
+        try:
+            plan = plan_features(refs, self.store.catalog(), full_feature_names=full)
+        except Exception:  # refused: the whole read reports it
+            return True
+        return any(step.view.mode != "python" for step in plan.steps)
 
     def _read_request(self, body: bytes) -> tuple[list[str] | str, dict[str, Any], bool]:
         """The references (or service name), the entity columns and ``full_feature_names``
