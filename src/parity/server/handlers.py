@@ -106,9 +106,13 @@ DEFAULT_MAX_ENTITY_ROWS = 100_000
 """Entity rows one read (or rows one push) may hold: about 0.7 s of one core's work for a
 read here, and well past what a serving request needs (batch scoring belongs offline)."""
 DEFAULT_LARGE_READ_ROWS = 1_000
-"""Reads of at least this many rows run on the reader thread, in pieces of this many rows:
+"""Reads of at least this many rows run on the reader thread (in pieces, ``PIECES``):
 below it a read blocks the loop for a few milliseconds at most, less than a thread hand-off
 would add to it."""
+PIECES = 4
+"""A large read is made in pieces of this many times ``large_read_rows`` rows: a piece's
+longest C call stays a few milliseconds, and the per-piece cost (a plan lookup, a round
+trip) stays small against the rows it reads."""
 LARGE_BODY_BYTES = 64 * 1024
 """A read body this large is parsed on the reader thread too (about 4,000 entity rows)."""
 
@@ -259,7 +263,7 @@ class Handlers:
                 on_large(-1)
 
     def _blocking_read(self, body: bytes) -> bytes:
-        """A large read in pieces of ``large_read_rows`` rows, the GIL let go between them
+        """A large read in pieces of ``PIECES * large_read_rows`` rows, the GIL let go between them
         (one piece's C calls are short, so the loop's thread waits little for it), the JSON
         of the pieces joined. Pieces are read independently, as the rows of one read are;
         not so with a pandas-mode on-demand view (its function sees all the rows at once):
@@ -268,7 +272,7 @@ class Handlers:
         refs, entities, full = self._bounded_request(body)
         self._check_keys(entities)
         rows = max(map(len, entities.values()))
-        size = self.limits.large_read_rows
+        size = PIECES * self.limits.large_read_rows
         store = self.store
         try:
             if rows <= size or self._sees_all_rows(refs, full):
