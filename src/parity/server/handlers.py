@@ -263,9 +263,9 @@ class Handlers:
                 on_large(-1)
 
     def _blocking_read(self, body: bytes) -> bytes:
-        """A large read in pieces of ``PIECES * large_read_rows`` rows, the GIL let go between them
-        (one piece's C calls are short, so the loop's thread waits little for it), the JSON
-        of the pieces joined. Pieces are read independently, as the rows of one read are;
+        """A large read in pieces of ``PIECES * large_read_rows`` rows, the GIL let go
+        between them (one piece's C calls are short, so the loop's thread waits little for
+        it), the JSON of the pieces joined. Pieces are read independently, as the rows of one read are;
         not so with a pandas-mode on-demand view (its function sees all the rows at once):
         such a read is made whole. A piece refused is answered as the whole read is (its
         errors name rows of the whole request)."""
