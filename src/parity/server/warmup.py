@@ -8,7 +8,10 @@ again, importing their modules and pandas for pandas-mode views) and builds the 
 blocking half runs on the reader thread (whose connections large reads then use), the
 awaitable half on the event loop. The sample keys are of the join keys' declared types and
 most likely absent; a sample that fails (a function that refuses the sample row, say) is
-logged and skipped: the real request will meet the same error and report it.
+logged and skipped: the real request will meet the same error and report it. A store that
+does not answer (5xx other than a failing function) ends the warm-up at once: waiting for
+each sample read to time out in turn would only delay ``/ready``, whose own check then
+reports the store.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from parity.query.plan import plan_features
+from parity.server.errors import from_exception
 from parity.server.serving import Serving
 from parity.types import ValueType
 
@@ -100,6 +104,8 @@ def warm_blocking(serving: Serving, answer: Any) -> list[WarmRead]:
             )
         except Exception as exc:
             log.info("warm-up: sample read of %r failed (%s); serving anyway", read.refs, exc)
+            if _store_down(exc):
+                break
     gate = os.environ.get(GATE_ENV)
     while gate and not os.path.exists(gate):
         time.sleep(0.05)
@@ -119,3 +125,10 @@ async def warm_on_loop(serving: Serving, reads: list[WarmRead]) -> None:
             )
         except Exception as exc:
             log.debug("warm-up: async sample read of %r failed: %s", read.refs, exc)
+            if _store_down(exc):
+                return
+
+
+def _store_down(exc: Exception) -> bool:
+    err = from_exception(exc)
+    return err.status >= 500 and err.code != "transformation_failed"
