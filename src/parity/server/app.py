@@ -109,6 +109,7 @@ class ParityApp:
         self._reader: ThreadPoolExecutor | None = None
         self._warming: asyncio.Task[None] | None = None
         self.warm = False
+        self.in_flight = 0  # requests being answered (large reads yield to the others)
         self._openapi = dumps(openapi_document())
         self._get: dict[str, Callable[[], Any]] = {}
         self._post: dict[str, Callable[[bytes], Any]] = {}
@@ -125,6 +126,7 @@ class ParityApp:
             reader=self._reader,
             limits=ReadLimits(settings.max_entity_rows, settings.large_read_rows),
             on_large_read=self.metrics.large_read,
+            in_flight=lambda: self.in_flight,
         )
         self._get = {
             "/health": self._health,
@@ -206,6 +208,9 @@ class ParityApp:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # counted without a try/finally (no extra frame on the hot path): a send that raises
+        # leaves it one too high, which only makes large reads yield more
+        self.in_flight += 1
         started = time.perf_counter()
         method: str = scope["method"]
         path: str = scope["path"]
@@ -284,6 +289,7 @@ class ParityApp:
         )
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else result})
         self.metrics.observe(endpoint, method, status, time.perf_counter() - started)
+        self.in_flight -= 1
 
     async def _body(self, receive: Receive, length: bytes | None) -> bytes:
         limit = self.settings.max_body_bytes

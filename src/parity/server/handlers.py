@@ -106,13 +106,13 @@ DEFAULT_MAX_ENTITY_ROWS = 100_000
 """Entity rows one read (or rows one push) may hold: about 0.7 s of one core's work for a
 read here, and well past what a serving request needs (batch scoring belongs offline)."""
 DEFAULT_LARGE_READ_ROWS = 1_000
-"""Reads of at least this many rows run on the reader thread (in pieces, ``PIECES``):
+"""Reads of at least this many rows run on the reader thread, in pieces of this many rows:
 below it a read blocks the loop for a few milliseconds at most, less than a thread hand-off
 would add to it."""
-PIECES = 4
-"""A large read is made in pieces of this many times ``large_read_rows`` rows: a piece's
-longest C call stays a few milliseconds, and the per-piece cost (a plan lookup, a round
-trip) stays small against the rows it reads."""
+YIELD = 2.0
+"""While other requests are in flight, a large read waits this many times the time its last
+piece took before its next piece (the loop's thread then has the GIL and the CPU to itself):
+small reads keep most of the worker, a large one slows down only when there are others."""
 LARGE_BODY_BYTES = 64 * 1024
 """A read body this large is parsed on the reader thread too (about 4,000 entity rows)."""
 
@@ -204,15 +204,19 @@ class Handlers:
         reader: ThreadPoolExecutor | None = None,
         limits: ReadLimits | None = None,
         on_large_read: Callable[[int], None] | None = None,
+        in_flight: Callable[[], int] | None = None,
     ):
         """``reader``: where large reads run (None: on the loop, as small ones);
-        ``on_large_read(+1 / -1)`` is told when one starts and ends (``/metrics``)."""
+        ``on_large_read(+1 / -1)`` is told when one starts and ends (``/metrics``);
+        ``in_flight()``: the requests the app is answering now (large reads yield to them)."""
         self.serving = serving
         self.store = serving.store
         self.writer = writer
         self.reader = reader
         self.limits = limits or ReadLimits()
         self._on_large_read = on_large_read
+        self._in_flight = in_flight
+        self._large_in_flight = 0
         self._probes: tuple[_Probe, _Probe] | None = None
 
     async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
@@ -253,26 +257,28 @@ class Handlers:
     async def _large_read(self, body: bytes) -> bytes:
         """The whole read (parse, checks, store round trips, JSON) on the reader thread."""
         on_large = self._on_large_read
+        self._large_in_flight += 1
         if on_large is not None:
             on_large(1)
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self.reader, self._blocking_read, body)
         finally:
+            self._large_in_flight -= 1
             if on_large is not None:
                 on_large(-1)
 
     def _blocking_read(self, body: bytes) -> bytes:
-        """A large read in pieces of ``PIECES * large_read_rows`` rows, the GIL let go
-        between them (one piece's C calls are short, so the loop's thread waits little for
-        it), the JSON of the pieces joined. Pieces are read independently, as the rows of one read are;
+        """A large read in pieces of ``large_read_rows`` rows, the GIL let go between them
+        (one piece's C calls are short, so the loop's thread waits little for it; with
+        other requests in flight, ``YIELD``), the JSON of the pieces joined. Pieces are read independently, as the rows of one read are;
         not so with a pandas-mode on-demand view (its function sees all the rows at once):
         such a read is made whole. A piece refused is answered as the whole read is (its
         errors name rows of the whole request)."""
         refs, entities, full = self._bounded_request(body)
         self._check_keys(entities)
         rows = max(map(len, entities.values()))
-        size = PIECES * self.limits.large_read_rows
+        size = self.limits.large_read_rows
         store = self.store
         try:
             if rows <= size or self._sees_all_rows(refs, full):
@@ -281,10 +287,14 @@ class Handlers:
                 )
             parts = []
             for start in range(0, rows, size):
+                began = time.perf_counter()
                 piece = {k: v[start : start + size] for k, v in entities.items()}
                 resp = store.get_online_features(refs, entities=piece, full_feature_names=full)
                 parts.append(answer_parts(resp))
-                time.sleep(0)  # the loop's thread takes the GIL here if it waits for it
+                pause = 0.0  # 0: the loop's thread takes the GIL here if it waits for it
+                if self._others_in_flight():
+                    pause = min(YIELD * (time.perf_counter() - began), 0.1)
+                time.sleep(pause)
             return join_answers(parts)
         except RetrievalError:
             try:
@@ -292,6 +302,11 @@ class Handlers:
             except RetrievalError as exc:
                 raise self._diagnose(exc, refs, entities, full) from exc
             return answer_json(resp)
+
+    def _others_in_flight(self) -> bool:
+        """Requests in flight besides the large reads (the app's count; False without it)."""
+        count = self._in_flight
+        return count is not None and count() > self._large_in_flight
 
     def _sees_all_rows(self, refs: list[str] | str, full: bool) -> bool:
         """Whether the read runs a function over all its rows at once (pandas mode)."""
