@@ -1,7 +1,7 @@
 """Run every benchmark in bench/ and print its figures next to the reference.
 
 python -m bench.run [--runs N] [--scale S]
-    [--only historical,materialize,online,serve,aggregates,startup,reference,parity]
+    [--only historical,materialize,online,serve,serve_large,aggregates,startup,reference,parity]
 """
 
 from __future__ import annotations
@@ -13,7 +13,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import aggregates, datagen, historical, materialize, online, serve, startup
+from bench import (
+    aggregates,
+    datagen,
+    historical,
+    materialize,
+    online,
+    serve,
+    serve_large,
+    startup,
+)
 from bench.report import Report, render
 
 # Each benchmark: run(data_dir, runs=..., only=...) -> report; its own default number of runs.
@@ -22,6 +31,7 @@ BENCHMARKS: dict[str, Callable[..., Report]] = {
     "materialize": materialize.run,
     "online": online.run,
     "serve": serve.run,
+    "serve_large": serve_large.run,
     "aggregates": aggregates.run,
     "startup": startup.run,
 }
@@ -61,8 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42, help="data generator seed")
     parser.add_argument(
         "--only",
-        help="comma-separated benchmarks (historical, materialize, online, serve, aggregates,"
-        " startup) and/or"
+        help="comma-separated benchmarks (historical, materialize, online, serve, serve_large,"
+        " aggregates, startup) and/or"
         " one side"
         " (reference, parity); default: everything",
     )

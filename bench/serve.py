@@ -309,12 +309,13 @@ def free_port() -> int:
 class Server:
     """``parity serve`` in a subprocess: started, waited for, measured, stopped by SIGTERM."""
 
-    def __init__(self, repo: Path, workers: int, log: Path):
+    def __init__(self, repo: Path, workers: int, log: Path, extra: tuple[str, ...] = ()):
         self.port = free_port()
         self.workers = workers
         self._log = log.open("w")
         cmd = [*historical._parity_cli(), "serve", "--repo", str(repo), "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), "--workers", str(workers), "--log-level", "warning"]
+        cmd += extra
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=child_env(), stdout=self._log, stderr=subprocess.STDOUT
         )

@@ -23,6 +23,22 @@ def serve(
     max_body_bytes: Annotated[
         int, typer.Option("--max-body-bytes", min=1, help="Larger request bodies get 413.")
     ] = 4 * 1024 * 1024,
+    max_entity_rows: Annotated[
+        int,
+        typer.Option(
+            "--max-entity-rows",
+            min=1,
+            help="More entity rows in one read (or rows in one push) get 413.",
+        ),
+    ] = 100_000,
+    large_read_rows: Annotated[
+        int,
+        typer.Option(
+            "--large-read-rows",
+            min=1,
+            help="Reads of this many rows or more run off the event loop.",
+        ),
+    ] = 1_000,
     cache_ttl: Annotated[
         float | None,
         typer.Option(
@@ -60,6 +76,8 @@ def serve(
             port=port,
             workers=workers,
             max_body_bytes=max_body_bytes,
+            max_entity_rows=max_entity_rows,
+            large_read_rows=large_read_rows,
             cache_ttl_seconds=cache_ttl,
             cache_max_entries=cache_max,
             graceful_timeout=graceful_timeout,

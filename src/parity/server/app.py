@@ -6,21 +6,27 @@
     POST /push                    rows to a push source's views (online, offline or both)
     POST /materialize-incremental end_date, feature_views?
     GET  /entities /feature-views /feature-services /feature-views/{name}   specs (read-only)
-    GET  /health   alive          GET /ready   registry and online store answer
+    GET  /health   alive          GET /ready   warmed up; registry and online store answer
     GET  /metrics  Prometheus     GET /openapi.json
 
 Every answer carries ``X-Request-Id`` (the caller's, when it sent a sane one). An error is
 ``{"error": {"code", "message", "request_id"}}`` (codes in ``parity.server.errors``); 5xx
 answers are logged with their traceback and request id, 4xx ones in one line.
-The store is built in the lifespan startup, so each worker process builds its own.
+The store is built in the lifespan startup, so each worker process builds its own; then
+it is warmed (``parity.server.warmup``) while ``/health`` already answers and ``/ready``
+says 503 ``not_ready`` until warm. ``/ready`` answers within ``ready_timeout_seconds``
+whatever the stores do. A read or push of more than ``max_entity_rows`` rows is refused
+(413 ``too_many_entities``) before any work.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,10 +35,20 @@ from pathlib import Path
 from typing import Any
 
 from parity.server.errors import ApiError, from_exception
-from parity.server.handlers import Handlers, dumps
+from parity.server.handlers import (
+    DEFAULT_LARGE_READ_ROWS,
+    DEFAULT_MAX_ENTITY_ROWS,
+    Handlers,
+    ReadLimits,
+    answer_json,
+    check_push_rows,
+    dumps,
+    loads,
+)
 from parity.server.metrics import Metrics
 from parity.server.openapi import OpenApiDocument
 from parity.server.serving import Serving
+from parity.server.warmup import warm_blocking, warm_on_loop
 
 log = logging.getLogger("parity.server")
 
@@ -46,11 +62,22 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+DEFAULT_READY_TIMEOUT = 0.8
+"""Seconds ``/ready`` waits for the stores: under a probe's usual 1 s timeout."""
+
+
 @dataclass(frozen=True)
 class AppSettings:
-    """What the app needs besides its store: ``max_body_bytes`` bounds a request body."""
+    """What the app needs besides its store: ``max_body_bytes`` bounds a request body,
+    ``max_entity_rows`` the rows of one read or push; reads of ``large_read_rows`` rows or
+    more run on the reader thread; ``/ready`` waits ``ready_timeout_seconds`` at most for
+    the stores; ``warm_up``: warm before ``/ready`` says 200 (off: ready at once)."""
 
     max_body_bytes: int = DEFAULT_MAX_BODY
+    max_entity_rows: int = DEFAULT_MAX_ENTITY_ROWS
+    large_read_rows: int = DEFAULT_LARGE_READ_ROWS
+    ready_timeout_seconds: float = DEFAULT_READY_TIMEOUT
+    warm_up: bool = True
 
 
 class _RequestIds:
@@ -79,14 +106,27 @@ class ParityApp:
         self.serving: Serving | None = None
         self.handlers: Handlers | None = None
         self._writer: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._warming: asyncio.Task[None] | None = None
+        self.warm = False
+        self.in_flight = 0  # requests being answered (large reads yield to the others)
         self._get: dict[str, Callable[[], Any]] = {}
         self._post: dict[str, Callable[[bytes], Any]] = {}
 
     # -- lifespan -----------------------------------------------------------------------------
     def startup(self) -> None:
-        self.serving = self._factory(self.metrics)
+        settings = self.settings
+        serving = self.serving = self._factory(self.metrics)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="parity-writer")
-        h = self.handlers = Handlers(self.serving, self._writer)
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="parity-reader")
+        h = self.handlers = Handlers(
+            serving,
+            self._writer,
+            reader=self._reader,
+            limits=ReadLimits(settings.max_entity_rows, settings.large_read_rows),
+            on_large_read=self.metrics.large_read,
+            in_flight=lambda: self.in_flight,
+        )
         self._get = {
             "/health": self._health,
             "/ready": self._ready,
@@ -98,22 +138,44 @@ class ParityApp:
         }
         self._post = {
             "/get-online-features": h.online_features,
-            "/push": h.push,
+            "/push": self._push,
             "/materialize-incremental": h.materialize_incremental,
         }
-        try:
-            self.serving.store.catalog()  # warm: the first request should not pay for it
-        except Exception as exc:  # /ready says so; the server still starts
-            log.warning("registry not readable at startup: %s", exc)
-        cache = self.serving.cache_settings
+        self.metrics.gauges.update(
+            parity_server_warm=("1 once this worker is warm", lambda: float(self.warm)),
+            parity_server_plans_cached=("Read plans cached", serving.plans_cached),
+            parity_server_modules_loaded=("Python modules loaded", lambda: len(sys.modules)),
+        )
+        cache = serving.cache_settings
         log.info(
             "serving project %r from %s; online cache %s",
-            self.serving.store.project,
-            self.serving.store.repo_path,
+            serving.store.project,
+            serving.store.repo_path,
             "off" if cache is None else f"ttl {cache.ttl_seconds}s, {cache.max_entries} entries",
         )
 
+    async def warm_up(self) -> None:
+        """Warm the worker (``parity.server.warmup``), then let ``/ready`` say 200. A failure
+        is logged; readiness then rests on the stores' checks alone."""
+        assert self.serving is not None
+        started = time.perf_counter()
+        try:
+            if self.settings.warm_up:
+                loop = asyncio.get_running_loop()
+                reads = await loop.run_in_executor(
+                    self._reader, warm_blocking, self.serving, answer_json
+                )
+                await warm_on_loop(self.serving, reads)
+        except Exception as exc:
+            log.warning("warm-up failed (%s); the first requests will pay for it", exc)
+        self.warm = True
+        log.info("warm in %.0f ms", (time.perf_counter() - started) * 1e3)
+
     def shutdown(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+        if self._reader is not None:
+            self._reader.shutdown(wait=True)
         if self._writer is not None:
             self._writer.shutdown(wait=True)  # accepted pushes and materializations finish
         if self.serving is not None:
@@ -129,6 +191,7 @@ class ParityApp:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                self._warming = asyncio.get_running_loop().create_task(self.warm_up())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.shutdown()
@@ -144,6 +207,9 @@ class ParityApp:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # counted without a try/finally (no extra frame on the hot path): a send that raises
+        # leaves it one too high, which only makes large reads yield more
+        self.in_flight += 1
         started = time.perf_counter()
         method: str = scope["method"]
         path: str = scope["path"]
@@ -222,6 +288,7 @@ class ParityApp:
         )
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else result})
         self.metrics.observe(endpoint, method, status, time.perf_counter() - started)
+        self.in_flight -= 1
 
     async def _body(self, receive: Receive, length: bytes | None) -> bytes:
         limit = self.settings.max_body_bytes
@@ -254,12 +321,23 @@ class ParityApp:
     def _metrics(self) -> bytes:
         return self.metrics.render()
 
-    async def _ready(self) -> bytes:
+    def _push(self, body: bytes) -> Any:
+        """``/push``, its rows counted first (413 past ``max_entity_rows``, before any work)."""
         assert self.handlers is not None
-        ok, detail = await self.handlers.ready()
-        if not ok:
-            problems = "; ".join(f"{k} {v}" for k, v in detail.items() if k != "registry_revision")
-            raise ApiError("not_ready", f"not ready: {problems}")
+        req = loads(body)
+        if type(req) is dict and type(req.get("df")) is dict:
+            check_push_rows(req["df"], self.settings.max_entity_rows)
+        return self.handlers.push(body)
+
+    async def _ready(self) -> bytes:
+        """200 once warm and both stores answer; else 503 ``not_ready`` saying what is not."""
+        assert self.handlers is not None
+        ok, detail = await self.handlers.ready(self.settings.ready_timeout_seconds)
+        problems = [f"{k} {v}" for k, v in detail.items() if k != "registry_revision"]
+        if not self.warm:
+            problems.insert(0, "warming up (plans, connections, on-demand functions)")
+        if problems or not ok:
+            raise ApiError("not_ready", "not ready: " + "; ".join(problems))
         return dumps({"status": "ready", **detail})
 
 

@@ -1,18 +1,25 @@
 """What each endpoint does, between the parsed body and the JSON answer.
 
-``POST /get-online-features`` runs on the event loop itself (handing it to a thread would
-cost more than it saves); its round trip to the store is awaited where the store allows it
-(``SupportsAsyncRead``: plain Redis), else made there and then. Pushes and
-materializations run on one writer thread (one writer at a time, never blocking reads);
-readiness checks on the loop's default executor.
+``POST /get-online-features`` refuses more than ``max_entity_rows`` entity rows (413
+``too_many_entities``) before any work. A read of fewer than ``large_read_rows`` rows runs
+on the event loop itself (handing it to a thread would cost more than it saves); its round
+trip to the store is awaited where the store allows it (``SupportsAsyncRead``: plain Redis),
+else made there and then. A larger read runs whole (checks, read, JSON) on one reader
+thread, one at a time, so the loop keeps answering small requests meanwhile. Pushes and
+materializations run on one writer thread (one writer at a time, never blocking reads).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import queue
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -96,19 +103,223 @@ def parse_time(text: Any, what: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+DEFAULT_MAX_ENTITY_ROWS = 100_000
+"""Entity rows one read (or rows one push) may hold: about 0.7 s of one core's work for a
+read here, and well past what a serving request needs (batch scoring belongs offline)."""
+DEFAULT_LARGE_READ_ROWS = 1_000
+"""Reads of at least this many rows run on the reader thread, in pieces of this many rows:
+below it a read blocks the loop for a few milliseconds at most, less than a thread hand-off
+would add to it."""
+YIELD = 2.0
+"""While other requests are in flight, a large read waits this many times the time its last
+piece took before its next piece (the loop's thread then has the GIL and the CPU to itself):
+small reads keep most of the worker, a large one slows down only when there are others."""
+LARGE_BODY_BYTES = 64 * 1024
+"""A read body this large is parsed on the reader thread too (about 4,000 entity rows)."""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """``max_entity_rows``: more rows in one read or push are refused (413
+    ``too_many_entities``); ``large_read_rows``: reads this large run off the event loop."""
+
+    max_entity_rows: int = DEFAULT_MAX_ENTITY_ROWS
+    large_read_rows: int = DEFAULT_LARGE_READ_ROWS
+
+
+def check_push_rows(df: dict[str, Any], limit: int) -> None:
+    """413 ``too_many_entities`` when a push's columns hold more than ``limit`` rows."""
+    rows = max((len(v) for v in df.values() if type(v) is list), default=0)
+    if rows > limit:
+        raise ApiError(
+            "too_many_entities",
+            f"the push has {rows} rows; the limit is {limit} per request"
+            " (split it into several pushes)",
+        )
+
+
+def answer_parts(resp: Any) -> tuple[list[str], list[dict[str, list[Any]]]]:
+    """An ``OnlineResponse`` as the endpoint's feature names and per-column results."""
+    columns = resp.to_dict()
+    statuses = resp.statuses
+    micros = resp.event_micros
+    stamps: dict[int, list[str | None]] = {}  # the features of a view share their times
+    wire = STATUS.__getitem__
+    n = len(resp)
+    results = []
+    for name, values in columns.items():
+        st = statuses.get(name)
+        if st is None:  # a join key (or another entity column): echoed
+            results.append(
+                {"values": values, "statuses": ["PRESENT"] * n, "event_timestamps": [None] * n}
+            )
+            continue
+        us = micros[name]
+        times = stamps.get(id(us))
+        if times is None:
+            times = stamps[id(us)] = iso_times(us)
+        results.append(
+            {"values": values, "statuses": list(map(wire, st)), "event_timestamps": times}
+        )
+    return list(columns), results
+
+
+def answer_json(resp: Any) -> bytes:
+    """An ``OnlineResponse`` as the endpoint's JSON."""
+    names, results = answer_parts(resp)
+    return dumps({"metadata": {"feature_names": names}, "results": results})
+
+
+_FIELDS = ("values", "statuses", "event_timestamps")
+
+
+def join_answers(parts: list[tuple[list[str], list[dict[str, list[Any]]]]]) -> bytes:
+    """The JSON of the answers of consecutive pieces of one read, as one answer: the bytes
+    ``answer_json`` gives for the whole read, each list serialized piece by piece (so no
+    single call holds the GIL for long)."""
+    names = parts[0][0]
+    out = [b'{"metadata":', dumps({"feature_names": names}), b',"results":[']
+    for c in range(len(names)):
+        out.append(b"," if c else b"")
+        for f, field in enumerate(_FIELDS):
+            out.append(b'{"' if f == 0 else b',"')
+            out.append(field.encode())
+            out.append(b'":[')
+            pieces = [dumps(part[1][c][field])[1:-1] for part in parts]
+            out.append(b",".join(p for p in pieces if p))
+            out.append(b"]")
+            time.sleep(0)
+        out.append(b"}")
+    out.append(b"]}")
+    return b"".join(out)
+
+
 class Handlers:
     """The endpoints' logic over the server's store."""
 
-    def __init__(self, serving: Serving, writer: ThreadPoolExecutor):
+    def __init__(
+        self,
+        serving: Serving,
+        writer: ThreadPoolExecutor,
+        *,
+        reader: ThreadPoolExecutor | None = None,
+        limits: ReadLimits | None = None,
+        on_large_read: Callable[[int], None] | None = None,
+        in_flight: Callable[[], int] | None = None,
+    ):
+        """``reader``: where large reads run (None: on the loop, as small ones);
+        ``on_large_read(+1 / -1)`` is told when one starts and ends (``/metrics``);
+        ``in_flight()``: the requests the app is answering now (large reads yield to them)."""
         self.serving = serving
         self.store = serving.store
         self.writer = writer
+        self.reader = reader
+        self.limits = limits or ReadLimits()
+        self._on_large_read = on_large_read
+        self._in_flight = in_flight
+        self._large_in_flight = 0
+        self._probes: tuple[_Probe, _Probe] | None = None
 
     async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
 
     # -- POST /get-online-features ----------------------------------------------------------
     async def online_features(self, body: bytes) -> bytes:
+        if len(body) >= LARGE_BODY_BYTES and self.reader is not None:
+            return await self._large_read(body)  # even its JSON is parsed off the loop
+        refs, entities, full = self._bounded_request(body)
+        if (
+            max(map(len, entities.values())) >= self.limits.large_read_rows
+            and self.reader is not None
+        ):
+            return await self._large_read(body)
+        self._check_keys(entities)
+        try:
+            resp = await self.store.get_online_features_async(
+                refs, entities=entities, full_feature_names=full
+            )
+        except RetrievalError as exc:
+            raise self._diagnose(exc, refs, entities, full) from exc
+        return answer_json(resp)
+
+    def _bounded_request(self, body: bytes) -> tuple[list[str] | str, dict[str, Any], bool]:
+        """``_read_request``, refused with 413 past ``max_entity_rows`` rows."""
+        refs, entities, full = self._read_request(body)
+        rows = max(map(len, entities.values()))
+        limit = self.limits.max_entity_rows
+        if rows > limit:
+            raise ApiError(
+                "too_many_entities",
+                f"the request has {rows} entity rows; the limit is {limit} per request"
+                " (split it into several requests)",
+            )
+        return refs, entities, full
+
+    async def _large_read(self, body: bytes) -> bytes:
+        """The whole read (parse, checks, store round trips, JSON) on the reader thread."""
+        on_large = self._on_large_read
+        self._large_in_flight += 1
+        if on_large is not None:
+            on_large(1)
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.reader, self._blocking_read, body)
+        finally:
+            self._large_in_flight -= 1
+            if on_large is not None:
+                on_large(-1)
+
+    def _blocking_read(self, body: bytes) -> bytes:
+        """A large read in pieces of ``large_read_rows`` rows, the GIL let go between them
+        (one piece's C calls are short, so the loop's thread waits little for it; with
+        other requests in flight, ``YIELD``), the JSON of the pieces joined. Pieces are read independently, as the rows of one read are;
+        not so with a pandas-mode on-demand view (its function sees all the rows at once):
+        such a read is made whole. A piece refused is answered as the whole read is (its
+        errors name rows of the whole request)."""
+        refs, entities, full = self._bounded_request(body)
+        self._check_keys(entities)
+        rows = max(map(len, entities.values()))
+        size = self.limits.large_read_rows
+        store = self.store
+        try:
+            if rows <= size or self._sees_all_rows(refs, full):
+                return answer_json(
+                    store.get_online_features(refs, entities=entities, full_feature_names=full)
+                )
+            parts = []
+            for start in range(0, rows, size):
+                began = time.perf_counter()
+                piece = {k: v[start : start + size] for k, v in entities.items()}
+                resp = store.get_online_features(refs, entities=piece, full_feature_names=full)
+                parts.append(answer_parts(resp))
+                pause = 0.0  # 0: the loop's thread takes the GIL here if it waits for it
+                if self._others_in_flight():
+                    pause = min(YIELD * (time.perf_counter() - began), 0.1)
+                time.sleep(pause)
+            return join_answers(parts)
+        except RetrievalError:
+            try:
+                resp = store.get_online_features(refs, entities=entities, full_feature_names=full)
+            except RetrievalError as exc:
+                raise self._diagnose(exc, refs, entities, full) from exc
+            return answer_json(resp)
+
+    def _others_in_flight(self) -> bool:
+        """Requests in flight besides the large reads (the app's count; False without it)."""
+        count = self._in_flight
+        return count is not None and count() > self._large_in_flight
+
+    def _sees_all_rows(self, refs: list[str] | str, full: bool) -> bool:
+        """Whether the read runs a function over all its rows at once (pandas mode)."""
+        try:
+            plan = plan_features(refs, self.store.catalog(), full_feature_names=full)
+        except Exception:  # refused: the whole read reports it
+            return True
+        return any(step.view.mode != "python" for step in plan.steps)
+
+    def _read_request(self, body: bytes) -> tuple[list[str] | str, dict[str, Any], bool]:
+        """The references (or service name), the entity columns and ``full_feature_names``
+        of a read's body; ApiError for a body of the wrong shape."""
         req = _object(body)
         features = req.get("features")
         service = req.get("feature_service")
@@ -137,39 +348,13 @@ class Handlers:
             raise ApiError(
                 "invalid_request", "entities must be an object of join key -> list of values"
             )
+        for name, values in entities.items():
+            if type(values) is not list:
+                raise ApiError("invalid_request", f"entities.{name} must be a list of values")
         full = req.get("full_feature_names", False)
         if type(full) is not bool:
             raise ApiError("invalid_request", "full_feature_names must be true or false")
-        self._check_keys(entities)
-        try:
-            resp = await self.store.get_online_features_async(
-                refs, entities=entities, full_feature_names=full
-            )
-        except RetrievalError as exc:
-            raise self._diagnose(exc, refs, entities, full) from exc
-
-        columns = resp.to_dict()
-        statuses = resp.statuses
-        micros = resp.event_micros
-        stamps: dict[int, list[str | None]] = {}  # the features of a view share their times
-        wire = STATUS.__getitem__
-        n = len(resp)
-        results = []
-        for name, values in columns.items():
-            st = statuses.get(name)
-            if st is None:  # a join key (or another entity column): echoed
-                results.append(
-                    {"values": values, "statuses": ["PRESENT"] * n, "event_timestamps": [None] * n}
-                )
-                continue
-            us = micros[name]
-            times = stamps.get(id(us))
-            if times is None:
-                times = stamps[id(us)] = iso_times(us)
-            results.append(
-                {"values": values, "statuses": list(map(wire, st)), "event_timestamps": times}
-            )
-        return dumps({"metadata": {"feature_names": list(columns)}, "results": results})
+        return refs, entities, full
 
     def _check_keys(self, entities: dict[str, Any]) -> None:
         """Each entity column is a list; join-key values match their entity's declared type."""
@@ -339,23 +524,73 @@ class Handlers:
         return dumps(self.store.get_feature_view(name).to_spec())
 
     # -- probes ---------------------------------------------------------------------------
-    async def ready(self) -> tuple[bool, dict[str, Any]]:
-        """Whether the registry and the online store answer (each checked, past the cache)."""
+    async def ready(self, timeout: float) -> tuple[bool, dict[str, Any]]:
+        """Whether the registry and the online store (past the cache) answer, within
+        ``timeout`` seconds: one that has not answered by then is reported as such. Each is
+        checked on its own thread; a check still stuck from an earlier probe is waited for
+        again, never started twice (so a frozen store does not pile up threads)."""
+        if self._probes is None:
+            self._probes = (
+                _Probe("registry", self.store.registry.revision),
+                _Probe("online_store", lambda: self.serving.raw_online.read([(_PROBE, [b"p"])])),
+            )
+        loop = asyncio.get_running_loop()
+        futures = {probe.name: probe.start(loop) for probe in self._probes}
+        await asyncio.wait(futures.values(), timeout=timeout)
+        out: dict[str, Any] = {}
+        ok = True
+        for name, future in futures.items():
+            if not future.done():
+                ok, out[name] = False, f"did not answer within {timeout:g} s"
+                continue
+            answered, value = future.result()
+            if not answered:
+                ok, out[name] = False, f"unreachable: {value}"
+            elif name == "registry":
+                out["registry_revision"] = value
+        return ok, out
 
-        def check() -> tuple[bool, dict[str, Any]]:
-            out: dict[str, Any] = {}
-            ok = True
-            try:
-                out["registry_revision"] = self.store.registry.revision()
-            except Exception as exc:
-                ok, out["registry"] = False, f"unreachable: {exc}"
-            try:
-                self.serving.raw_online.read([(_PROBE, [b"probe"])])
-            except Exception as exc:
-                ok, out["online_store"] = False, f"unreachable: {exc}"
-            return ok, out
 
-        return await asyncio.get_running_loop().run_in_executor(None, check)
+class _Probe:
+    """A readiness check on its own daemon thread (kept: its store connections are reused;
+    daemon: one stuck on a frozen store never holds up the process's exit)."""
+
+    def __init__(self, name: str, check: Callable[[], Any]):
+        self.name = name
+        self.check = check
+        self._running: asyncio.Future[tuple[bool, Any]] | None = None
+        self._queue: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[tuple[bool, Any]]:
+        """The running check's future, or a new check's when none is running."""
+        future = self._running
+        if future is None or future.done():
+            future = self._running = loop.create_future()
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name=f"parity-ready-{self.name}", daemon=True
+                )
+                self._thread.start()
+            self._queue.put((loop, future))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            loop, future = self._queue.get()
+            try:
+                result: tuple[bool, Any] = (True, self.check())
+            except Exception as exc:
+                result = (False, exc)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, future, result)
+
+
+def _settle(future: asyncio.Future, result: tuple[bool, Any]) -> None:
+    if not future.done():
+        future.set_result(result)
 
 
 def _integers(values: list[Any], column: str) -> None:

@@ -8,15 +8,21 @@
     parity_online_view_reads_total{view}                        entity keys read per view
     parity_online_cache_lookups_total{result="hit"|"miss"}      record cache lookups
     parity_online_cache_hit_ratio                               hits / lookups since start
+    parity_online_large_reads_in_flight                         reads running off the loop
+    parity_server_warm                                          1 once warm-up finished
+    parity_server_plans_cached                                  read plans in the planner
+    parity_server_modules_loaded                                modules this worker imported
 
 ``endpoint`` is the route template (``/feature-views/{name}``), never the raw path, so the
 label set stays bounded. With several workers, ``PROMETHEUS_MULTIPROC_DIR`` is set by
-``parity serve`` and every worker's numbers are summed in each answer.
+``parity serve`` and every worker's counters are summed in each answer; the gauges after
+the hit ratio are the answering worker's own (``gauges``, read when rendered).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -58,6 +64,17 @@ class Metrics:
         self._hits = self.cache_lookups.labels("hit")
         self._misses = self.cache_lookups.labels("miss")
         self._children: dict[Any, Any] = {}
+        self.large_reads = 0
+        self.gauges: dict[str, tuple[str, Callable[[], float]]] = {
+            "parity_online_large_reads_in_flight": (
+                "Large reads running on the reader thread now",
+                lambda: self.large_reads,
+            )
+        }
+        """name -> (help, value): this worker's gauges, read at each ``render``."""
+
+    def large_read(self, delta: int) -> None:
+        self.large_reads += delta
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         key = (endpoint, method, status)
@@ -108,4 +125,6 @@ class Metrics:
             "# TYPE parity_online_cache_hit_ratio gauge\n"
             f"parity_online_cache_hit_ratio {ratio!r}\n"
         )
+        for name, (text, value) in self.gauges.items():
+            extra += f"# HELP {name} {text}\n# TYPE {name} gauge\n{name} {float(value())!r}\n"
         return generate_latest(registry) + extra.encode()

@@ -2,9 +2,12 @@
 
 Settings reach the workers through the ``PARITY_SERVER_SETTINGS`` environment variable and
 the app factory ``app_from_env``, so every worker builds its own FeatureStore (its own
-connections) after it started. SIGTERM or Ctrl-C: uvicorn stops accepting, lets in-flight
-requests finish (up to ``graceful_timeout`` seconds), then the app's shutdown waits for
-accepted pushes and materializations and closes the store.
+connections) after it started. SIGTERM or Ctrl-C: the server accepts the connections
+waiting in its backlog, stops listening (new connections are refused), answers every request
+it had received, pipelined and unread ones included (``parity.server.drain``; up to
+``graceful_timeout`` seconds), then the app's shutdown waits for accepted pushes and
+materializations and closes the store; the process exits 0. With workers, the supervisor
+stops listening too, passes the signal to every worker and waits for them.
 
 With ``workers > 1`` the workers are supervised by ``WorkerSupervisor``: uvicorn's, except that
 a worker still starting is given ``worker_start_timeout`` seconds instead of uvicorn's 5 s
@@ -21,6 +24,7 @@ import os
 import pickle
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,7 +38,8 @@ from uvicorn.supervisors.multiprocess import Multiprocess, Process, logger
 from parity.config import RepoConfig
 from parity.server.app import DEFAULT_MAX_BODY, AppSettings, ParityApp, create_app
 from parity.server.cache import CacheSettings
-from parity.server.protocol import CoalescingHttpToolsProtocol
+from parity.server.drain import DrainingHttpToolsProtocol, DrainingProcess, DrainingServer
+from parity.server.handlers import DEFAULT_LARGE_READ_ROWS, DEFAULT_MAX_ENTITY_ROWS
 
 if TYPE_CHECKING:
     from socket import socket
@@ -52,6 +57,8 @@ class ServerSettings:
     port: int = 6566
     workers: int = 1
     max_body_bytes: int = DEFAULT_MAX_BODY
+    max_entity_rows: int = DEFAULT_MAX_ENTITY_ROWS
+    large_read_rows: int = DEFAULT_LARGE_READ_ROWS
     cache_ttl_seconds: float | None = None
     cache_max_entries: int = 100_000
     graceful_timeout: float = 30.0
@@ -70,13 +77,21 @@ def build_app(settings: ServerSettings) -> ParityApp:
             cache = CacheSettings(settings.cache_ttl_seconds, settings.cache_max_entries)
     return create_app(
         settings.repo,
-        settings=AppSettings(max_body_bytes=settings.max_body_bytes),
+        settings=AppSettings(
+            max_body_bytes=settings.max_body_bytes,
+            max_entity_rows=settings.max_entity_rows,
+            large_read_rows=settings.large_read_rows,
+        ),
         cache=cache,
     )
 
 
 def app_from_env() -> ParityApp:
     """uvicorn's app factory, called in each worker process."""
+    # A large read on the reader thread and the loop's thread contend for the GIL; a 1 ms
+    # switch interval (Python's is 5 ms) bounds the loop's wait for it. With one thread
+    # running, as on the 1-row hot path, it changes nothing.
+    sys.setswitchinterval(0.001)
     return build_app(ServerSettings(**json.loads(os.environ[SETTINGS_ENV])))
 
 
@@ -136,7 +151,7 @@ class WorkerSupervisor(Multiprocess):
         self.starting: dict[Process, _Start] = {}
 
     def spawn(self) -> Process:
-        process = Process(self.config, self.sockets)
+        process = DrainingProcess(self.config, self.sockets)
         process.start()
         self.starting[process] = _Start(time.monotonic() + self.start_timeout)
         return process
@@ -174,6 +189,13 @@ class WorkerSupervisor(Multiprocess):
             f"{self.start_timeout:g} s; killing it"
         )
         return False
+
+    def terminate_all(self) -> None:
+        """Stop listening here first (the workers hold the socket too and stop listening as
+        they drain), then pass the signal on; ``run`` then waits for every worker."""
+        for sock in self.sockets:
+            sock.close()
+        super().terminate_all()
 
     def keep_subprocess_alive(self) -> None:
         if self.should_exit.is_set():
@@ -217,7 +239,7 @@ def serve(settings: ServerSettings) -> None:
                 port=settings.port,
                 workers=settings.workers,
                 loop="uvloop",
-                http=CoalescingHttpToolsProtocol,
+                http=DrainingHttpToolsProtocol,
                 lifespan="on",
                 access_log=settings.access_log,
                 log_level=settings.log_level,
@@ -230,8 +252,11 @@ def serve(settings: ServerSettings) -> None:
                 uv_config = uvicorn.Config(app, **options)
                 sockets = [uv_config.bind_socket()]
                 WorkerSupervisor(uv_config, sockets, settings.worker_start_timeout).run()
-            else:
-                uvicorn.run(app, **options)
+            else:  # what uvicorn.run does, with our server
+                server = DrainingServer(uvicorn.Config(app, **options))
+                server.run()
+                if not server.started:
+                    raise SystemExit(STARTUP_FAILURE)
         finally:
             if metrics_dir is not None:
                 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -93,5 +93,11 @@ class Serving:
             self._key_types = (catalog, types)
         return types
 
+    def plans_cached(self) -> int:
+        """Read plans the store's online planner holds now (``/metrics``: warm-up fills it)."""
+        # the planner is the facade's; its cache is read, never changed, from here
+        planner = self.store._online_reads.planner
+        return len(planner._cache[1])
+
     def close(self) -> None:
         self.store.close()
