@@ -262,6 +262,14 @@ def test_non_finite_floats_are_refused_on_every_write(clean, bad, column):
         assert_nothing_written(clean, [1, 2])
 
 
+def test_rows_without_created_times_or_list_elements_are_typed_as_declared(clean):
+    rows = {**row(), "created": [None], "vec": [[]]}
+    assert clean.push("push", rows, to="online_and_offline") == 1
+    assert read(clean, [1], ["stats:vec"]).to_dict()["vec"] == [[]]
+    logged = pa.parquet.read_table(offline_files(clean)[0])
+    assert logged.column("created").null_count == 0  # stamped, as when the column is absent
+
+
 def test_pandas_nan_is_a_missing_value(clean):
     frame = pd.DataFrame({"driver_id": [1, 2], "event_timestamp": [T, T],
                           "rate": [np.nan, 0.5], "qty": [1, 2], "seen": [T, T],

@@ -48,6 +48,7 @@ from tests.contract.backends import online_store_yaml
 from tests.integration.test_server import Server
 
 from parity import FeatureStore
+from parity.clock import MAX_TIME, MIN_TIME
 from parity.server.errors import CODES
 
 ONLINE_STORES = ["sqlite", "redis"]
@@ -210,7 +211,9 @@ def test_the_document_names_the_repo(fuzz_server: Server) -> None:
 # reads them back through every kind of view: what a push accepts must never break a read.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 TIMES = st.datetimes(
-    min_value=datetime(1900, 1, 1), max_value=datetime(2199, 12, 31), timezones=st.just(UTC)
+    min_value=MIN_TIME.replace(tzinfo=None),
+    max_value=MAX_TIME.replace(tzinfo=None) - timedelta(microseconds=1),
+    timezones=st.just(UTC),
 )
 NOW = datetime.now(UTC).replace(microsecond=0)
 EVENT_TIMES = st.one_of(  # half of them recent, inside the aggregated view's windows

@@ -176,7 +176,9 @@ def conform(
         raise IngestError(f"{label}: row {_first_null(event)}: {ts!r} is null")
     times = {EVENT_US: event}
     cr = source.created_timestamp_field
-    if cr and cr in cols:
+    if cr and cr in cols and pa.types.is_null(table.column(cr).type):
+        times[CREATED_US] = pa.chunked_array([_stamps(table.num_rows)])  # none given: stamped
+    elif cr and cr in cols:
         created = _times(table.column(cr), cr, label)
         if created.null_count:  # rows without a created time get a unique one
             created = pc.coalesce(created, _stamps(table.num_rows))
@@ -217,6 +219,9 @@ def conform(
             col = table.column(field.name)
             if col.null_count == len(col):  # no value in any row: typed as declared
                 col = pa.chunked_array([pa.nulls(len(col), field.dtype.to_arrow())])
+            elif _empty_lists(col.type) and _is_list(field.dtype.to_arrow()):
+                # lists with no element to infer a type from: typed as declared
+                col = _cast(col, field.dtype.to_arrow(), f"column {field.name!r}")
             if not field.dtype.accepts(col.type):
                 raise IngestError(
                     f"{label}: column {field.name!r} is {col.type}, but view {view.name!r} declares {field.dtype}"
@@ -288,14 +293,23 @@ def _check_value(col: pa.ChunkedArray, name: str, label: str) -> None:
             )
         return
     if pa.types.is_floating(t):
-        row = _first_non_finite(col)
-        if row is not None:
+        bad = _first_non_finite(col)
+        if bad is not None:
             raise IngestError(
-                f"{label}: row {row}: column {name!r} is {col[row].as_py()!r}; Parity stores "
+                f"{label}: row {bad}: column {name!r} is {col[bad].as_py()!r}; Parity stores "
                 "finite floats only (send null for a missing value)"
             )
     elif pa.types.is_timestamp(t):
         _check_range(col.cast(pa.timestamp("us", tz=t.tz)).cast(pa.int64()), name, label)
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _empty_lists(t: pa.DataType) -> bool:
+    """A list column whose element type could not be inferred (no list held an element)."""
+    return _is_list(t) and pa.types.is_null(t.value_type)
 
 
 def _first_non_finite(col: pa.ChunkedArray) -> int | None:

@@ -203,7 +203,7 @@ def check_key_types(
                     f"{where}.{name}[{i}] is {v!r} ({type(v).__name__}); join key {name!r} "
                     f"is {dtype}"
                 )
-            if kind == "int" and not -_INT64 <= v < _INT64:
+            if kind == "int" and not -_INT64 <= v < _INT64:  # type: ignore[operator]
                 raise RetrievalError(
                     f"{where}.{name}[{i}] is {v}, outside Int64; join key {name!r} is {dtype}"
                 )

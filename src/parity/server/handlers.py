@@ -415,10 +415,7 @@ class Handlers:
             return ApiError("invalid_feature_reference", str(err))
         if set(entities) & {o.name for o in plan.outputs}:  # a column shadowing a feature
             return ApiError("invalid_feature_reference", str(exc))
-        for step in plan.steps:  # request data first, then the features read
-            for _, fld in step.request_fields:
-                if fld.name not in entities:
-                    return ApiError("missing_request_data", str(exc))
+        # (missing or null request data is a RequestDataError, answered above by its class)
         if plan.steps and not plan.fetch:
             return ApiError("wrong_value_type", str(exc))
         if plan.offline_only:
