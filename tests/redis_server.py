@@ -1,13 +1,15 @@
 """A standalone ``redis-server`` of a test's own, on a free loopback port, that the test may
-stop, restart on the same port or make refuse writes: the real failures an online store
-must report truthfully (down, back again, read-only).
+stop, restart on the same port, freeze (SIGSTOP) or make refuse writes: the real failures an
+online store must report truthfully (down, back again, frozen, read-only).
 
 Fails (never skips) when ``redis-server`` cannot start.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -66,8 +68,18 @@ class RedisServer:
             time.sleep(0.02)
         return self
 
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open, nothing answers (a hung server)."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.thaw()
             self.proc.kill()
             self.proc.wait(timeout=30)
         self.proc = None

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
-import socket
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,6 +31,7 @@ from parity import FeatureStore
 from parity.config import RepoConfig
 from parity.errors import ConfigError, OnlineStoreError
 from parity.online.base import OnlineView
+from redis_server import RedisServer
 from repo_utils import write_repo
 
 PROBE = OnlineView("__parity_ready__", ("key",), (), None)  # the server's readiness probe
@@ -70,70 +68,9 @@ def make_repo(root: Path, online: str) -> Path:
     return root
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(condition, what: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds:g} s: {what}")
-        time.sleep(0.02)
-
-
-def answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class Server:
-    """A redis-server of this test's own; ``frozen()`` stops it (SIGSTOP) for a block."""
-
-    def __init__(self, directory: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not on PATH (Debian: apt-get install redis-server)")
-        self.port = free_port()
-        log = (directory / "redis.log").open("wb")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(directory)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        wait_until(lambda: answers(self.port), f"redis-server answers on port {self.port}")
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def freeze(self) -> None:
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        os.kill(self.proc.pid, signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.thaw()
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    (tmp_path / "redis").mkdir()
-    srv = Server(tmp_path / "redis")
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    srv = RedisServer(tmp_path / "redis").start()
     yield srv
     srv.stop()
 
@@ -151,7 +88,7 @@ def read(fs: FeatureStore, ids: list[int]) -> list:
     return fs.get_online_features(["stats:rate"], entities={"driver_id": ids}).to_dict()["rate"]
 
 
-def test_frozen_redis_fails_reads_and_pushes_fast_and_recovers(server: Server, tmp_path):
+def test_frozen_redis_fails_reads_and_pushes_fast_and_recovers(server: RedisServer, tmp_path):
     root = make_repo(tmp_path / "repo", f"{{ type: redis, url: '{server.url}' }}")
     fs = FeatureStore(root, clock=lambda: NOW)
     fs.apply()
@@ -190,7 +127,7 @@ def test_frozen_redis_fails_reads_and_pushes_fast_and_recovers(server: Server, t
         fs.close()
 
 
-def test_frozen_redis_fails_awaited_reads_fast_and_recovers(server: Server, tmp_path):
+def test_frozen_redis_fails_awaited_reads_fast_and_recovers(server: RedisServer, tmp_path):
     root = make_repo(tmp_path / "repo", f"{{ type: redis, url: '{server.url}' }}")
     fs = FeatureStore(root, clock=lambda: NOW)
     fs.apply()

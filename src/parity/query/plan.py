@@ -144,6 +144,10 @@ class Planner:
             plans[key] = plan
         return plan
 
+    def __len__(self) -> int:
+        """Plans held now (for the current catalog)."""
+        return len(self._cache[1])
+
 
 # -- planning ------------------------------------------------------------------------------
 

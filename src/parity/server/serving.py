@@ -95,9 +95,7 @@ class Serving:
 
     def plans_cached(self) -> int:
         """Read plans the store's online planner holds now (``/metrics``: warm-up fills it)."""
-        # the planner is the facade's; its cache is read, never changed, from here
-        planner = self.store._online_reads.planner
-        return len(planner._cache[1])
+        return len(self.store._online_reads.planner)
 
     def close(self) -> None:
         self.store.close()
