@@ -12,7 +12,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from parity import FeatureStore, RetrievalError, TransformationError, ValidationError
+from parity import (
+    FeatureStore,
+    RequestDataError,
+    RetrievalError,
+    TransformationError,
+    ValidationError,
+)
 from parity.cli import app
 from parity.cli.scaffold import ENTITIES_FILE, create_repo
 from parity.definitions import on_demand
@@ -105,10 +111,15 @@ def test_historical_runs_the_function_on_every_row(repo, store):
 
 
 def test_request_only_view_needs_no_timestamp_or_fetch(repo, store):
-    ents = pd.DataFrame({"amount": [1.0, 2.5, None]})
+    ents = pd.DataFrame({"amount": [1.0, 2.5, 3.0]})
     got = store.get_historical_features(ents, ["cents:amount_cents"]).to_arrow()
-    assert got.column("amount_cents").to_pylist() == [100, 250, None]
+    assert got.column("amount_cents").to_pylist() == [100, 250, 300]
     assert str(got.schema.field("amount_cents").type) == "int64"
+    # request data is a value in every row, for training as for serving: a null is refused
+    with pytest.raises(RequestDataError, match="'amount' is null in entity row 2"):
+        store.get_historical_features(
+            pd.DataFrame({"amount": [1.0, 2.5, None]}), ["cents:amount_cents"]
+        ).to_arrow()
     online = store.get_online_features(["cents:amount_cents"], entities={"amount": [0.5]})
     assert online.to_dict() == {"amount": [0.5], "amount_cents": [50]}
 

@@ -71,7 +71,11 @@ def _no_sql(_sql: str) -> pa.Table:
 def as_table(df: Any) -> pa.Table:
     """Rows as Arrow: a pandas/pyarrow/polars frame, a dict of columns, or a file path."""
     if isinstance(df, dict):
-        return pa.table({str(name): _column(str(name), values) for name, values in df.items()})
+        columns = {str(name): _column(str(name), values) for name, values in df.items()}
+        lengths = {name: len(col) for name, col in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise IngestError(f"rows cannot be read: columns differ in length: {lengths}")
+        return pa.table(columns)
     try:
         return read_entity_frame(df, _no_sql)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
