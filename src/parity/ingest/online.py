@@ -27,7 +27,7 @@ def write_view(
         plan = AggregatePlan.of(view, catalog.source_of(view).event_id_field)
         groups = events_by_entity(plan, ov, rows.table, rows.event_us, rows.created_us)
         return write_events(online, ov, plan, groups, now_us)
-    return online.write(ov, encode_batch(online_batch(rows, ov), ov))
+    return online.write(ov, encode_batch(online_batch(rows, ov), ov, checked=True))
 
 
 def check_view(

@@ -45,8 +45,14 @@ def _headers(events: list[int], created: list[int | None]) -> list[bytes]:
     ]
 
 
-def encode_batch(batch: pa.RecordBatch | pa.Table, view: OnlineView) -> RecordBatch:
-    """Keys and records for every row of ``batch``, in row order."""
+def encode_batch(
+    batch: pa.RecordBatch | pa.Table, view: OnlineView, *, checked: bool = False
+) -> RecordBatch:
+    """Keys and records for every row of ``batch``, in row order.
+
+    Times outside the supported range and non-finite floats are refused
+    (``DataSourceError`` naming the entity) unless ``checked``: rows conformed by
+    ``parity.ingest.rows.conform`` (pushes, direct writes) were checked there already."""
     names = view.join_keys
     fast = _int_keys(batch.column(names[0])) if len(names) == 1 else None
     if fast is not None:
@@ -60,9 +66,10 @@ def encode_batch(batch: pa.RecordBatch | pa.Table, view: OnlineView) -> RecordBa
     events = batch.column(EVENT_US).to_pylist()
     created = batch.column(CREATED_US).to_pylist()
     features = view.features
-    _check_times(batch, view, keys)
-    for f in features:
-        _check_finite(batch, f, view, keys)
+    if not checked:
+        _check_times(batch, view, keys)
+        for f in features:
+            _check_finite(batch, f, view, keys)
     cols = [_pylist(batch.column(f)) for f in features]
     pack = msgpack.Packer(use_bin_type=True).pack
     # Rows are zipped without strict= (every column has the batch's length): the per-row
