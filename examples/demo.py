@@ -266,7 +266,9 @@ def run(repo: Path) -> Scaffold:
             began = time.perf_counter()
             online = online_equals_historical(store, FEATURES, as_of)
             table = online.to_arrow(include_metadata=True)
-            show_rows(table.select(["driver_id", "conv_rate", "conv_rate__status", "driver_rating"]))
+            show_rows(
+                table.select(["driver_id", "conv_rate", "conv_rate__status", "driver_rating"])
+            )
             present = sum(s == "present" for v in online.statuses.values() for s in v)
             check(online.statuses["conv_rate"][-1] == "missing", "an unknown driver is 'missing'")
             check(

@@ -106,7 +106,7 @@ def readme_blocks(text: str) -> list[Block]:
         while before >= 0 and not lines[before].strip():
             before -= 1
         if before >= 0 and (m := DIRECTIVE.match(lines[before].strip())):
-            directive = (m.group(1), m.group(2).lstrip("—–- ").strip())
+            directive = (m.group(1), m.group(2).lstrip("\u2014\u2013- ").strip())
         lang = fence.group(2).lower()
         body = "\n".join(lines[i + 1 : end]) + "\n"
         found.append(Block(i + 1, lang, LANGUAGES.get(lang), body, section, directive))
@@ -269,6 +269,7 @@ def tutorial(tmp_path: Path) -> Iterator[Tutorial]:
         t.close()
 
 
+@pytest.mark.slow
 def test_every_readme_block_runs_in_order_on_a_fresh_scaffold(tutorial: Tutorial):
     blocks = readme_blocks(README.read_text())
     runnable = [b for b in blocks if b.kind and (b.directive or ("",))[0] != "skip"]
@@ -396,6 +397,6 @@ true
         tutorial.shell(shell)
     with pytest.raises(AssertionError, match="raised ValueError"):
         tutorial.python(python, 1)
-    with pytest.raises(AssertionError, match="not a valid parity.yaml"):
+    with pytest.raises(AssertionError, match=r"not a valid parity\.yaml"):
         tutorial.yaml(config, 2)
     assert skipped.directive == ("skip", "")
