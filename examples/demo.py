@@ -45,6 +45,7 @@ FEATURES = [
 ]
 OLD_TTL, NEW_TTL = "ttl=timedelta(days=1)", "ttl=timedelta(hours=2)"
 STEPS = 8
+CHECKOUT = Path(__file__).resolve().parents[1]
 console = render.console()
 
 
@@ -334,6 +335,7 @@ def next_steps(repo: Path, kept: bool) -> None:
         "parity list views",
         "parity describe driver_hourly_stats",
         "parity history driver_hourly_stats",
+        f"pip install -e '{CHECKOUT}[server]'   # the server's extra (make test installs it)",
         "parity serve      # then: curl -s localhost:6566/get-online-features -d "
         '\'{"features": ["driver_hourly_stats:conv_rate"], "entities": {"driver_id": [1001]}}\'',
     ):
