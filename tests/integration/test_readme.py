@@ -278,6 +278,26 @@ def test_every_readme_block_runs_in_order_on_a_fresh_scaffold(tutorial: Tutorial
     assert first.kind == "shell" and "parity init" in first.text, (
         f"{first.where}: the first runnable block must make the tutorial's repo (parity init)"
     )
+    run_blocks(tutorial, blocks)
+
+
+@pytest.mark.slow
+def test_the_scaffolds_own_readme_runs_as_written_in_it(tutorial: Tutorial):
+    done = subprocess.run(
+        [str(BIN / "parity"), "init", "fleet"], cwd=tutorial.home, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    tutorial.cwd = tutorial.home / "fleet"
+    blocks = readme_blocks((tutorial.cwd / "README.md").read_text())
+    assert [b.kind for b in blocks] == ["shell", "python"], blocks
+    run_blocks(tutorial, blocks)
+    assert (tutorial.cwd / "training.parquet").is_file()
+    statuses = tutorial.namespace["online"].statuses  # what the README says its read shows
+    assert statuses["conv_rate"] == statuses["driver_rating"] == ["present", "present", "missing"]
+
+
+def run_blocks(tutorial: Tutorial, blocks: list[Block]) -> None:
+    """Run ``blocks`` in order, as their directives say."""
     for index, block in enumerate(blocks):
         name, argument = block.directive or ("", "")
         if block.kind is None:
