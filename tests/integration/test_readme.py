@@ -1,4 +1,5 @@
-"""README.md runs as written: its fenced blocks, in document order, as a tutorial would.
+"""README.md runs as written: its fenced blocks, in document order, as a tutorial would (and
+so does the README `parity init` writes into the scaffold).
 
 Blocks are found by their language: ``bash``/``sh``/``shell`` (every line runs in bash with
 ``set -euo pipefail`` and the venv's ``bin`` first on ``PATH``; a ``cd`` carries over to later
