@@ -8,8 +8,9 @@ for the whole document, as a reader keeps one open: names a block defines are th
 next; top-level ``await`` works; the working folder is the shell's) and ``yaml`` (parsed; a
 block starting ``# parity.yaml`` is a whole config and is loaded by Parity's config loader;
 a block whose documents hold only config keys is a fragment: each document is merged into
-the repo's ``parity.yaml`` and loaded; any other block is definitions, built by the YAML
-form's parser). Other fences (the Layout tree, plain text) are not run.
+the repo's ``parity.yaml`` and loaded; a block starting ``# feature_store.yaml``, the
+incumbent's config, is only parsed; any other block is definitions, built by the YAML form's
+parser). Other fences (the Layout tree, plain text) are not run.
 
 The tutorial starts in an empty temporary folder; the README's first runnable block is
 ``parity init`` (the test checks it), so every later block runs in that scaffold.
@@ -228,7 +229,11 @@ class Tutorial:
         docs = list(yaml.safe_load_all(block.text))
         assert docs and all(d is not None for d in docs), f"{block.where}: an empty document"
         scratch = self.home / ".readme-yaml" / f"block_{index:02d}"
-        if block.text.lstrip().startswith("# parity.yaml"):
+        first = block.text.lstrip().split("\n", 1)[0]
+        if first.startswith("# feature_store.yaml"):
+            assert all(isinstance(d, dict) and "project" in d for d in docs), block.where
+            return  # the incumbent's config: YAML with a project, nothing more to load here
+        if first.startswith("# parity.yaml"):
             assert len(docs) == 1, f"{block.where}: a parity.yaml is one document"
             self._load_config(block, docs[0], scratch)
         elif all(isinstance(d, dict) and set(d) <= CONFIG_KEYS for d in docs):
