@@ -4,9 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint bench bench-tools services clean fuzz
+.PHONY: demo install test lint bench bench-tools services clean fuzz
 
+# Everything: Parity with every extra, the test and lint tools.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
@@ -15,8 +17,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
-	$(PY) examples/demo.py
+# What the demo needs: Parity itself on the embedded defaults (no extra, no test tools);
+# nothing to install when the full install is already there and current.
+$(DEMO_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	if [ ! $(STAMP) -nt pyproject.toml ]; then \
+		$(PIP) install --quiet --upgrade pip && $(PIP) install --quiet -e .; fi
+	touch $(DEMO_STAMP)
+
+# The guided tour (examples/demo.py); KEEP=1 keeps its repo and prints where it is.
+demo: $(DEMO_STAMP)
+	$(PY) examples/demo.py $(if $(KEEP),--keep)
 
 services:
 	bash scripts/services.sh

@@ -17,7 +17,14 @@ import yaml
 from typer.testing import CliRunner
 
 from parity.cli import app
-from parity.cli.scaffold import ENTITIES_FILE, STATS_FILE, UNKNOWN_DRIVER, driver_stats
+from parity.cli.scaffold import (
+    ENTITIES_FILE,
+    STATS_FILE,
+    UNKNOWN_DRIVER,
+    create_repo,
+    data_window,
+    driver_stats,
+)
 from parity.store import FeatureStore
 
 PARITY = Path(sys.executable).parent / "parity"
@@ -75,8 +82,9 @@ def applied(repo: Path) -> Path:
 
 
 def test_init_writes_a_repo_with_config_definitions_and_seeded_data(tmp_path: Path):
+    before = data_window()
     result = parity("init", "shop", "--dir", tmp_path / "a")
-    parity("init", "shop", "--dir", tmp_path / "b")
+    after = data_window()
     a = tmp_path / "a"
     assert str(a) in result.stdout
     config = yaml.safe_load((a / "parity.yaml").read_text())
@@ -92,8 +100,14 @@ def test_init_writes_a_repo_with_config_definitions_and_seeded_data(tmp_path: Pa
     assert "# shop" in (a / "README.md").read_text()
     stats = pq.read_table(a / STATS_FILE)
     assert 100 <= stats.num_rows <= 1000
-    assert stats.equals(driver_stats())
-    assert stats.equals(pq.read_table(tmp_path / "b" / STATS_FILE)), "the data is seeded"
+    times = stats["event_timestamp"]
+    start, end = pc.min(times).as_py(), pc.max(times).as_py()
+    assert (start, end) in (before, after), "the data ends at the hour `parity init` ran"
+    assert stats.equals(driver_stats(start))
+    b = create_repo("shop", tmp_path / "b", now=end)
+    assert (b.data_start, b.data_end) == (start, end)
+    for name in (STATS_FILE, ENTITIES_FILE):
+        assert pq.read_table(a / name).equals(pq.read_table(b.path / name)), f"{name} is seeded"
 
 
 def test_init_defaults_to_a_folder_named_after_the_project(tmp_path: Path, monkeypatch):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typer.testing import CliRunner
 
 from parity.cli import app
+from parity.cli.scaffold import create_repo
 from parity.store import FeatureStore
 
 runner = CliRunner(env={"COLUMNS": "200"})
@@ -21,7 +22,7 @@ def run(*args, code=0):
 
 def test_materialize_then_read_then_teardown(tmp_path):
     repo = tmp_path / "shop"
-    run("init", "shop", "--dir", repo)
+    create_repo("shop", repo, now=LATER)  # `parity init` on 2024-01-03 at 23:30
     run("apply", "--repo", repo)
     out = run("materialize", "2023-12-31", "2024-01-04", "--repo", repo)
     assert "driver_hourly_stats" in out and "Entity keys" in out

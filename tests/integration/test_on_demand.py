@@ -23,7 +23,7 @@ from parity.cli import app
 from parity.cli.scaffold import ENTITIES_FILE, create_repo
 from parity.definitions import on_demand
 
-NOW = datetime(2024, 1, 3, 23, 30, tzinfo=UTC)
+NOW = datetime(2024, 1, 3, 23, 30, tzinfo=UTC)  # just after the sample data made at NOW ends
 ODFV_FILE = '''
 from parity import FeatureService, Field, Float64, Int64, RequestSource, String
 from parity import on_demand_feature_view
@@ -73,7 +73,7 @@ runner = CliRunner(env={"COLUMNS": "200"})
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
-    create_repo("od", root)
+    create_repo("od", root, now=NOW)
     (root / "odfv.py").write_text(ODFV_FILE)
     with FeatureStore(root) as store:
         store.apply()

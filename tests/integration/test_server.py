@@ -76,12 +76,14 @@ live_svc = FeatureService(
 )
 """
 DRIVERS = [1001, 1002, 1003, 1004, 1005]
+SCAFFOLD_NOW = datetime(2024, 1, 3, 23, tzinfo=UTC)
+"""When the scaffolds these tests serve were made: their data is 2024-01-01 to 2024-01-03 23:00."""
 
 
 # -- helpers -----------------------------------------------------------------------------------
 def make_repo(root: Path, online_store: dict[str, Any] | None, description: str = "v1") -> Path:
     """A scaffolded repo plus a push-fed view and a no-ttl view, applied."""
-    create_repo("srv", root)
+    create_repo("srv", root, now=SCAFFOLD_NOW)
     (root / "live.py").write_text(LIVE_DEFS.replace("DESCRIPTION", description))
     if online_store is not None and online_store.get("type") == "redis":
         # each repo its own keys, so repos of one run never see each other's records
