@@ -57,7 +57,7 @@ def preview(
         numeric = bool(shown) and all(isinstance(v, int | float) for v in shown)
         columns.append((name, cells, numeric))
     widths = [max([len(name), *(len(c) for c in cells)]) for name, cells, _ in columns]
-    head = f"{title}: {n} row{'s' * (n != 1)} × {len(values)} feature{'s' * (len(values) != 1)}"
+    head = f"{title}: {n} row{'s' * (n != 1)}, {len(values)} feature{'s' * (len(values) != 1)}"
     lines = [head]
     if columns:
         lines.append(

@@ -153,6 +153,11 @@ class DuckDBOfflineEngine(OfflineEngine, SupportsSQL, SupportsEvents):
         patterns: list[str] = []
         hive = False
         if isinstance(source, PushSource):
+            if isinstance(source.batch_source, str):
+                raise DataSourceError(
+                    f"push source {source.name!r}: batch_source {source.batch_source!r} is a "
+                    "name, resolved when the push source is applied; apply it first"
+                )
             file_source = source.batch_source
             folder = log.log_dir(self.log_root, source.name)
             if log.has_files(folder):
