@@ -61,31 +61,31 @@ def convert(text: str, dtype: Any, key: str) -> Any:
     kind = getattr(dtype, "kind", None)
 
     def refuse(what: str) -> RetrievalError:
-        return RetrievalError(f"entity key {key!r}: {text!r} is not {what} ({key} is {name})")
+        return RetrievalError(f"entity key {key!r} is {name}: {text!r} is {what}")
 
     if dtype is None:
         return int(text) if _INT.fullmatch(text.strip()) else text
     if kind == "int":
         if not _INT.fullmatch(text.strip()):
-            raise refuse("an integer")
+            raise refuse("not an integer")
         value = int(text)
         bound = _INT_RANGE.get(str(name), 2**63)
         if not -bound <= value < bound:
             bits = bound.bit_length() - 1
-            raise refuse(f"within {name} (-2**{bits} to 2**{bits} - 1)")
+            raise refuse(f"outside {name} (-2**{bits} to 2**{bits} - 1)")
         return value
     if kind == "float":
         try:
             number = float(text)
         except ValueError:
-            raise refuse("a number") from None
+            raise refuse("not a number") from None
         if not math.isfinite(number):
-            raise refuse("a finite number")
+            raise refuse("not a finite number")
         return number
     if kind == "bool":
         low = text.strip().lower()
         if low not in _TRUE | _FALSE:
-            raise refuse("true or false")
+            raise refuse("not true or false")
         return low in _TRUE
     if kind == "string":
         return text
@@ -97,7 +97,7 @@ def convert(text: str, dtype: Any, key: str) -> Any:
         try:
             return iso_time(text)
         except ValueError:
-            raise refuse("an ISO 8601 time") from None
+            raise refuse("not an ISO 8601 time") from None
     raise RetrievalError(f"entity key {key!r} is {name}: such keys cannot be typed on the shell")
 
 

@@ -26,6 +26,7 @@ from parity.cli.common import (
     handles_errors,
     open_store,
     require_registry,
+    split_refs,
 )
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def get(
     """Read the latest online values of entities: value, status and age of each feature."""
     from parity.cli.entity_text import parse_rows, typed_rows
 
-    refs = [r.strip() for item in features or [] for r in item.split(",") if r.strip()]
+    refs = split_refs(features)
     if refs and service:
         raise typer.BadParameter("give one of them, not both", param_hint=_EITHER)
     if not refs and not service:

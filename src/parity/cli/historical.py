@@ -15,6 +15,7 @@ from parity.cli.common import (
     handles_errors,
     open_store,
     require_registry,
+    split_refs,
     working,
 )
 from parity.errors import ParityError
@@ -84,7 +85,7 @@ def historical(
     """
     from rich.text import Text
 
-    refs = [r.strip() for item in features or [] for r in item.split(",") if r.strip()]
+    refs = split_refs(features)
     if refs and service:
         raise typer.BadParameter("give one of them, not both", param_hint=_EITHER)
     if not refs and not service:
