@@ -284,6 +284,38 @@ def history_log(records: Sequence[VersionRecord], *, title: str) -> Group:
     return Group(*parts)
 
 
+def arrow_table(table: Any, *, limit: int = 20) -> Table:
+    """The first ``limit`` rows of an Arrow table as a rich table, with a caption counting
+    all the rows when some are left out. Nulls show as a dim ``null``."""
+    import pyarrow as pa
+    from rich.table import Table
+
+    n = table.num_rows
+    out = Table(title=f"{n:,} row{'s' * (n != 1)}", title_justify="left")
+    head = table.slice(0, limit)
+    columns = []
+    for name, col in zip(head.column_names, head.columns, strict=True):
+        numeric = pa.types.is_integer(col.type) or pa.types.is_floating(col.type)
+        out.add_column(name, justify="right" if numeric else "left", overflow="fold")
+        columns.append(col.to_pylist())
+    for i in range(head.num_rows):
+        out.add_row(*(_cell(c[i]) for c in columns))
+    if n > limit:
+        out.caption = f"the first {limit:,} of {n:,} rows; --out FILE writes them all"
+        out.caption_justify = "left"
+    return out
+
+
+def _cell(value: Any) -> Text:
+    from rich.text import Text
+
+    if value is None:
+        return Text("null", style="dim")
+    if isinstance(value, datetime):
+        return Text(value.isoformat(sep=" "))
+    return Text(repr(value) if isinstance(value, float | bytes) else str(value))
+
+
 def when(ts: datetime) -> str:
     """A registry time (UTC; naive means UTC) as ``2024-05-01 10:00:00 UTC``."""
     if ts.tzinfo is not None:
@@ -299,6 +331,7 @@ __all__ = [
     "KIND_LABELS",
     "KIND_TITLES",
     "applied_summary",
+    "arrow_table",
     "change_text",
     "console",
     "definition_facts",
