@@ -24,7 +24,7 @@ from pathlib import Path
 import typer
 
 from parity import __version__
-from parity.cli import browse, get, historical, online, render, repo, serve
+from parity.cli import browse, get, historical, online, push, render, repo, serve
 from parity.cli.common import CONFIG_FILE, RepoOption, VerboseOption, handles_errors
 
 app = typer.Typer(
@@ -48,6 +48,7 @@ app.command("describe")(browse.describe)
 app.command("history")(browse.history)
 app.command("get")(get.get)
 app.command("historical")(historical.historical)
+app.command("push")(push.push)
 app.command("materialize")(online.materialize)
 app.command("materialize-incremental")(online.materialize_incremental)
 app.command("materialize-reset")(online.materialize_reset)
