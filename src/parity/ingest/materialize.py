@@ -34,10 +34,10 @@ from parity.definitions import FeatureView
 from parity.errors import OnlineStoreError, RetrievalError
 from parity.ingest.aggregated import chunks, events_by_entity, write_events
 from parity.ingest.write import WriteContext
-from parity.offline.base import SupportsEvents, ViewJoin
+from parity.offline.base import SupportsCountedLatest, SupportsEvents, ViewJoin
 from parity.online.base import OnlineView
 from parity.online.writer import CREATED_US, EVENT_US, encode_batch
-from parity.progress import progress_bar
+from parity.progress import RowCounter, progress_bar
 from parity.registry.catalog import Catalog
 
 BATCH_ROWS = 50_000
@@ -297,7 +297,17 @@ def materialize_view(
     # on the store's socket or disk, GIL released): at most two batches are in memory.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-write") as writer:
         pending: Future[int] | None = None
-        for batch in ctx.offline().latest(vj, start, end, batch_rows=BATCH_ROWS):
+        offline = ctx.offline()
+        if (
+            isinstance(on_batch, RowCounter)
+            and on_batch.wants_totals
+            and isinstance(offline, SupportsCountedLatest)
+        ):  # a bar is drawn: its total and ETA are worth a count
+            total, reader = offline.latest_counted(vj, start, end, batch_rows=BATCH_ROWS)
+            on_batch.set_total(view.name, total)
+        else:
+            reader = offline.latest(vj, start, end, batch_rows=BATCH_ROWS)
+        for batch in reader:
             if batch.num_rows == 0:
                 continue
             encoded = encode_batch(batch, ov)
@@ -352,6 +362,8 @@ def _materialize_aggregates(
     # Older events are outside every window a read at or after ``now`` can ask for.
     table = offline.events(vj, now - plan.horizon_us, until)
     groups = events_by_entity(plan, ov, table, table.column(EVENT_US), table.column(CREATED_US))
+    if isinstance(on_batch, RowCounter):  # the events are read: their count is free
+        on_batch.set_total(view.name, table.num_rows)
     stored = 0
     for part in chunks(groups, 1000):
         stored += write_events(ctx.online(), ov, plan, part, now, replace_until=until)
