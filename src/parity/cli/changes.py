@@ -65,7 +65,7 @@ def describe_value(value: Any, path: str) -> str:
     if isinstance(value, dict) and isinstance(value.get("name"), str):
         return _item(value)
     if isinstance(value, list) and value and all(_named(v) for v in value):
-        return "[" + ", ".join(v.get("name") or v.get("view") for v in value) + "]"
+        return "[" + ", ".join(_name(v) for v in value) + "]"
     if isinstance(value, str) and (not value or " " in value):
         return json.dumps(value, ensure_ascii=False)  # quoted where bare text would blur
     return format_value(value)
@@ -86,6 +86,49 @@ def _item(value: dict[str, Any]) -> str:
     return ", ".join(facts) or json.dumps(value.get("name"))
 
 
+def describe_changes(change: FieldChange) -> list[str]:
+    """The lines of one change: a list of named items replaced whole (its items were
+    reordered, so the registry's diff could not go item by item) is shown item by item,
+    as removed, added and changed fields, then its new order."""
+    from parity.registry.diff import FieldChange, diff_specs
+
+    old, new = change.old, change.new
+    if not (_named_list(old) and _named_list(new)):
+        return [describe_change(change)]
+    before = {_name(v): v for v in old}
+    after = {_name(v): v for v in new}
+    lines = []
+    for key in [*before, *(k for k in after if k not in before)]:
+        at = f"{change.path}[{key}]"
+        if key not in after:
+            lines.append(f"- {at}: {_item(before[key])}")
+        elif key not in before:
+            lines.append(f"+ {at}: {_item(after[key])}")
+        else:
+            for sub in diff_specs(before[key], after[key]):
+                path = f"{at}{'' if sub.path.startswith('[') else '.'}{sub.path}"
+                lines.append(describe_change(FieldChange(path, sub.old, sub.new)))
+    kept_before = [k for k in before if k in after]
+    kept_after = [k for k in after if k in before]
+    if kept_before != kept_after:
+        lines.append(
+            f"{change.path} order: {describe_value(old, change.path)} {ARROW} "
+            f"{describe_value(new, change.path)}"
+        )
+    return lines
+
+
+def _named_list(value: Any) -> bool:
+    if not isinstance(value, list) or not value or not all(_named(v) for v in value):
+        return False
+    names = [_name(v) for v in value]
+    return len(set(names)) == len(names)
+
+
+def _name(value: dict[str, Any]) -> str:
+    return str(value.get("name") or value.get("view"))
+
+
 def describe_change(change: FieldChange) -> str:
     """``path: old → new``, ``+ path: new`` (added) or ``- path: old`` (removed)."""
     if change.added:
@@ -97,4 +140,4 @@ def describe_change(change: FieldChange) -> str:
     return f"{change.path}: {old} {ARROW} {new}"
 
 
-__all__ = ["ARROW", "describe_change", "describe_value", "human_duration"]
+__all__ = ["ARROW", "describe_change", "describe_changes", "describe_value", "human_duration"]

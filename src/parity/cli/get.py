@@ -42,7 +42,7 @@ def get(
     features: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[FEATURES]...",
+            metavar="FEATURES",
             help="Feature references view:feature (view:* for all of a view's features), "
             "comma-separated or repeated. Exclusive with --service.",
             show_default=False,

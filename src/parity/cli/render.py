@@ -258,7 +258,7 @@ def history_log(records: Sequence[VersionRecord], *, title: str) -> Group:
     from rich.table import Table
     from rich.text import Text
 
-    from parity.cli.changes import describe_change
+    from parity.cli.changes import describe_changes
 
     kinds = {r.kind for r in records}
     n = len(records)
@@ -279,7 +279,8 @@ def history_log(records: Sequence[VersionRecord], *, title: str) -> Group:
             grid.add_column(width=4, no_wrap=True)
             grid.add_column(overflow="fold")
             for fc in r.diff:
-                grid.add_row("", Text(describe_change(fc), style=style))
+                for line in describe_changes(fc):
+                    grid.add_row("", Text(line, style=style))
             parts.append(grid)
     return Group(*parts)
 
