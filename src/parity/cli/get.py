@@ -148,7 +148,8 @@ def response_table(response: OnlineResponse, now_us: int) -> Any:
 
     cols = response.to_dict()
     keys = [k for k in cols if k not in response.values]
-    table = Table(title=f"Online values ({len(response)} entity rows)", title_justify="left")
+    n = len(response)
+    table = Table(title=f"Online values ({n} entity row{'s' * (n != 1)})", title_justify="left")
     for k in keys:
         table.add_column(k, style="bold cyan", overflow="fold")
     for header in ("Feature", "Value", "Status", "Age"):
