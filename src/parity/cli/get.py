@@ -43,8 +43,8 @@ def get(
         list[str] | None,
         typer.Argument(
             metavar="FEATURES",
-            help="Feature references view:feature (view:* for all of a view's features), "
-            "comma-separated or repeated. Exclusive with --service.",
+            help="Feature references view:feature, comma-separated or repeated (view:a,b is "
+            "view:a and view:b; view:* all of a view's features). Exclusive with --service.",
             show_default=False,
         ),
     ] = None,

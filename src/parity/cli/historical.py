@@ -58,8 +58,9 @@ def historical(
             "--features",
             "-f",
             metavar="REFS",
-            help="Feature references view:feature, comma-separated (view:* for all of a "
-            "view's features); may be repeated. Exclusive with --service.",
+            help="Feature references view:feature, comma-separated (view:a,b is view:a and "
+            "view:b; view:* all of a view's features); may be repeated. Exclusive with "
+            "--service.",
         ),
     ] = None,
     service: Annotated[
