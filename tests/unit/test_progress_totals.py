@@ -86,3 +86,49 @@ def test_the_engine_counts_what_latest_streams(tmp_path: Path):
             assert total == plain.num_rows == counted.num_rows
             assert counted.schema == plain.schema
             assert counted.sort_by("driver_id").equals(plain.sort_by("driver_id"))
+
+
+def test_materialize_gives_the_bar_its_total_when_it_is_drawn(tmp_path: Path):
+    import sys
+
+    import parity.ingest  # noqa: F401 - loads the module the name below is shadowed by
+
+    materialize = sys.modules["parity.ingest.materialize"]
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    write_parquet(
+        tmp_path / "data/rows.parquet",
+        {
+            "driver_id": pa.array([i % 5 for i in range(20)], pa.int64()),
+            "event_timestamp": pa.array(
+                [t0 + timedelta(hours=i) for i in range(20)], pa.timestamp("us", tz="UTC")
+            ),
+            "rate": pa.array([float(i) for i in range(20)]),
+        },
+    )
+    repo = write_repo(
+        tmp_path,
+        {
+            "defs.py": """
+            from parity import Entity, FeatureView, Field, FileSource, Float64, Int64
+            driver = Entity(name="driver", join_keys=["driver_id"], dtype=Int64)
+            rates = FeatureView(name="rates", entities=[driver],
+                source=FileSource(name="rows", path="data/rows.parquet"),
+                schema=[Field(name="rate", dtype=Float64)])
+            """
+        },
+    )
+    (repo / "parity.yaml").write_text(
+        (repo / "parity.yaml").read_text() + "online_store: { type: sqlite, path: data/o.db }\n"
+    )
+    with FeatureStore(repo) as store:
+        store.apply()
+        ctx = store._writes(fresh=True)
+        view = ctx.catalog.view("rates")
+        end = t0 + timedelta(days=2)
+        for console in (terminal()[0], Console(file=io.StringIO())):
+            with progress_bar(True, console=console) as counter:
+                assert counter is not None
+                run = materialize.materialize_view(ctx, view, t0, end, on_batch=counter)
+                done, total = counter.totals()["rates"]
+            assert done == run.rows == 5
+            assert total == (5 if console.is_terminal else None)  # counted only when drawn
