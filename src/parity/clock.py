@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
+from parity.errors import RetrievalError
 from parity.online.encoding import to_micros
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "MIN_US",
     "Clock",
     "in_range",
+    "iso_time",
+    "parse_time",
     "to_micros",
     "unique_stamps",
     "utc",
@@ -45,6 +48,41 @@ MAX_US = 4_102_444_800_000_000
 def in_range(us: int) -> bool:
     """Whether a time in µs since the epoch is one Parity stores."""
     return MIN_US <= us < MAX_US
+
+
+def iso_time(text: str) -> datetime:
+    """ISO 8601 text (a date, or a date and time with an optional offset) as an aware time;
+    naive means UTC. ``ValueError`` when it is not one."""
+    value = datetime.fromisoformat(text.strip())
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def parse_time(
+    value: str | datetime | date, what: str, *, now: Callable[[], datetime] | None = None
+) -> datetime:
+    """A time given as ISO 8601 text (naive = UTC), ``"now"``, a datetime (naive = UTC) or a
+    date (its midnight UTC); ``RetrievalError`` naming ``what`` for anything else.
+
+    ``now`` gives the current time for ``"now"`` (default: the system clock). What the CLI,
+    ``store.materialize`` and ``store.materialize_incremental`` accept.
+    """
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if not isinstance(value, str):
+        raise RetrievalError(
+            f"{what} must be a datetime or ISO 8601 text, not {type(value).__name__} {value!r}"
+        )
+    if value.strip().lower() == "now":
+        return now() if now is not None else datetime.now(UTC)
+    try:
+        return iso_time(value)
+    except ValueError:
+        raise RetrievalError(
+            f"{what}: {value!r} is not a time; use ISO 8601 like 2024-01-31 or "
+            "2024-01-31T12:00:00+00:00 (UTC when no offset is given), or 'now'"
+        ) from None
 
 
 _stamp_lock = threading.Lock()

@@ -263,28 +263,30 @@ class FeatureStore:
 
     def materialize(
         self,
-        start: datetime,
-        end: datetime,
+        start: datetime | str,
+        end: datetime | str,
         views: Sequence[str] | None = None,
         *,
         progress: bool = False,
     ) -> MaterializeResult:
-        """Load the latest value per entity with event time in [start, end] online."""
+        """Load the latest value per entity with event time in [start, end] online.
+
+        Times are datetimes or ISO 8601 text (``"2024-01-31"``, ``"2024-01-31T12:00:00Z"``);
+        naive means UTC, ``"now"`` is the store's clock."""
         from parity import ingest
 
-        ctx = self._writes(fresh=True)
-        starts = ingest.window_starts(ctx.catalog, views, start, end)
-        return ingest.materialize(ctx, starts, end, progress=progress)
+        return ingest.materialize_window(
+            self._writes(fresh=True), views, start, end, progress=progress
+        )
 
     def materialize_incremental(
-        self, end: datetime, views: Sequence[str] | None = None, *, progress: bool = False
+        self, end: datetime | str, views: Sequence[str] | None = None, *, progress: bool = False
     ) -> MaterializeResult:
-        """Materialize each view from where its last run ended (first run: end - ttl)."""
+        """Materialize each view from where its last run ended (first run: end - ttl);
+        ``end`` as for ``materialize``."""
         from parity import ingest
 
-        ctx = self._writes(fresh=True)
-        starts = ingest.incremental_starts(ctx, views, end)
-        return ingest.materialize(ctx, starts, end, progress=progress)
+        return ingest.materialize_since(self._writes(fresh=True), views, end, progress=progress)
 
     def reset_materialization(self, views: Sequence[str]) -> dict[str, datetime | None]:
         """Forget these views' recorded materialization windows: the next incremental run

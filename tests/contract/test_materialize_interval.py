@@ -205,7 +205,8 @@ def test_a_first_run_whose_ttl_reaches_before_the_range_starts_at_its_beginning(
 
 
 def test_not_a_time_is_refused_naming_the_argument(store: FeatureStore):
-    refused(lambda: store.materialize_incremental("2024-01-01"), "end", "datetime")  # type: ignore[arg-type]
+    refused(lambda: store.materialize_incremental(20240101), "end", "datetime")  # type: ignore[arg-type]
+    refused(lambda: store.materialize_incremental("yesterday"), "end", "not a time", "ISO 8601")
     refused(lambda: store.materialize(None, T0), "start", "datetime")  # type: ignore[arg-type]
 
 

@@ -54,6 +54,11 @@ def table_rows(text: str) -> list[list[str]]:
     ]
 
 
+def history_versions(text: str) -> list[list[str]]:
+    """The version lines of `parity history`: version, action, author, date, time, ..."""
+    return [line.split()[1:] for line in text.splitlines() if line.startswith("version ")]
+
+
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert text.count(old) == 1, f"{old!r} is not in {path} exactly once"
@@ -196,7 +201,7 @@ def test_apply_deletes_what_left_the_repo(applied: Path):
     assert "- feature_view driver_rating" in out
     assert "deleted 2" in out
     history = parity("history", "driver_profile", "--repo", applied).stdout
-    assert [row[:2] for row in table_rows(history)] == [["1", "create"], ["2", "delete"]]
+    assert [row[:2] for row in history_versions(history)] == [["1", "create"], ["2", "delete"]]
 
 
 def test_apply_refuses_an_invalid_definition_and_leaves_the_registry(applied: Path):
@@ -334,15 +339,20 @@ def test_history_lists_versions_oldest_first(applied: Path):
     out = parity("history", VIEW, "--repo", applied).stdout
     with FeatureStore(applied) as store:
         hashes = [r.content_hash[:12] for r in store.history(VIEW)]
-    rows = table_rows(out)
+    rows = history_versions(out)
     assert [r[:3] for r in rows] == [
         ["1", "create", "alice"],
         ["2", "update", "bob"],
         ["3", "update", "carol"],
     ]
-    assert [r[4] for r in rows] == hashes
-    assert [r[5] for r in rows] == ["-", "ttl", "ttl, schema[conv_rate].description"]
-    assert all(r[3].endswith(" UTC") for r in rows)
+    assert [r[-1] for r in rows] == hashes
+    changes = [line.strip() for line in out.splitlines() if line.startswith("    ")]
+    assert changes == [
+        "ttl: 1 day → 2 hours",
+        "ttl: 2 hours → 3 hours",
+        'schema[conv_rate].description: "Share of offers accepted." → "Offers taken."',
+    ]
+    assert all(r[5] == "UTC" for r in rows)
 
 
 def test_history_of_an_unknown_name(applied: Path):

@@ -5,7 +5,9 @@
     parity init NAME [--dir PATH]      a working feature repo with sample data
     parity plan | apply                what would change / register it
     parity list | describe | history   what is registered, and how it changed
-    parity historical ...              training data to Parquet or CSV
+    parity get REFS --entity K=V ...   online values with status and age (or --json)
+    parity historical ...              training data to Parquet or CSV (or a table: --out -)
+    parity push SOURCE FILE            rows of a CSV, Parquet or JSON file to a push source
     parity materialize START END       latest values into the online store
     parity materialize-incremental END from where the last run ended
     parity materialize-reset VIEW...   forget views' recorded windows (start afresh)
@@ -22,7 +24,7 @@ from pathlib import Path
 import typer
 
 from parity import __version__
-from parity.cli import browse, historical, online, render, repo, serve
+from parity.cli import browse, get, historical, online, push, render, repo, serve
 from parity.cli.common import CONFIG_FILE, RepoOption, VerboseOption, handles_errors
 
 app = typer.Typer(
@@ -44,7 +46,9 @@ app.command("apply")(repo.apply)
 app.command("list")(browse.list_)
 app.command("describe")(browse.describe)
 app.command("history")(browse.history)
+app.command("get")(get.get)
 app.command("historical")(historical.historical)
+app.command("push")(push.push)
 app.command("materialize")(online.materialize)
 app.command("materialize-incremental")(online.materialize_incremental)
 app.command("materialize-reset")(online.materialize_reset)

@@ -64,7 +64,7 @@ def list_(
         if not objects:
             out.print(Text(f"No {render.KIND_TITLES[k].lower()} registered.", style="dim"))
         else:
-            out.print(render.definitions_table(k, objects))
+            out.print(render.definitions_table(k, objects, width=out.width))
 
 
 @handles_errors
@@ -106,7 +106,8 @@ def history(
         require_registry(store)
         records = store.history(name, wanted)
     title = f"History of {render.KIND_LABELS[wanted] + ' ' if wanted else ''}{name}"
-    render.console().print(render.history_table(records, title=title))
+    out = render.console()
+    out.print(render.history_log(records, title=title), soft_wrap=False)
 
 
 def _find(catalog: Catalog, name: str, kind: str | None) -> list[Definition]:

@@ -77,6 +77,23 @@ def parse_kind(value: str | None, option: str = "--kind") -> str | None:
     return kind
 
 
+def split_refs(items: list[str] | None) -> list[str]:
+    """Feature references given repeated or comma-separated; a part without a view takes
+    the previous part's (``view:a,b`` is ``view:a`` and ``view:b``)."""
+    refs: list[str] = []
+    view = None
+    for item in items or []:
+        for part in (p.strip() for p in item.split(",")):
+            if not part:
+                continue
+            if ":" in part:
+                view = part.split(":", 1)[0]
+            elif view is not None:
+                part = f"{view}:{part}"
+            refs.append(part)
+    return refs
+
+
 def handles_errors(fn: F) -> F:
     """Turn a ``ParityError`` raised by the command into ``error: ...`` and exit status 1."""
 
@@ -136,5 +153,6 @@ __all__ = [
     "open_store",
     "parse_kind",
     "require_registry",
+    "split_refs",
     "working",
 ]

@@ -15,6 +15,7 @@ from parity.cli.common import (
     handles_errors,
     open_store,
     require_registry,
+    split_refs,
     working,
 )
 from parity.errors import ParityError
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from parity.query.refs import FeatureRefs
 
 _EITHER = "'--features' / '--service'"
+PREVIEW_ROWS = 20
+"""Rows of the result a table shows by default."""
 
 
 @handles_errors
@@ -43,8 +46,10 @@ def historical(
         typer.Option(
             "--out",
             "-o",
-            help="The file to write: CSV if it ends in .csv, else Parquet.",
+            help="The file to write: CSV if it ends in .csv, else Parquet; '-' prints the "
+            "result: a table on a terminal, CSV when piped.",
             dir_okay=False,
+            allow_dash=True,
         ),
     ],
     features: Annotated[
@@ -53,8 +58,9 @@ def historical(
             "--features",
             "-f",
             metavar="REFS",
-            help="Feature references view:feature, comma-separated (view:* for all of a "
-            "view's features); may be repeated. Exclusive with --service.",
+            help="Feature references view:feature, comma-separated (view:a,b is view:a and "
+            "view:b; view:* all of a view's features); may be repeated. Exclusive with "
+            "--service.",
         ),
     ] = None,
     service: Annotated[
@@ -75,6 +81,21 @@ def historical(
             "--full-feature-names", help="Name output columns view__feature, not feature."
         ),
     ] = False,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="auto, table, csv or parquet. auto: a file by its extension; '--out -' "
+            "a table on a terminal and CSV otherwise. table is for '--out -' only.",
+        ),
+    ] = "auto",
+    limit: Annotated[
+        int,
+        typer.Option(
+            min=1, metavar="N", help="Rows a table shows (the count of all rows is given)."
+        ),
+    ] = PREVIEW_ROWS,
     repo: RepoOption = Path("."),
     verbose: VerboseOption = False,
 ) -> None:
@@ -84,7 +105,7 @@ def historical(
     """
     from rich.text import Text
 
-    refs = [r.strip() for item in features or [] for r in item.split(",") if r.strip()]
+    refs = split_refs(features)
     if refs and service:
         raise typer.BadParameter("give one of them, not both", param_hint=_EITHER)
     if not refs and not service:
@@ -92,6 +113,7 @@ def historical(
             "give one: --features view:feature,... or --service NAME", param_hint=_EITHER
         )
     wanted: FeatureRefs = refs or str(service)
+    fmt = output_kind(out, output_format)
     started = time.perf_counter()
     with open_store(repo) as store, working("Joining features point in time…"):
         from parity.query.plan import plan_features
@@ -105,27 +127,67 @@ def historical(
             full_feature_names=full_feature_names,
             timestamp_column=timestamp_column,
         ).to_arrow()
-        write_table(table, out)
+        if fmt in ("csv", "parquet") and str(out) != "-":
+            write_table(table, out, fmt)
     elapsed = time.perf_counter() - started
     missed = rows_without_features(table, outputs)
-    render.console().print(
-        Text(
-            f"Wrote {table.num_rows} rows ({len(outputs)} features) to {out} "
-            f"in {elapsed:.2f} s; {missed} row(s) had no value for any feature.",
-            style="bold green",
-        )
+    where = "stdout" if str(out) == "-" else str(out)
+    summary = Text(
+        f"{'Printed' if where == 'stdout' else 'Wrote'} {table.num_rows} rows "
+        f"({len(outputs)} features) to {where} in {elapsed:.2f} s; {missed} row(s) had no "
+        "value for any feature.",
+        style="bold green",
     )
+    if fmt == "table":
+        render.console().print(render.arrow_table(table, limit=limit))
+    elif where == "stdout":  # the data is stdout: CSV, and what was done goes to stderr
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink)
+        typer.echo(sink.getvalue().to_pybytes().decode(), nl=False)
+        render.console(stderr=True).print(summary)
+        return
+    render.console().print(summary)
 
 
-def write_table(table: pa.Table, out: Path) -> None:
-    """Write ``table`` as CSV when ``out`` ends in ``.csv``, else as Parquet."""
+def output_kind(out: Path, chosen: str) -> str:
+    """``table``, ``csv`` or ``parquet`` for ``--out`` and ``--format``; refuses the
+    combinations that cannot be (a table in a file, Parquet on stdout)."""
+    import sys
+
+    kind = chosen.strip().lower()
+    if kind not in ("auto", "table", "csv", "parquet"):
+        raise typer.BadParameter(
+            f"{chosen!r} is not a format; use auto, table, csv or parquet", param_hint="'--format'"
+        )
+    dash = str(out) == "-"
+    if kind == "auto":
+        if dash:
+            return "table" if sys.stdout.isatty() else "csv"
+        return "csv" if out.suffix.lower() == ".csv" else "parquet"
+    if kind == "table" and not dash:
+        raise typer.BadParameter(
+            "a table is printed: use it with '--out -'", param_hint="'--format'"
+        )
+    if kind == "parquet" and dash:
+        raise typer.BadParameter(
+            "Parquet is not printed: give a file with --out", param_hint="'--format'"
+        )
+    return kind
+
+
+def write_table(table: pa.Table, out: Path, kind: str | None = None) -> None:
+    """Write ``table`` as ``kind`` (csv or parquet; default: CSV when ``out`` ends in
+    ``.csv``, else Parquet)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix.lower() == ".csv":
+        if (kind or ("csv" if out.suffix.lower() == ".csv" else "parquet")) == "csv":
             pacsv.write_csv(table, out)
         else:
             pq.write_table(table, out)

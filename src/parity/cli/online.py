@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,7 +15,6 @@ from parity.cli.common import (
     open_store,
     require_registry,
 )
-from parity.errors import RetrievalError
 
 if TYPE_CHECKING:
     from parity.ingest.materialize import MaterializeResult
@@ -25,20 +23,6 @@ ViewsOption = Annotated[
     list[str] | None,
     typer.Option("--views", help="Only these feature views (repeat or comma-separate)."),
 ]
-
-
-def parse_time(text: str, what: str) -> datetime:
-    """ISO 8601 date or time (naive = UTC), or ``now``."""
-    if text.strip().lower() == "now":
-        return datetime.now(UTC)
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise RetrievalError(
-            f"{what}: {text!r} is not a time; use ISO 8601 like 2024-01-31 or "
-            "2024-01-31T12:00:00+00:00, or 'now'"
-        ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _views(values: list[str] | None) -> list[str] | None:
@@ -78,6 +62,8 @@ def materialize(
     verbose: VerboseOption = False,
 ) -> None:
     """Load the latest value per entity in [START, END] into the online store."""
+    from parity.clock import parse_time
+
     begin, finish = parse_time(start, "START"), parse_time(end, "END")
     with open_store(repo) as store:
         require_registry(store)
@@ -97,6 +83,8 @@ def materialize_incremental(
     END may not be in the future (5 minutes of clock skew allowed) nor before a view's
     recorded end: `parity materialize-reset VIEW` starts a view afresh.
     """
+    from parity.clock import parse_time
+
     finish = parse_time(end, "END")
     with open_store(repo) as store:
         require_registry(store)

@@ -111,15 +111,73 @@ def service_refs(service: FeatureService) -> list[str]:
 
 
 def source_location(source: DataSource) -> str:
+    """A file source's path; a push source's batch path, as ``push (path)``."""
     path = getattr(source, "path", None)
-    return str(path) if path else source.source_type
+    if path:
+        return str(path)
+    batch = getattr(source, "batch_source", None)
+    batch_path = getattr(batch, "path", None)
+    return f"{source.source_type} ({batch_path})" if batch_path else source.source_type
 
 
-def definitions_table(kind: str, objects: Sequence[Definition]) -> Table:
-    """One table of definitions of one kind: name, its key facts, owner, description."""
+_OPTIONAL = ("Description", "Owner")
+"""Columns of definition tables dropped, in this order, when the table would not fit."""
+
+
+def definitions_table(kind: str, objects: Sequence[Definition], width: int | None = None) -> Table:
+    """One table of definitions of one kind: name, its key facts, owner, description.
+
+    When ``width`` is given and the table would not fit, the description and then the owner
+    columns are left out (the caption says so) and the other cells wrap, so no line is wider
+    than ``width`` and no cell is cut short.
+    """
     from rich.table import Table
     from rich.text import Text
 
+    headers: list[str] = ["Name"]
+    rows: list[list[str]] = []
+    for obj in objects:
+        facts = definition_facts(obj)
+        if len(headers) == 1:
+            headers += [h for h, _ in facts] + ["Owner", "Description"]
+        rows.append([obj.name, *(v for _, v in facts), obj.owner, obj.description])
+    keep = list(range(len(headers)))
+    dropped: list[str] = []
+
+    def build() -> Table:
+        table = Table(title=f"{KIND_TITLES[kind]} ({len(objects)})", title_justify="left")
+        for i in keep:
+            if headers[i] == "Name":  # names stay whole; other cells wrap, long words fold
+                table.add_column("Name", style="bold cyan", no_wrap=True)
+            else:
+                table.add_column(headers[i], overflow="fold")
+        for row in rows:
+            table.add_row(*(Text(row[i]) for i in keep))
+        if dropped:
+            table.caption = (
+                f"{' and '.join(dropped).lower()} left out at this width; "
+                "`parity describe NAME` shows them"
+            )
+            table.caption_justify = "left"
+        return table
+
+    table = build()
+    if width is None:
+        return table
+    from rich.console import Console
+
+    measure = Console(width=10_000).measure  # the natural width, not clamped to ``width``
+    for header in _OPTIONAL:
+        if measure(table).maximum <= width or header not in headers:
+            break
+        keep.remove(headers.index(header))
+        dropped.append(header)
+        table = build()
+    return table
+
+
+def definition_facts(obj: Definition) -> list[tuple[str, str]]:
+    """The key facts of a definition for a table, by column: what a list shows of it."""
     from parity.definitions import (
         DataSource,
         Entity,
@@ -128,44 +186,27 @@ def definitions_table(kind: str, objects: Sequence[Definition]) -> Table:
         OnDemandFeatureView,
     )
 
-    table = Table(title=f"{KIND_TITLES[kind]} ({len(objects)})", title_justify="left")
-    table.add_column("Name", style="bold cyan", no_wrap=True)
-    facts: list[tuple[str, Any]]
-    for obj in objects:
-        if isinstance(obj, Entity):
-            facts = [("Join keys", ", ".join(obj.join_keys)), ("Type", str(obj.dtype or "any"))]
-        elif isinstance(obj, FeatureView):
-            facts = [
-                ("Entities", ", ".join(obj.entity_names)),
-                ("Features", ", ".join(obj.feature_names)),
-                ("TTL", ttl_text(obj)),
-                ("Source", obj.source_name),
-            ]
-        elif isinstance(obj, OnDemandFeatureView):
-            facts = [
-                ("Sources", ", ".join(s.removeprefix("view ") for s in obj.depends_on)),
-                ("Features", ", ".join(obj.feature_names)),
-                ("Mode", obj.mode),
-                ("Function", obj.udf.describe()),
-            ]
-        elif isinstance(obj, FeatureService):
-            facts = [("Features", " ".join(service_refs(obj)))]
-        elif isinstance(obj, DataSource):
-            facts = [
-                ("Path", source_location(obj)),
-                ("Timestamp", obj.timestamp_field),
-            ]
-        else:  # a kind this version cannot show in detail
-            facts = []
-        if len(table.columns) == 1:
-            for header, _ in facts:
-                table.add_column(header)
-            table.add_column("Owner")
-            table.add_column("Description")
-        table.add_row(
-            Text(obj.name), *(Text(v) for _, v in facts), Text(obj.owner), Text(obj.description)
-        )
-    return table
+    if isinstance(obj, Entity):
+        return [("Join keys", ", ".join(obj.join_keys)), ("Type", str(obj.dtype or "any"))]
+    if isinstance(obj, FeatureView):
+        return [
+            ("Entities", ", ".join(obj.entity_names)),
+            ("Features", ", ".join(obj.feature_names)),
+            ("TTL", ttl_text(obj)),
+            ("Source", obj.source_name),
+        ]
+    if isinstance(obj, OnDemandFeatureView):
+        return [
+            ("Sources", ", ".join(s.removeprefix("view ") for s in obj.depends_on)),
+            ("Features", ", ".join(obj.feature_names)),
+            ("Mode", obj.mode),
+            ("Function", obj.udf.describe()),
+        ]
+    if isinstance(obj, FeatureService):
+        return [("Features", " ".join(service_refs(obj)))]
+    if isinstance(obj, DataSource):
+        return [("Path", source_location(obj)), ("Timestamp", obj.timestamp_field)]
+    return []  # a kind this version cannot show in detail
 
 
 def spec_yaml(obj: Definition) -> Syntax:
@@ -209,31 +250,71 @@ def version_line(record: VersionRecord) -> Group:
     return Group(*lines)
 
 
-def history_table(records: Sequence[VersionRecord], *, title: str) -> Table:
-    """Versions oldest first: version, action, author, when, hash prefix, changed fields."""
+def history_log(records: Sequence[VersionRecord], *, title: str) -> Group:
+    """Versions oldest first, one line each (version, action, author, when, revision, hash),
+    under each its changes as ``path: old → new`` (``parity.cli.changes``), wrapped with a
+    hanging indent."""
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
+    from parity.cli.changes import describe_changes
+
     kinds = {r.kind for r in records}
-    table = Table(title=title, title_justify="left")
-    if len(kinds) > 1:
-        table.add_column("Kind")
-    for header in ("Version", "Action", "Author", "When", "Hash", "Changed"):
-        table.add_column(header, justify="right" if header == "Version" else "left")
+    n = len(records)
+    parts: list[Any] = [Text(f"{title}: {n} version{'s' * (n != 1)}, oldest first", style="bold")]
+    author_width = max((len(r.author) for r in records), default=0)
     for r in records:
-        changed = ", ".join(fc.path for fc in r.diff) if r.diff else "-"
-        cells = [
-            Text(str(r.version)),
-            Text(r.action, style=_ACTION_STYLE[r.action]),
-            Text(r.author),
-            Text(when(r.applied_at)),
-            Text(r.content_hash[:12]),
-            Text(changed),
-        ]
+        style = _ACTION_STYLE[r.action]
+        head = Text()
         if len(kinds) > 1:
-            cells.insert(0, Text(r.kind))
-        table.add_row(*cells)
-    return table
+            head.append(f"{KIND_LABELS.get(r.kind, r.kind)} ")
+        head.append(f"version {r.version}", style="bold")
+        head.append(f"  {r.action:<6}", style=style)
+        head.append(f"  {r.author:<{author_width}}  {when(r.applied_at)}")
+        head.append(f"  revision {r.revision}, hash {r.content_hash[:12]}", style="dim")
+        parts.append(head)
+        if r.diff:
+            grid = Table.grid(padding=(0, 0))
+            grid.add_column(width=4, no_wrap=True)
+            grid.add_column(overflow="fold")
+            for fc in r.diff:
+                for line in describe_changes(fc):
+                    grid.add_row("", Text(line, style=style))
+            parts.append(grid)
+    return Group(*parts)
+
+
+def arrow_table(table: Any, *, limit: int = 20) -> Table:
+    """The first ``limit`` rows of an Arrow table as a rich table, with a caption counting
+    all the rows when some are left out. Nulls show as a dim ``null``."""
+    import pyarrow as pa
+    from rich.table import Table
+
+    n = table.num_rows
+    out = Table(title=f"{n:,} row{'s' * (n != 1)}", title_justify="left")
+    head = table.slice(0, limit)
+    columns = []
+    for name, col in zip(head.column_names, head.columns, strict=True):
+        numeric = pa.types.is_integer(col.type) or pa.types.is_floating(col.type)
+        out.add_column(name, justify="right" if numeric else "left", overflow="fold")
+        columns.append(col.to_pylist())
+    for i in range(head.num_rows):
+        out.add_row(*(_cell(c[i]) for c in columns))
+    if n > limit:
+        out.caption = f"the first {limit:,} of {n:,} rows; --out FILE writes them all"
+        out.caption_justify = "left"
+    return out
+
+
+def _cell(value: Any) -> Text:
+    from rich.text import Text
+
+    if value is None:
+        return Text("null", style="dim")
+    if isinstance(value, datetime):
+        return Text(value.isoformat(sep=" "))
+    return Text(repr(value) if isinstance(value, float | bytes) else str(value))
 
 
 def when(ts: datetime) -> str:
@@ -251,12 +332,14 @@ __all__ = [
     "KIND_LABELS",
     "KIND_TITLES",
     "applied_summary",
+    "arrow_table",
     "change_text",
     "console",
+    "definition_facts",
     "definitions_table",
     "dependencies",
     "error",
-    "history_table",
+    "history_log",
     "plan_text",
     "service_refs",
     "spec_yaml",

@@ -71,13 +71,16 @@ class FileSource(DataSource):
 class PushSource(DataSource):
     """Rows pushed by applications (``store.push``), backed by ``batch_source`` for history.
 
-    Its timestamp fields and field mapping are the batch source's. Rows pushed to the
-    offline side are appended to the repo's offline log and read together with the batch
-    source's files by every historical query.
+    ``batch_source`` is a ``FileSource`` or the name of one (resolved at apply, like a
+    view's ``source``: the registry stores the push source with its batch source's spec, and
+    a name that matches no file source is refused then). Its timestamp fields and field
+    mapping are the batch source's. Rows pushed to the offline side are appended to the
+    repo's offline log and read together with the batch source's files by every historical
+    query.
     """
 
     source_type: Literal["push"] = "push"
-    batch_source: FileSource
+    batch_source: FileSource | Name
 
     @field_validator("batch_source", mode="before")
     @classmethod
@@ -86,10 +89,27 @@ class PushSource(DataSource):
             return FileSource(**v)
         return v
 
+    @property
+    def batch_source_name(self) -> str:
+        b = self.batch_source
+        return b if isinstance(b, str) else b.name
+
+    @property
+    def resolved(self) -> bool:
+        """Whether ``batch_source`` is the source itself, not yet only its name."""
+        return not isinstance(self.batch_source, str)
+
+    def resolve(self, batch: FileSource) -> PushSource:
+        """This push source with ``batch`` as its batch source (the fields given explicitly
+        kept, the timestamp fields and field mapping taken from ``batch``)."""
+        given = self.model_dump(include=self.model_fields_set - {"batch_source"})
+        return PushSource(**given, batch_source=batch)
+
     @model_validator(mode="before")
     @classmethod
     def _inherit(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("batch_source") is not None:
+        batch = data.get("batch_source") if isinstance(data, dict) else None
+        if batch is not None and not isinstance(batch, str):
             batch = data["batch_source"]
             get = batch.get if isinstance(batch, dict) else lambda k, d=None: getattr(batch, k, d)
             for key in (
@@ -108,6 +128,8 @@ class PushSource(DataSource):
     @model_validator(mode="after")
     def _same_columns(self) -> PushSource:
         b = self.batch_source
+        if isinstance(b, str):  # checked when it is resolved, at apply
+            return self
         mine = (
             self.timestamp_field,
             self.created_timestamp_field,

@@ -13,6 +13,8 @@ from parity.ingest.materialize import (
     ViewMaterialization,
     incremental_starts,
     materialize,
+    materialize_since,
+    materialize_window,
     window_starts,
 )
 from parity.ingest.rows import ConformedRows, IngestError, as_table, conform
@@ -40,6 +42,8 @@ __all__ = [
     "incremental_starts",
     "ingest",
     "materialize",
+    "materialize_since",
+    "materialize_window",
     "push",
     "window_starts",
     "write_to_online_store",

@@ -1,7 +1,10 @@
 """Batch materialization: the latest value per entity in a window, offline to online.
 
 ``materialize(ctx, starts, end)`` runs each view (two at a time) and records its window in
-the registry; ``window_starts`` and ``incremental_starts`` say where each view starts.
+the registry; ``window_starts`` and ``incremental_starts`` say where each view starts;
+``materialize_window`` and ``materialize_since`` do both for the facade, taking times as
+datetimes or ISO 8601 text (``parity.clock.parse_time``: naive = UTC, ``"now"`` is the
+store's clock).
 
 Windows are checked before anything runs, and a refused run records nothing: every time
 inside the supported range (``parity.clock.MIN_TIME`` to ``MAX_TIME``), start not after
@@ -26,15 +29,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from parity.aggregates.state import AggregatePlan
-from parity.clock import MAX_TIME, MIN_TIME, utc
+from parity.clock import MAX_TIME, MIN_TIME, parse_time, utc
 from parity.definitions import FeatureView
 from parity.errors import OnlineStoreError, RetrievalError
 from parity.ingest.aggregated import chunks, events_by_entity, write_events
 from parity.ingest.write import WriteContext
-from parity.offline.base import SupportsEvents, ViewJoin
+from parity.offline.base import SupportsCountedLatest, SupportsEvents, ViewJoin
 from parity.online.base import OnlineView
 from parity.online.writer import CREATED_US, EVENT_US, encode_batch
-from parity.progress import progress_bar
+from parity.progress import RowCounter, progress_bar
 from parity.registry.catalog import Catalog
 
 BATCH_ROWS = 50_000
@@ -108,6 +111,40 @@ def _check_not_future(ctx: WriteContext, end: datetime) -> None:
             "cannot be complete, since events up to its end may still arrive; give an end "
             "no later than now"
         )
+
+
+TimeLike = datetime | str
+"""A datetime (naive = UTC), or ISO 8601 text or ``"now"``."""
+
+
+def _time(ctx: WriteContext, value: TimeLike, what: str) -> datetime:
+    def now() -> datetime:
+        return EPOCH + timedelta(microseconds=ctx.clock.now_us())
+
+    return parse_time(value, f"materialize: {what}", now=now)
+
+
+def materialize_window(
+    ctx: WriteContext,
+    views: Sequence[str] | None,
+    start: TimeLike,
+    end: TimeLike,
+    *,
+    progress: bool = False,
+) -> MaterializeResult:
+    """Every named (default: every online) view over ``[start, end]``."""
+    begin, finish = _time(ctx, start, "start"), _time(ctx, end, "end")
+    return materialize(
+        ctx, window_starts(ctx.catalog, views, begin, finish), finish, progress=progress
+    )
+
+
+def materialize_since(
+    ctx: WriteContext, views: Sequence[str] | None, end: TimeLike, *, progress: bool = False
+) -> MaterializeResult:
+    """Each view from where its last run ended (first run: ``end - ttl``) up to ``end``."""
+    finish = _time(ctx, end, "end")
+    return materialize(ctx, incremental_starts(ctx, views, finish), finish, progress=progress)
 
 
 def window_starts(
@@ -260,7 +297,17 @@ def materialize_view(
     # on the store's socket or disk, GIL released): at most two batches are in memory.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-write") as writer:
         pending: Future[int] | None = None
-        for batch in ctx.offline().latest(vj, start, end, batch_rows=BATCH_ROWS):
+        offline = ctx.offline()
+        if (
+            isinstance(on_batch, RowCounter)
+            and on_batch.wants_totals
+            and isinstance(offline, SupportsCountedLatest)
+        ):  # a bar is drawn: its total and ETA are worth a count
+            total, reader = offline.latest_counted(vj, start, end, batch_rows=BATCH_ROWS)
+            on_batch.set_total(view.name, total)
+        else:
+            reader = offline.latest(vj, start, end, batch_rows=BATCH_ROWS)
+        for batch in reader:
             if batch.num_rows == 0:
                 continue
             encoded = encode_batch(batch, ov)
@@ -315,6 +362,8 @@ def _materialize_aggregates(
     # Older events are outside every window a read at or after ``now`` can ask for.
     table = offline.events(vj, now - plan.horizon_us, until)
     groups = events_by_entity(plan, ov, table, table.column(EVENT_US), table.column(CREATED_US))
+    if isinstance(on_batch, RowCounter):  # the events are read: their count is free
+        on_batch.set_total(view.name, table.num_rows)
     stored = 0
     for part in chunks(groups, 1000):
         stored += write_events(ctx.online(), ov, plan, part, now, replace_until=until)

@@ -142,6 +142,19 @@ class SupportsSQL(ABC):
         """Run a query in the engine's own SQL and return its rows."""
 
 
+class SupportsCountedLatest(ABC):
+    """``latest`` that also says how many rows it will stream, before the first: what a
+    progress bar with a total and a time remaining needs. It may cost the engine some work
+    (DuckDB: a copy of the result, one row per key), so it is asked for only when a bar is
+    shown."""
+
+    @abstractmethod
+    def latest_counted(
+        self, view: ViewJoin, start: datetime, end: datetime, *, batch_rows: int = 100_000
+    ) -> tuple[int, pa.RecordBatchReader]:
+        """The number of rows ``latest`` streams for the same arguments, and the stream."""
+
+
 class SupportsEvents(ABC):
     """Raw events in a time range: what materializing an aggregated view reads."""
 

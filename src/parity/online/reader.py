@@ -81,6 +81,13 @@ class OnlineResponse:
     def __len__(self) -> int:
         return len(next(iter(self._entities.values()), []))
 
+    def __repr__(self) -> str:
+        """A bounded table: the first rows' entity keys and values, statuses when not
+        present (``parity.online.preview``)."""
+        from parity.online.preview import preview
+
+        return preview(type(self).__name__, self._entities, self._values, self._statuses)
+
     @property
     def values(self) -> dict[str, list[Any]]:
         """The feature values by output name (entity columns not included)."""

@@ -21,7 +21,9 @@ from parity.definitions import (
     Entity,
     FeatureService,
     FeatureView,
+    FileSource,
     OnDemandFeatureView,
+    PushSource,
 )
 from parity.errors import ParityError, ValidationError
 from parity.registry.catalog import Catalog
@@ -79,6 +81,38 @@ def collect(
                 if isinstance(view, OnDemandFeatureView):
                     pending.append(view)
     return ordered, problems
+
+
+def resolve_push_sources(ordered: list[Definition], current: Catalog | None) -> list[str]:
+    """Push sources that name their batch source, given it (in place in ``ordered``): the
+    file source of that name in ``ordered``, else the one registered in ``current`` (None:
+    an apply that deletes what it does not list). Returns the problems: a name that matches
+    no source, or names a source that is not a file source."""
+    problems = []
+    current = current or Catalog.of([], project="")
+    given = {o.name: o for o in ordered if isinstance(o, DataSource)}
+    for i, obj in enumerate(ordered):
+        if not isinstance(obj, PushSource) or obj.resolved:
+            continue
+        name = obj.batch_source_name
+        label = f"push source {obj.name!r}: batch_source {name!r}"
+        batch = given.get(name) or (current.source(name) if current.has("source", name) else None)
+        if batch is None:
+            known = sorted({*given, *current.names("source")} - {obj.name})
+            problems.append(f"{label} is not a source (known: {known})")
+        elif not isinstance(batch, FileSource):
+            problems.append(f"{label} is a {batch.source_type} source; name a file source")
+        else:
+            try:
+                ordered[i] = obj.resolve(batch)
+            except ParityError as exc:
+                problems.append(str(exc))
+    return problems
+
+
+def _readable(source: DataSource) -> bool:
+    """Not a push source whose batch source could not be resolved (a problem already)."""
+    return not isinstance(source, PushSource) or source.resolved
 
 
 def _timestamp_kind(t: pa.DataType) -> bool:
@@ -316,13 +350,14 @@ def validate(
 ) -> tuple[list[Definition], Catalog]:
     """The objects to apply and the world they would leave; raises ValidationError."""
     ordered, problems = collect(objects, origin)
+    problems += resolve_push_sources(ordered, None if delete_missing else current)
     base = [] if delete_missing else current.all()
     world = Catalog.of([*base, *ordered], project=current.project)
     problems += check_references(world)
     problems += check_on_demand(world, current)
     schemas: dict[str, pa.Schema] = {}
     for obj in ordered:
-        if isinstance(obj, DataSource):
+        if isinstance(obj, DataSource) and _readable(obj):
             try:
                 schemas[obj.name] = read_schema(obj)
             except ParityError as exc:
@@ -334,6 +369,8 @@ def validate(
         if not isinstance(obj, FeatureView) or not world.has("source", obj.source_name):
             continue
         source = world.source_of(obj)
+        if not _readable(source):
+            continue
         if source.name not in schemas and not any(source.name in p for p in problems):
             try:
                 schemas[source.name] = read_schema(source)
@@ -360,5 +397,6 @@ __all__ = [
     "check_view_against_source",
     "collect",
     "cycles",
+    "resolve_push_sources",
     "validate",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ from parity.offline.base import (
     OfflineEngine,
     PointInTimeJoin,
     RetrievalJob,
+    SupportsCountedLatest,
     SupportsEvents,
     SupportsSQL,
     ViewJoin,
@@ -97,7 +99,7 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-class DuckDBOfflineEngine(OfflineEngine, SupportsSQL, SupportsEvents):
+class DuckDBOfflineEngine(OfflineEngine, SupportsSQL, SupportsEvents, SupportsCountedLatest):
     """Point-in-time joins and source reads with an in-process DuckDB."""
 
     def __init__(self, config: DuckDBOfflineConfig, repo_path: Path, log_root: Path | None = None):
@@ -153,6 +155,11 @@ class DuckDBOfflineEngine(OfflineEngine, SupportsSQL, SupportsEvents):
         patterns: list[str] = []
         hive = False
         if isinstance(source, PushSource):
+            if isinstance(source.batch_source, str):
+                raise DataSourceError(
+                    f"push source {source.name!r}: batch_source {source.batch_source!r} is a "
+                    "name, resolved when the push source is applied; apply it first"
+                )
             file_source = source.batch_source
             folder = log.log_dir(self.log_root, source.name)
             if log.has_files(folder):
@@ -279,6 +286,33 @@ class DuckDBOfflineEngine(OfflineEngine, SupportsSQL, SupportsEvents):
     def latest(
         self, view: ViewJoin, start: datetime, end: datetime, *, batch_rows: int = 100_000
     ) -> pa.RecordBatchReader:
+        return self._stream(self._latest_sql(view, start, end), batch_rows, view)
+
+    def latest_counted(
+        self, view: ViewJoin, start: datetime, end: datetime, *, batch_rows: int = 100_000
+    ) -> tuple[int, pa.RecordBatchReader]:
+        # The aggregate is complete before its first row comes out, so a window count over
+        # its result costs a copy of the result (one row per key), not a second scan.
+        sql = f"SELECT *, count(*) OVER () AS __rows FROM ({self._latest_sql(view, start, end)})"
+        reader = self._stream(sql, batch_rows, view)
+        schema = pa.schema([f for f in reader.schema if f.name != "__rows"])
+        try:
+            first = next(iter(reader), None)
+        except duckdb.Error as exc:
+            raise DataSourceError(f"reading the latest rows of {view.view.name!r}: {exc}") from None
+        total = (
+            0 if first is None or first.num_rows == 0 else int(first.column("__rows")[0].as_py())
+        )
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            if first is not None:
+                yield first.drop_columns(["__rows"])
+            for batch in reader:
+                yield batch.drop_columns(["__rows"])
+
+        return total, pa.RecordBatchReader.from_batches(schema, batches())
+
+    def _latest_sql(self, view: ViewJoin, start: datetime, end: datetime) -> str:
         src = view.source
         types = {f.name: f.type for f in self.source_schema(src)}
         ts_col = ident(src.timestamp_field)
@@ -304,10 +338,12 @@ class DuckDBOfflineEngine(OfflineEngine, SupportsSQL, SupportsEvents):
         )
         key_list = ", ".join(ident(k) for k in view.join_keys)
         outs = [f"w.v.{ident(f'f{i}')} AS {ident(f)}" for i, f in enumerate(view.features)]
-        sql = (
+        return (
             f"SELECT {key_list}, {', '.join(outs)}, w.v.e AS __event_us, w.v.c AS __created_us "
             f"FROM (SELECT {key_list}, arg_max(v, o) AS v FROM ({inner}) GROUP BY ALL) AS w"
         )
+
+    def _stream(self, sql: str, batch_rows: int, view: ViewJoin) -> pa.RecordBatchReader:
         try:
             # A cursor of its own: the caller may run other queries while this one streams.
             rel = self._con().cursor().sql(sql)
