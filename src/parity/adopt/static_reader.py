@@ -1,0 +1,1 @@
+def read_static(root): raise NotImplementedError
