@@ -293,16 +293,12 @@ class _Converter:
                 return None
             sources.append((view, picked))
         requests = []
-        for req_name in o.request_sources:
-            req = self.repo.source(req_name)
-            if req is None:
-                self.problem(kind, o.name, f"its request source {req_name!r} was not found")
-                return None
+        for req in o.request_sources:
             schema = self.fields(kind, o.name, req.schema)
             if len(schema) != len(req.schema):
-                self.problem(kind, o.name, f"request source {req_name!r} has unsupported types")
+                self.problem(kind, o.name, f"request source {req.name!r} has unsupported types")
                 return None
-            requests.append((req_name, schema))
+            requests.append((req.name, schema))
         schema = self.fields(kind, o.name, o.schema)
         if not schema:
             self.problem(kind, o.name, "none of its outputs has a Parity type")

@@ -189,7 +189,7 @@ def _on_demand(o: Any, root: Path) -> FeastOnDemandView:
     return FeastOnDemandView(
         name=o.name,
         sources=sources,
-        request_sources=list(o.source_request_sources),
+        request_sources=[_source(r) for r in o.source_request_sources.values()],
         schema=_fields(o.features),
         mode=str(o.mode),
         function=_function(udf, root),

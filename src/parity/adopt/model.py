@@ -123,7 +123,7 @@ class FeastOnDemandView:
     name: str
     sources: list[tuple[str, tuple[str, ...] | None]]
     """Views read, each with its selected features (None: all)."""
-    request_sources: list[str]
+    request_sources: list[FeastSource]
     schema: list[FeastField]
     mode: str
     function: FeastFunction

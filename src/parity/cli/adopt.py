@@ -55,7 +55,7 @@ def import_feast(
         out = Path(f"{project}_parity")
     result = run(path, out, use_feast=False if no_feast else None)
     console = render.console()
-    reader = "Feast's repo parsing" if result.reader == "feast" else "static parsing (not run)"
+    reader = "Feast's repo parsing" if result.reader == "feast" else "read statically, not run"
     if result.problems:
         console.print(table(result.problems))
     counts = result.converted.counts
