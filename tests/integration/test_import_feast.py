@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 import redis
 import yaml
+
 from feast_repos import (
     BIN,
     FEAST,
@@ -35,7 +36,6 @@ from feast_repos import (
     shop_repo,
     write_files,
 )
-
 from parity.store import FeatureStore
 
 PARITY = str(BIN / "parity")
@@ -71,12 +71,16 @@ def feast_historical(repo: Path, entities: pd.DataFrame, features: list[str]) ->
     # Feast's DuckDB store reads a relative source path from the working folder.
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(repo)
-        return FeastStore(repo_path=str(repo)).get_historical_features(
-            entity_df=entities, features=features
-        ).to_df()
+        return (
+            FeastStore(repo_path=str(repo))
+            .get_historical_features(entity_df=entities, features=features)
+            .to_df()
+        )
 
 
-def assert_same_rows(feast: pd.DataFrame, parity: pd.DataFrame, keys: list[str], features: list[str]):
+def assert_same_rows(
+    feast: pd.DataFrame, parity: pd.DataFrame, keys: list[str], features: list[str]
+):
     """Row for row, sorted by entity and time; exact unless the two dtypes differ."""
     f = feast.sort_values(keys, kind="stable").reset_index(drop=True)
     p = parity.sort_values(keys, kind="stable").reset_index(drop=True)
@@ -91,11 +95,18 @@ def assert_same_rows(feast: pd.DataFrame, parity: pd.DataFrame, keys: list[str],
             x, y = a.astype("float64"), b.astype("float64")
             same = (x.isna() & y.isna()) | np.isclose(x, y, rtol=1e-6, atol=0)
         else:
-            same = pd.Series([(pd.isna(u) and pd.isna(v)) or u == v for u, v in zip(a, b)])
+            same = pd.Series(
+                [(pd.isna(u) and pd.isna(v)) or u == v for u, v in zip(a, b, strict=True)]
+            )
         bad = ~same.to_numpy()
-        assert not bad.any(), f"{name}: {int(bad.sum())} rows differ:\n" + pd.concat(
-            [f.loc[bad, keys + [name]], p.loc[bad, [name]].add_suffix("_parity")], axis=1
-        ).head(10).to_string()
+        assert not bad.any(), (
+            f"{name}: {int(bad.sum())} rows differ:\n"
+            + pd.concat(
+                [f.loc[bad, [*keys, name]], p.loc[bad, [name]].add_suffix("_parity")], axis=1
+            )
+            .head(10)
+            .to_string()
+        )
 
 
 # -- the repo `feast init` makes ------------------------------------------------------------
@@ -159,7 +170,9 @@ def test_the_feast_init_repo_converts_and_applies_clean(demo: Path, demo_importe
     assert config["offline_store"] == {"type": "duckdb"}
 
 
-def test_the_static_reader_writes_the_same_repo_as_feasts(demo: Path, demo_imported: Path, tmp_path):
+def test_the_static_reader_writes_the_same_repo_as_feasts(
+    demo: Path, demo_imported: Path, tmp_path
+):
     static = tmp_path / "static"
     out = import_feast(demo, static, "--no-feast")
     assert "read statically" in out
@@ -176,8 +189,11 @@ def test_historical_features_equal_feasts_on_the_feast_init_repo(demo: Path, dem
         {
             "driver_id": np.where(rng.random(n) < 0.05, 9999, picked["driver_id"]),
             # half exactly at a source row's time, half shifted (some past the 1-day ttl)
-            "event_timestamp": np.where(rng.random(n) < 0.5, picked["event_timestamp"],
-                                        picked["event_timestamp"] + shift * 10),
+            "event_timestamp": np.where(
+                rng.random(n) < 0.5,
+                picked["event_timestamp"],
+                picked["event_timestamp"] + shift * 10,
+            ),
             "val_to_add": rng.integers(0, 10, n),
             "val_to_add_2": rng.integers(0, 10, n),
         }
@@ -225,7 +241,7 @@ SHOP_FEATURES = [
 
 
 def test_the_shop_repo_converts_push_sources_and_on_demand_views(shop):
-    feast_repo, out = shop
+    _, out = shop
     config = yaml.safe_load((out / "parity.yaml").read_text())
     assert config["online_store"] == {"type": "redis", "url": f"redis://127.0.0.1:6379/{REDIS_DB}"}
     store = FeatureStore(out)
@@ -233,7 +249,9 @@ def test_the_shop_repo_converts_push_sources_and_on_demand_views(shop):
         stats = store.get_feature_view("customer_stats")
         assert stats.source_name == "customer_stats_push"
         assert stats.ttl == pd.Timedelta(hours=2)
-        assert stats.owner == "growth@example.com" and stats.description == "Hourly customer activity."
+        assert (
+            stats.owner == "growth@example.com" and stats.description == "Hourly customer activity."
+        )
         assert stats.feature_names == ["spend", "visits", "segment", "active"]  # no join key
         assert store.get_feature_view("customer_profile").ttl is None  # Feast's ttl 0: none
         assert store.get_feature_view("customer_profile").online is False
@@ -294,7 +312,8 @@ def test_a_singleton_python_view_follows_parity_rule_where_feast_fails_offline(s
     finally:
         store.close()
     expected = [
-        bool(pd.notna(s) and s + a > 100.0) for s, a in zip(got["spend"], got["amount"])
+        bool(pd.notna(s) and s + a > 100.0)
+        for s, a in zip(got["spend"], got["amount"], strict=True)
     ]
     assert got["big_spender"].tolist() == expected
     assert 0 < sum(expected) < len(expected)

@@ -58,9 +58,7 @@ def read_feast_repo(path: str | Path, use_feast: bool | None = None) -> FeastRep
     return read_with_feast(root) if use_feast else read_static(root)
 
 
-def import_feast(
-    path: str | Path, out: str | Path, use_feast: bool | None = None
-) -> ImportResult:
+def import_feast(path: str | Path, out: str | Path, use_feast: bool | None = None) -> ImportResult:
     """Convert the Feast repo at ``path`` to a Parity repo written at ``out``.
 
     Writes nothing when no feature view or on-demand view converts (``result.written`` is

@@ -83,7 +83,9 @@ def _registry(value: Any, note: Any) -> Any:
         )
         return {"url": path}
     if kind == "remote":
-        note("registry", f"a remote registry ({path}) cannot be converted; using {_DEFAULT_REGISTRY}")
+        note(
+            "registry", f"a remote registry ({path}) cannot be converted; using {_DEFAULT_REGISTRY}"
+        )
         return _DEFAULT_REGISTRY
     if kind != "file" or "://" in path:
         note(
@@ -94,7 +96,10 @@ def _registry(value: Any, note: Any) -> Any:
         return _DEFAULT_REGISTRY
     if not path or Path(path).is_absolute():
         if path:
-            note("registry", f"{path} is Feast's registry file; the new repo's is {_DEFAULT_REGISTRY}")
+            note(
+                "registry",
+                f"{path} is Feast's registry file; the new repo's is {_DEFAULT_REGISTRY}",
+            )
         return _DEFAULT_REGISTRY
     return path  # relative: a new SQLite file at the same place in the new repo
 
@@ -112,7 +117,9 @@ def _online(value: Any, note: Any) -> dict[str, Any]:
     if kind == "sqlite":
         path = str(value.get("path") or "data/online.db")
         if Path(path).is_absolute():
-            note("online_store", f"{path} is Feast's online store; the new repo's is data/online.db")
+            note(
+                "online_store", f"{path} is Feast's online store; the new repo's is data/online.db"
+            )
             path = "data/online.db"
         return {"type": "sqlite", "path": path}
     if kind == "redis":
@@ -131,7 +138,9 @@ def _online(value: Any, note: Any) -> dict[str, Any]:
         if cluster:
             out["cluster"] = cluster
         return out
-    note("online_store", f"type {kind!r}: Parity's online stores are sqlite and redis; using sqlite")
+    note(
+        "online_store", f"type {kind!r}: Parity's online stores are sqlite and redis; using sqlite"
+    )
     return default
 
 

@@ -63,9 +63,11 @@ class Converted:
     @property
     def counts(self) -> dict[str, int]:
         out = {key: len(items) for key, items in self.definitions.items()}
-        out["on_demand_views"] = self.on_demand_module.count("@on_demand_feature_view(") if (
-            self.on_demand_module
-        ) else 0
+        out["on_demand_views"] = (
+            self.on_demand_module.count("@on_demand_feature_view(")
+            if (self.on_demand_module)
+            else 0
+        )
         return out
 
     @property
@@ -111,9 +113,7 @@ class _Converter:
             "feature_services": services,
         }
         module = render_module(plans, self.repo.path) if plans else None
-        return Converted(
-            config, {k: v for k, v in definitions.items() if v}, module, self.problems
-        )
+        return Converted(config, {k: v for k, v in definitions.items() if v}, module, self.problems)
 
     # -- entities and sources ------------------------------------------------------------
 

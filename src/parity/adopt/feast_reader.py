@@ -69,8 +69,8 @@ def read_with_feast(root: Path) -> FeastRepo:
             repo.views.append(_view(v))
         for v in contents.stream_feature_views:
             repo.views.append(_view(v))
-        for v in contents.label_views:
-            repo.views.append(_view(v))
+        for label_view in contents.label_views:
+            repo.views.append(_view(label_view))
         for o in contents.on_demand_feature_views:
             repo.on_demand_views.append(_on_demand(o, root))
         for fs in contents.feature_services:
@@ -149,7 +149,8 @@ def _source(s: Any) -> FeastSource:
         fmt_name = None if fmt is None else type(fmt).__name__.removesuffix("Format").lower()
         return FeastSource(kind="file", path=s.path, file_format=fmt_name, **common)
     if isinstance(s, PushSource):
-        return FeastSource(kind="push", batch_source=s.batch_source.name, **common)
+        batch = s.batch_source.name if s.batch_source is not None else None
+        return FeastSource(kind="push", batch_source=batch, **common)
     if isinstance(s, RequestSource):
         return FeastSource(kind="request", schema=_fields(s.schema), **common)
     batch = getattr(s, "batch_source", None)

@@ -119,7 +119,7 @@ class StaticRepo:
             base = base.parent
         parts = [p for p in module.split(".") if p]
         # Feast imports repo files by paths from the repo folder (its working folder).
-        for start in ([base] if level else [self.root, here.parent]):
+        for start in [base] if level else [self.root, here.parent]:
             candidate = start.joinpath(*parts)
             for path in (candidate.with_suffix(".py"), candidate / "__init__.py"):
                 if parts and path.is_file():
@@ -280,14 +280,14 @@ class _Evaluator:
     def subscript(self, node: ast.Subscript) -> Any:
         view = self.eval(node.value)
         picked = self.eval(node.slice)
-        if isinstance(view, Call) and isinstance(picked, list | tuple):
-            if all(isinstance(p, str) for p in picked):
-                return Projection(view, tuple(picked))
+        names = isinstance(picked, list | tuple) and all(isinstance(p, str) for p in picked)
+        if isinstance(view, Call) and names:
+            return Projection(view, tuple(picked))
         return Opaque(self.code(node))
 
     def call_expr(self, node: ast.Call) -> Any:
         func = node.func
-        if isinstance(func, ast.Name) and func.id in self.timedelta_names or (
+        if (isinstance(func, ast.Name) and func.id in self.timedelta_names) or (
             isinstance(func, ast.Attribute)
             and func.attr == "timedelta"
             and isinstance(func.value, ast.Name)

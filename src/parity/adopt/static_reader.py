@@ -102,8 +102,12 @@ class _Reader:
                 self.one(kind, name, call)
             except _Unreadable as exc:
                 self.repo.problems.append(
-                    Problem(kind, name, f"{exc} ({self.where(call)}); the static reader does not "
-                            "run code: read the repo with Feast installed")
+                    Problem(
+                        kind,
+                        name,
+                        f"{exc} ({self.where(call)}); the static reader does not "
+                        "run code: read the repo with Feast installed",
+                    )
                 )
 
     def name(self, call: Call) -> str:
@@ -198,7 +202,9 @@ class _Reader:
                     common["timestamp_field"] = inherited.timestamp_field
                     common["created_timestamp_column"] = inherited.created_timestamp_column
                     common["field_mapping"] = inherited.field_mapping
-                return FeastSource(kind="push", batch_source=batch_name, **common, **self.meta(call))
+                return FeastSource(
+                    kind="push", batch_source=batch_name, **common, **self.meta(call)
+                )
             return FeastSource(kind="other", batch_source=batch_name, **common, **self.meta(call))
         if call.callee == "FileSource":
             fmt = call.get("file_format")
@@ -335,8 +341,8 @@ def _text(value: Any, what: str, kind: type) -> Any:
     if isinstance(value, tuple) and kind is list:
         value = list(value)
     if isinstance(value, kind) and not isinstance(value, Opaque):
-        if kind is list and any(isinstance(v, Opaque) for v in value):
-            bad = next(v for v in value if isinstance(v, Opaque))
-            raise _Unreadable(f"{what}: {bad.code} is computed")
+        bad = [v for v in value if isinstance(v, Opaque)] if isinstance(value, list) else []
+        if bad:
+            raise _Unreadable(f"{what}: {bad[0].code} is computed")
         return value
     raise _Unreadable(f"{what}: {_code(value)} is computed")
