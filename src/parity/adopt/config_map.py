@@ -8,6 +8,7 @@ Whatever cannot be said in ``parity.yaml`` is a ``Problem`` naming the key.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,15 @@ def _online(value: Any, note: Any) -> dict[str, Any]:
     return default
 
 
+def _feast_value(text: str) -> str:
+    """A connection-string value as Feast reads it: JSON text (``"a,b"``) is decoded."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, str) else text
+
+
 def redis_url(connection: str, cluster: bool = False) -> tuple[str, bool | list[str], list[str]]:
     """Feast's ``host:port,db=1,password=x,ssl=true`` as a ``redis://`` URL, the cluster
     setting (a list of nodes when several are named) and the settings left out."""
@@ -152,7 +162,7 @@ def redis_url(connection: str, cluster: bool = False) -> tuple[str, bool | list[
     for part in connection.split(","):
         if "=" in part:
             key, _, val = part.partition("=")
-            params[key.strip()] = val.strip()
+            params[key.strip()] = _feast_value(val)
     first = nodes[0] if nodes else "localhost:6379"
     if ":" not in first:
         first += ":6379"

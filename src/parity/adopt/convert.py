@@ -343,10 +343,11 @@ class _Converter:
     def service(self, s: Any) -> dict[str, Any] | None:
         kind = "feature_service"
         features: list[Any] = []
+        left_out = []
         for view, wanted in s.features:
             have = self.features.get(view)
             if have is None:
-                self.problem(kind, s.name, f"view {view!r} is not converted; left out", False)
+                left_out.append(view)
                 continue
             picked = self.selection(kind, s.name, view, wanted, have)
             if picked == ():
@@ -355,6 +356,8 @@ class _Converter:
         if not features:
             self.problem(kind, s.name, "none of its views is converted")
             return None
+        for view in left_out:
+            self.problem(kind, s.name, f"view {view!r} is not converted; left out", False)
         return {"name": s.name, "features": features, **_meta(s)}
 
 
