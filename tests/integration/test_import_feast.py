@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import redis
 import yaml
 
 from feast_repos import (
@@ -216,16 +215,14 @@ def test_historical_features_equal_feasts_on_the_feast_init_repo(demo: Path, dem
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory):
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
-    client.flushdb()
+    """The shop repo, applied by Feast, and its import, applied by Parity. Its online store is
+    the local Redis (database REDIS_DB): applying connects to it and writes no keys."""
     repo = shop_repo(tmp_path_factory.mktemp("feast") / "shop")
     run([FEAST, "apply"], cwd=repo)
     out = tmp_path_factory.mktemp("imported") / "shop_parity"
     import_feast(repo, out)
     apply_is_clean(out)
-    yield repo, out
-    client.flushdb()
-    client.close()
+    return repo, out
 
 
 SHOP_FEATURES = [
@@ -359,6 +356,10 @@ STREAMING = {
             message_format=JsonFormat(schema_json="driver_id integer, speed double"),
         )
 
+        speed_view = FeatureView(name="speed_view", entities=[driver], source=events,
+                                 schema=[Field(name="speed", dtype=Float32)])
+        speed_view = FeatureView(name="speed_view", entities=[driver], source=events,
+                                 schema=[Field(name="speed", dtype=Float32)])
         trip_stats = FeatureView(name="trip_stats", entities=[driver], source=trips,
                                  schema=[Field(name="trips", dtype=Int64)])
         local_stats = FeatureView(name="local_stats", entities=[driver], source=local,
@@ -389,6 +390,7 @@ def test_what_cannot_be_converted_is_listed_and_the_rest_applies(tmp_path: Path,
         "| source | events | not converted | Kafka topics",
         "| feature_view | trip_stats | not converted | its source 'trips' is not converted |",
         "| feature_view | driver_speed | not converted | stream feature views",
+        "| feature_view | speed_view | not converted | its source 'events' is not converted |",
         "| feature_view | local_stats | partly converted | feature 'extras' left out",
         "| feature_store.yaml | online_store | partly converted | type 'dynamodb'",
         "| feature_store.yaml | offline_store | partly converted | type 'bigquery'",

@@ -158,11 +158,8 @@ def _source(s: Any) -> FeastSource:
 
 
 def _view(v: Any) -> FeastView:
-    from feast import PushSource
-
-    source = v.stream_source if isinstance(v.stream_source, PushSource) else None
-    if source is None and type(v).__name__ == "StreamFeatureView":
-        source = v.stream_source
+    # The source as written: a push or stream source when there is one, else the batch one.
+    source = getattr(v, "stream_source", None)
     if source is None:
         source = v.batch_source
     if source is None:
