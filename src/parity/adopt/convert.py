@@ -358,6 +358,8 @@ class _Converter:
             return None
         for view in left_out:
             self.problem(kind, s.name, f"view {view!r} is not converted; left out", False)
+        if s.logging:
+            self.problem(kind, s.name, "logging_config: Parity has no feature logging", False)
         return {"name": s.name, "features": features, **_meta(s)}
 
 

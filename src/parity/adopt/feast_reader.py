@@ -75,6 +75,7 @@ def read_with_feast(root: Path) -> FeastRepo:
             repo.on_demand_views.append(_on_demand(o, root))
         for fs in contents.feature_services:
             repo.services.append(_service(fs))
+            repo.problems.extend(_renamed(fs))
         for p in contents.permissions:
             repo.problems.append(
                 Problem("permission", p.name, "Parity has no permissions on definitions")
@@ -213,7 +214,26 @@ def _service(fs: Any) -> FeastService:
     # Feast fills a projection with the features it selects (all of the view's when none
     # were picked); the converter turns a selection of every feature back into "all".
     features = [(p.name, _selected(p)) for p in fs.feature_view_projections]
-    return FeastService(name=fs.name, features=features, **_meta(fs))
+    logging = getattr(fs, "logging_config", None) is not None
+    return FeastService(name=fs.name, features=features, logging=logging, **_meta(fs))
+
+
+def _renamed(fs: Any) -> list[Problem]:
+    """Projections renamed with ``with_name`` or ``with_join_key_map``: Parity has neither."""
+    out = []
+    for p in fs.feature_view_projections:
+        if p.name_alias or p.join_key_map:
+            what = f"alias {p.name_alias!r}" if p.name_alias else f"join keys {p.join_key_map}"
+            out.append(
+                Problem(
+                    "feature_service",
+                    fs.name,
+                    f"{p.name}: its {what} is not converted (Parity has no projection renames); "
+                    "the view is read under its own name and keys",
+                    dropped=False,
+                )
+            )
+    return out
 
 
 def _selected(projection: Any) -> tuple[str, ...] | None:

@@ -139,6 +139,8 @@ class FeastOnDemandView:
 class FeastService:
     name: str
     features: list[tuple[str, tuple[str, ...] | None]]
+    logging: bool = False
+    """Whether the service logs the features it serves (``logging_config``)."""
     description: str = ""
     owner: str = ""
     tags: dict[str, str] = field(default_factory=dict)

@@ -309,7 +309,8 @@ class _Reader:
             self.selection(item, "features")
             for item in _text(call.get("features") or [], "features", list)
         ]
-        return FeastService(name=name, features=features, **self.meta(call))
+        logging = call.get("logging_config") is not None
+        return FeastService(name=name, features=features, logging=logging, **self.meta(call))
 
 
 def _kind(callee: str) -> str | None:
