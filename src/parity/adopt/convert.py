@@ -311,6 +311,14 @@ class _Converter:
                 "not stored at write)",
                 dropped=False,
             )
+        if fn.helpers:
+            self.problem(
+                kind,
+                o.name,
+                f"its function uses {', '.join(fn.helpers)}, defined beside it in {fn.file}: "
+                f"not carried over; copy them into on_demand.py",
+                dropped=False,
+            )
         batch = o.mode == "python" and not o.singleton
         self.features[o.name] = [f["name"] for f in schema]
         return OnDemandPlan(

@@ -86,11 +86,36 @@ def extract_function(file: Path, name: str, root: Path) -> FeastFunction:
         return FeastFunction(name=name, source=None, file=rel)
     lines = text.splitlines()
     source = None
+    helpers: list[str] = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == name:
             end = node.end_lineno or node.lineno
             source = "\n".join(lines[node.lineno - 1 : end])
-    return FeastFunction(name=name, source=source, imports=module_imports(tree, lines), file=rel)
+            helpers = _helpers(node, tree)
+    return FeastFunction(
+        name=name,
+        source=source,
+        imports=module_imports(tree, lines),
+        file=rel,
+        helpers=helpers,
+    )
+
+
+def _helpers(fn: ast.FunctionDef, tree: ast.Module) -> list[str]:
+    """Names the function reads that its module defines (functions, classes, constants)."""
+    defined: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                defined |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
+    body = [n for stmt in fn.body for n in ast.walk(stmt)]  # not the decorators
+    local = {a.arg for a in ast.walk(fn.args) if isinstance(a, ast.arg)}
+    local |= {n.id for n in body if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    used = {n.id for n in body if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return sorted((used & defined) - local - {fn.name})
 
 
 def module_imports(tree: ast.Module, lines: list[str]) -> list[str]:

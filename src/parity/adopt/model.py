@@ -116,6 +116,8 @@ class FeastFunction:
     source: str | None
     imports: list[str] = field(default_factory=list)
     file: str | None = None
+    helpers: list[str] = field(default_factory=list)
+    """Module-level names of its file (other than imports) the function uses: not carried."""
 
 
 @dataclass(frozen=True)

@@ -42,10 +42,10 @@ def files_of(converted: Converted, source: str) -> dict[str, str]:
         "# Relative paths are relative to this folder.\n"
         + yaml.safe_dump(converted.config, sort_keys=False, default_flow_style=False)
     )
+    elsewhere = f"On-demand views are in {ON_DEMAND_FILE}; w" if converted.on_demand_module else "W"
     definitions = (
         "# Entities, sources, feature views and feature services imported from the Feast repo\n"
-        f"# at {source}. On-demand views are in {ON_DEMAND_FILE}; what was not converted is\n"
-        f"# listed in {REPORT_FILE}.\n"
+        f"# at {source}. {elsewhere}hat was not converted is listed in {REPORT_FILE}.\n"
         + yaml.safe_dump(
             converted.definitions, sort_keys=False, default_flow_style=False, allow_unicode=True
         )

@@ -181,3 +181,32 @@ def test_a_path_that_is_not_a_feast_repo_is_refused(tmp_path: Path):
     (tmp_path / "noproj" / "feature_store.yaml").write_text("registry: r.db\n")
     with pytest.raises(FeastImportError, match=r"feature_store\.yaml: project: required"):
         read_feast_repo(tmp_path / "noproj", use_feast=False)
+
+
+def test_helpers_a_function_uses_beside_it_are_named(tmp_path: Path):
+    repo = static(
+        tmp_path,
+        {
+            "defs.py": """\
+                from feast import Entity, FeatureView, Field, FileSource
+                from feast.on_demand_feature_view import on_demand_feature_view
+                from feast.types import Float64
+
+                SCALE = 2.0
+
+                def scale(x):
+                    return x * SCALE
+
+                e = Entity(name="e", join_keys=["k"])
+                v = FeatureView(name="v", entities=[e], schema=[Field(name="a", dtype=Float64)],
+                                source=FileSource(name="s", path="d.parquet", timestamp_field="t"))
+
+                @on_demand_feature_view(sources=[v], schema=[Field(name="b", dtype=Float64)])
+                def scaled(inputs):
+                    out = inputs[["a"]].rename(columns={"a": "b"})
+                    return scale(out)
+            """
+        },
+    )
+    (odfv,) = repo.on_demand_views
+    assert odfv.function.helpers == ["scale"]  # SCALE is scale's business, `out` is local
