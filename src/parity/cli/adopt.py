@@ -69,10 +69,8 @@ def import_feast(
         console.print(Text(f"  {name}"))
     if result.problems:
         dropped = sum(p.dropped for p in result.problems)
+        partly = len(result.problems) - dropped
         console.print(
-            Text(
-                f"{dropped} objects not converted, {len(result.problems) - dropped} converted "
-                f"without some part: listed above and in {REPORT_FILE}."
-            )
+            Text(f"{dropped} not converted, {partly} partly converted: see {REPORT_FILE}.")
         )
     console.print(Text(f"\nNext: cd {result.out}, then `parity plan` and `parity apply`."))
