@@ -112,7 +112,7 @@ class _Converter:
             "feature_views": views,
             "feature_services": services,
         }
-        module = render_module(plans, self.repo.path) if plans else None
+        module = render_module(plans) if plans else None
         return Converted(config, {k: v for k, v in definitions.items() if v}, module, self.problems)
 
     # -- entities and sources ------------------------------------------------------------

@@ -12,7 +12,6 @@ as Feast does) and makes a frame of what it returns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from parity.adopt.model import FeastFunction
@@ -40,7 +39,7 @@ class OnDemandPlan:
         return self.function.name
 
 
-def render_module(plans: list[OnDemandPlan], feast_root: Path) -> str:
+def render_module(plans: list[OnDemandPlan]) -> str:
     """The text of ``on_demand.py`` for ``plans`` (sorted by name)."""
     imports: list[str] = []
     for plan in plans:
