@@ -49,7 +49,9 @@ PUSH_TARGETS = ["online", "offline", "online_and_offline"]
 _SUMMED = ("sum", "mean", "stddev")
 _SUMMABLE = {"exclusiveMinimum": -(2.0**63), "exclusiveMaximum": 2.0**63}
 """A float column an aggregated view sums: finite and below 2**63 in magnitude."""
-STATUSES = ["PRESENT", "MISSING", "EXPIRED"]
+STATUSES = ["PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE", "INVALID"]
+"""The incumbent's status names: present, no record, a present null value, expired, invalid
+(an aggregate beyond its type)."""
 
 
 def json_type(dtype: ValueType) -> Schema:
@@ -137,6 +139,29 @@ def _list_of(key: str, item: Schema) -> Schema:
 
 
 _SPEC = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+_VIEW_SPEC = {
+    "type": "object",
+    "properties": {
+        "kind": {"enum": ["feature_view", "on_demand_feature_view"]},
+        "name": {"type": "string"},
+    },
+    "required": ["kind", "name"],
+}
+
+
+def _materialize_op(summary: str, body: Schema) -> Schema:
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": _ASYNC_PARAMS,
+            "requestBody": {"required": True, **_content(body)},
+            "responses": {
+                "200": _answer("Done: each view's run", _MATERIALIZE_ANSWER),
+                "202": _answer("Accepted (?async=true): follow it at url", _ACCEPTED),
+                **_errors(400, 404, 409, 413, 500, 503),
+            },
+        }
+    }
 
 
 # -- what the catalog says -------------------------------------------------------------------
@@ -163,7 +188,9 @@ class _Repo:
                 for fld in rs.schema:
                     self.requests[fld.name] = json_type(fld.dtype)
         self.services = catalog.names("feature_service")
-        self.views = [v.name for v in catalog.views()]
+        self.views = sorted(
+            [v.name for v in catalog.views()] + catalog.names("on_demand_feature_view")
+        )
         self.materializable = [v.name for v in online]
         for entity in sorted(catalog.objects.get("entity", {}).values(), key=lambda e: e.name):
             for key in entity.join_keys:  # type: ignore[attr-defined]
@@ -284,7 +311,9 @@ _ONLINE_ANSWER = {
                     "statuses": {"type": "array", "items": {"enum": STATUSES}},
                     "event_timestamps": {
                         "type": "array",
-                        "items": {"type": ["string", "null"], "format": "date-time"},
+                        "description": "The record's event time; the epoch "
+                        "(1970-01-01T00:00:00Z) for key columns and values without a record",
+                        "items": {"type": "string", "format": "date-time"},
                     },
                 },
                 "required": ["values", "statuses", "event_timestamps"],
@@ -333,8 +362,19 @@ _PUSH_ANSWER = {
 }
 
 
-def _materialize_request(repo: _Repo) -> Schema:
-    view = _enum_or(repo.materializable, {"type": "string"})
+def _views_field(repo: _Repo) -> Schema:
+    return {
+        "type": ["array", "null"],
+        "items": _enum_or(repo.materializable, {"type": "string"}),
+        "description": "Default (absent, null or empty): every online view",
+    }
+
+
+_FLAG = {"type": "boolean", "default": False}
+_FULL_NAMES = {**_FLAG, "description": "Accepted for the incumbent's clients; changes nothing"}
+
+
+def _materialize_incremental_request(repo: _Repo) -> Schema:
     return {
         "type": "object",
         "properties": {
@@ -343,14 +383,139 @@ def _materialize_request(repo: _Repo) -> Schema:
                 "description": "Materialize up to this time (ISO 8601, or now); "
                 "each view from where its last run ended",
             },
-            "feature_views": {
-                "type": ["array", "null"],
-                "items": view,
-                "description": "Default (absent, null or empty): every online view",
-            },
+            "feature_views": _views_field(repo),
+            "full_feature_names": _FULL_NAMES,
         },
         "required": ["end_date"],
     }
+
+
+def _materialize_request(repo: _Repo) -> Schema:
+    window = {
+        "type": "object",
+        "properties": {
+            "start_ts": {**TIME, "description": "The window's start (inclusive)"},
+            "end_ts": {**TIME, "description": "The window's end (inclusive), not after now"},
+            "feature_views": _views_field(repo),
+            "disable_event_timestamp": {"const": False, "default": False},
+            "full_feature_names": _FULL_NAMES,
+        },
+        "required": ["start_ts", "end_ts"],
+    }
+    everything = {
+        "type": "object",
+        "properties": {
+            "start_ts": {"description": "Ignored"},
+            "end_ts": {"description": "Ignored"},
+            "feature_views": _views_field(repo),
+            "disable_event_timestamp": {
+                "const": True,
+                "description": "Load everything up to now, from the earliest time stored",
+            },
+            "full_feature_names": _FULL_NAMES,
+        },
+        "required": ["disable_event_timestamp"],
+    }
+    return {"oneOf": [window, everything]}
+
+
+def _write_request(repo: _Repo) -> Schema:
+    view = _enum_or(repo.materializable, {"type": "string", "minLength": 1})
+    return {
+        "type": "object",
+        "description": "The body the incumbent's SDK sends (its push, write_to_online_store "
+        "and materialize): feature names as columns; the times as event_timestamp and "
+        "created (or the source's own names)",
+        "properties": {
+            "feature_view_name": view,
+            "df": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": {"type": "array"},
+                "description": "Columns of equal length, one value per row",
+                "example": {
+                    "driver_id": [1001],
+                    "event_timestamp": ["2024-01-01T08:00:00"],
+                    "created": [None],
+                    "conv_rate": [0.5],
+                },
+            },
+            "allow_registry_cache": {"type": "boolean", "description": "Accepted; no effect"},
+            "transform_on_write": {"type": "boolean", "description": "Accepted; no effect"},
+        },
+        "required": ["feature_view_name", "df"],
+    }
+
+
+_WRITE_ANSWER = {
+    "type": "object",
+    "properties": {
+        "feature_view_name": {"type": "string"},
+        "rows": {"type": "integer", "minimum": 0},
+        "stored": {"type": "integer", "minimum": 0},
+        "ignored_columns": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["feature_view_name", "rows", "stored", "ignored_columns"],
+}
+
+_ASYNC_PARAMS = [
+    {
+        "name": "async",
+        "in": "query",
+        "required": False,
+        "description": "true: answer 202 with a job id at once and run in the background",
+        "schema": {"type": "boolean", "default": False},
+    },
+    {
+        "name": "force",
+        "in": "query",
+        "required": False,
+        "description": "With async: run even while another job materializes one of the views",
+        "schema": {"type": "boolean", "default": False},
+    },
+]
+
+_ACCEPTED = {
+    "type": "object",
+    "properties": {
+        "status": {"const": "accepted"},
+        "feature_views": {"type": "array", "items": {"type": "string"}},
+        "id": {"type": "string"},
+        "state": {"enum": ["queued", "running", "succeeded", "failed"]},
+        "url": {"type": "string"},
+    },
+    "required": ["status", "feature_views", "id", "state", "url"],
+}
+
+_JOB = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"enum": ["materialize", "materialize_incremental"]},
+        "state": {"enum": ["queued", "running", "succeeded", "failed"]},
+        "feature_views": {"type": "array", "items": {"type": "string"}},
+        "views": {
+            "type": "array",
+            "description": "Per view: state (pending, running, succeeded, failed), rows so far",
+            "items": {"type": "object", "properties": {"feature_view": {"type": "string"}}},
+        },
+        "rows": {"type": "integer", "minimum": 0},
+        "error": {
+            "anyOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    "required": ["code", "message"],
+                },
+            ]
+        },
+        "created_at": {"type": "string", "format": "date-time"},
+        "started_at": {"type": ["string", "null"], "format": "date-time"},
+        "finished_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+    "required": ["id", "kind", "state", "feature_views", "views", "rows", "error"],
+}
 
 
 _MATERIALIZE_ANSWER = {
@@ -426,10 +591,10 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
                 500,
                 503,
             ),
-            "/materialize-incremental": _post(
-                "Materialize each view from where its last run ended",
-                _materialize_request(repo),
-                _MATERIALIZE_ANSWER,
+            "/write-to-online-store": _post(
+                "Rows of one feature view straight to the online store",
+                _write_request(repo),
+                _WRITE_ANSWER,
                 400,
                 404,
                 409,
@@ -437,18 +602,44 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
                 500,
                 503,
             ),
+            "/materialize": _materialize_op(
+                "Load each view's latest value per entity in a window (or everything)",
+                _materialize_request(repo),
+            ),
+            "/materialize-incremental": _materialize_op(
+                "Materialize each view from where its last run ended",
+                _materialize_incremental_request(repo),
+            ),
+            "/materializations": _get(
+                "Recent background materializations, newest first",
+                _list_of("materializations", _JOB),
+                500,
+                503,
+            ),
+            "/materializations/{id}": {
+                "get": {
+                    "summary": "One background materialization: state, per-view rows, error",
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {"200": _answer("OK", _JOB), **_errors(404, 500, 503)},
+                }
+            },
             "/entities": _get("Registered entities", _list_of("entities", _SPEC), 500, 503),
             "/feature-views": _get(
-                "Registered feature views", _list_of("feature_views", _SPEC), 500, 503
+                "Registered feature views and on-demand views (each with its kind)",
+                _list_of("feature_views", _VIEW_SPEC),
+                500,
+                503,
             ),
             "/feature-services": _get(
                 "Registered feature services", _list_of("feature_services", _SPEC), 500, 503
             ),
             "/feature-views/{name}": {
                 "get": {
-                    "summary": "One feature view's spec",
+                    "summary": "One feature view's (or on-demand view's) spec",
                     "parameters": [name_param],
-                    "responses": {"200": _answer("OK", _SPEC), **_errors(404, 500, 503)},
+                    "responses": {"200": _answer("OK", _VIEW_SPEC), **_errors(404, 500, 503)},
                 }
             },
             "/health": _get(
@@ -483,6 +674,25 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
                 }
             },
             "/openapi.json": _get("This document", {"type": "object"}),
+            "/": _get(
+                "A short index of the endpoints",
+                {
+                    "type": "object",
+                    "properties": {"endpoints": {"type": "array"}, "project": {"type": "string"}},
+                    "required": ["endpoints", "project"],
+                },
+            ),
+            "/docs": {
+                "get": {
+                    "summary": "An API page over this document (self-contained HTML)",
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
         },
         "components": {"schemas": {"Error": _ERROR_SCHEMA}},
     }
