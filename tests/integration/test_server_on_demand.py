@@ -69,7 +69,7 @@ def test_request_data_in_entities(od_server, od_repo):
     answer = online(od_server, **body)
     got = columns(answer)
     assert got["conv_plus_val"]["values"] == [1.5, 3.5, None]
-    assert got["conv_plus_val"]["statuses"] == ["PRESENT", "PRESENT", "MISSING"]
+    assert got["conv_plus_val"]["statuses"] == ["PRESENT", "PRESENT", "NOT_FOUND"]
     assert got["val_to_add"]["values"] == [1, 2, 3]
     with FeatureStore(od_repo) as store:
         assert_same_as_store(
@@ -92,7 +92,7 @@ def test_errors_have_codes(od_server):
         "/get-online-features",
         {"features": ["conv_plus:nope"], "entities": {"driver_id": [1001], "val_to_add": [1]}},
     )
-    error_of(r, 400, "invalid_request")
+    error_of(r, 400, "unknown_feature")  # as for a feature view's unknown feature
     r = od_server.post(
         "/get-online-features",
         {
