@@ -32,7 +32,6 @@ FEAST_ROOT = "FeastError"
 
 FEAST_CLASSES: dict[str, str] = {
     "unknown_feature_view": "FeatureViewNotFoundException",
-    "unknown_on_demand_feature_view": "OnDemandFeatureViewNotFoundException",
     "unknown_feature_service": "FeatureServiceNotFoundException",
     "unknown_entity": "EntityNotFoundException",
     "unknown_data_source": "DataSourceObjectNotFoundException",
