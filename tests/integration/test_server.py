@@ -307,6 +307,21 @@ def test_health_ready_openapi(server):
         doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
     ) == set(CODES)
     assert server.client.get("/health").headers["x-request-id"]
+    for path in ("/write-to-online-store", "/materialize", "/materializations", "/", "/docs"):
+        assert path in doc["paths"], path
+
+
+def test_index_and_docs_page(server):
+    index = server.client.get("/").json()
+    assert index["project"] == "srv" and index["openapi"] == "/openapi.json"
+    doc_paths = server.client.get("/openapi.json").json()["paths"]
+    assert {e["path"] for e in index["endpoints"]} == set(doc_paths) - {"/"}
+    page = server.client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "/openapi.json" in page.text
+    # self-contained: nothing is loaded from another host
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.text)
+    assert "http://" not in page.text and "https://" not in page.text
 
 
 def test_online_features_equal_the_store(server, store, online_store):
