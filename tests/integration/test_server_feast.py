@@ -211,11 +211,11 @@ def parity_read(parity: ParityStore, features: Any, ids: list[int], full: bool =
     return resp.to_dict()
 
 
-def latest(rows: pd.DataFrame, start: datetime, end: datetime) -> dict[int, dict[str, Any]]:
+def latest(rows: pd.DataFrame, start: datetime, end: datetime) -> dict[int, dict[Any, Any]]:
     """Per driver, the row with the latest event time in [start, end] (ties: created)."""
     window = rows[(rows.event_ts >= start) & (rows.event_ts <= end)]
     best = window.sort_values(["event_ts", "created_ts"]).groupby("driver_id").tail(1)
-    return {int(r.driver_id): r._asdict() for r in best.itertuples(index=False)}
+    return {int(r["driver_id"]): r for r in best.to_dict("records")}
 
 
 def frame(ids: list[int], conv: float, when: datetime) -> pd.DataFrame:
@@ -293,6 +293,28 @@ def test_the_feast_cli_reads_with_a_string_key(setup, parity):
     )
     assert printed == expected
     assert printed["conv_rate"][0] is not None
+
+
+def test_python_refuses_a_string_key_that_http_converts(parity, setup):
+    from parity.errors import RetrievalError
+
+    for rows in ({"entities": {"driver_id": [1001, "1002"]}},
+                 {"entity_rows": [{"driver_id": 1001}, {"driver_id": "1002"}]}):  # fmt: skip
+        with pytest.raises(RetrievalError) as caught:
+            parity.get_online_features(FEATURES, **rows)
+        message = str(caught.value)
+        assert "driver_id[1] (row 1)" in message and "'1002' (str)" in message
+        assert "Int64" in message
+    for bad in (1002.0, True, b"1002"):
+        with pytest.raises(RetrievalError, match=r"driver_id\[0\] \(row 0\)"):
+            parity.get_online_features(FEATURES, entities={"driver_id": [bad]})
+    r = setup["server"].post(
+        "/get-online-features", {"features": FEATURES, "entities": {"driver_id": ["1002"]}}
+    )
+    assert r.status_code == 200
+    got = dict(zip(r.json()["metadata"]["feature_names"], r.json()["results"], strict=True))
+    expected = parity_read(parity, FEATURES, [1002])
+    assert {k: v["values"] for k, v in got.items()} == expected
 
 
 # -- writes -------------------------------------------------------------------------------------
