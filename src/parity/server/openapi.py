@@ -23,8 +23,26 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from parity import __version__
-from parity.clock import MAX_TIME, MIN_TIME
 from parity.server.errors import CODES
+from parity.server.openapi_parts import (
+    INT32,
+    INT64,
+    TIME,
+    TIME_EXAMPLE,
+    Schema,
+    answer,
+    content,
+    enum_or,
+)
+from parity.server.openapi_parts import errors as error_answers
+from parity.server.openapi_writes import (
+    JOB,
+    WRITE_ANSWER,
+    materialize_incremental_request,
+    materialize_op,
+    materialize_request,
+    write_request,
+)
 
 if TYPE_CHECKING:
     from parity.definitions import FeatureView
@@ -33,18 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parity.server")
 
-Schema = dict[str, Any]
-
-INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
-INT32 = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
-TIME_EXAMPLE = "2024-01-01T08:00:00Z"
-TIME = {
-    "type": "string",
-    "format": "date-time",
-    "description": "ISO 8601, a time without an offset is UTC; from "
-    f"{MIN_TIME:%Y-%m-%d} (inclusive) to {MAX_TIME:%Y-%m-%d} UTC (exclusive)",
-    "example": TIME_EXAMPLE,
-}
 PUSH_TARGETS = ["online", "offline", "online_and_offline"]
 _SUMMED = ("sum", "mean", "stddev")
 _SUMMABLE = {"exclusiveMinimum": -(2.0**63), "exclusiveMaximum": 2.0**63}
@@ -87,45 +93,21 @@ def nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-def _content(schema: Schema) -> Schema:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def _answer(description: str, schema: Schema) -> Schema:
-    return {"description": description, **_content(schema)}
-
-
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_STATUS_TEXT = {
-    400: "Refused: the request is not one this endpoint takes; `error.code` says why",
-    404: "A named object does not exist",
-    405: "The endpoint does not take this method",
-    409: "The registry changed under the request; retry",
-    413: "The body, or the number of rows, is over the server's limit",
-    500: "Ours (a bug, or an on-demand view's function failed); the log has the request id",
-    503: "The online store (or the registry) did not answer, or refused",
-}
-
-
-def _errors(*statuses: int) -> dict[str, Schema]:
-    return {str(s): _answer(_STATUS_TEXT[s], _ERROR) for s in statuses}
-
-
-def _post(summary: str, body: Schema, answer: Schema, *statuses: int) -> Schema:
+def _post(summary: str, body: Schema, ok: Schema, *statuses: int) -> Schema:
     return {
         "post": {
             "summary": summary,
-            "requestBody": {"required": True, **_content(body)},
-            "responses": {"200": _answer("OK", answer), **_errors(*statuses)},
+            "requestBody": {"required": True, **content(body)},
+            "responses": {"200": answer("OK", ok), **error_answers(*statuses)},
         }
     }
 
 
-def _get(summary: str, answer: Schema, *statuses: int) -> Schema:
+def _get(summary: str, ok: Schema, *statuses: int) -> Schema:
     return {
         "get": {
             "summary": summary,
-            "responses": {"200": _answer("OK", answer), **_errors(*statuses)},
+            "responses": {"200": answer("OK", ok), **error_answers(*statuses)},
         }
     }
 
@@ -147,21 +129,6 @@ _VIEW_SPEC = {
     },
     "required": ["kind", "name"],
 }
-
-
-def _materialize_op(summary: str, body: Schema) -> Schema:
-    return {
-        "post": {
-            "summary": summary,
-            "parameters": _ASYNC_PARAMS,
-            "requestBody": {"required": True, **_content(body)},
-            "responses": {
-                "200": _answer("Done: each view's run", _MATERIALIZE_ANSWER),
-                "202": _answer("Accepted (?async=true): follow it at url", _ACCEPTED),
-                **_errors(400, 404, 409, 413, 500, 503),
-            },
-        }
-    }
 
 
 # -- what the catalog says -------------------------------------------------------------------
@@ -250,13 +217,9 @@ def _example(schema: Schema) -> Any:
     return {"integer": 1001, "number": 0.5, "string": "a", "boolean": True}.get(t or "", 1001)
 
 
-def _enum_or(names: list[str], fallback: Schema) -> Schema:
-    return {"enum": names, "example": names[0]} if names else fallback
-
-
 # -- the request and answer schemas ----------------------------------------------------------
 def _online_request(repo: _Repo) -> Schema:
-    ref = _enum_or(repo.refs, {"type": "string", "pattern": "^[^:]+(:.+)?$"})
+    ref = enum_or(repo.refs, {"type": "string", "pattern": "^[^:]+(:.+)?$"})
     columns = {
         **{k: {"type": "array", "items": s} for k, s in repo.requests.items()},
         **{k: {"type": "array", "items": s} for k, s in repo.keys.items()},
@@ -283,7 +246,7 @@ def _online_request(repo: _Repo) -> Schema:
         "required": ["features", "entities"],
         "not": {"required": ["feature_service"]},
     }
-    service = _enum_or(repo.services, {"type": "string", "minLength": 1, "pattern": "^[^:]+$"})
+    service = enum_or(repo.services, {"type": "string", "minLength": 1, "pattern": "^[^:]+$"})
     by_service = {
         "type": "object",
         "properties": {"feature_service": service, **common},
@@ -362,184 +325,6 @@ _PUSH_ANSWER = {
 }
 
 
-def _views_field(repo: _Repo) -> Schema:
-    return {
-        "type": ["array", "null"],
-        "items": _enum_or(repo.materializable, {"type": "string"}),
-        "description": "Default (absent, null or empty): every online view",
-    }
-
-
-_FLAG = {"type": "boolean", "default": False}
-_FULL_NAMES = {**_FLAG, "description": "Accepted for the incumbent's clients; changes nothing"}
-
-
-def _materialize_incremental_request(repo: _Repo) -> Schema:
-    return {
-        "type": "object",
-        "properties": {
-            "end_date": {
-                "anyOf": [TIME, {"const": "now"}],
-                "description": "Materialize up to this time (ISO 8601, or now); "
-                "each view from where its last run ended",
-            },
-            "feature_views": _views_field(repo),
-            "full_feature_names": _FULL_NAMES,
-        },
-        "required": ["end_date"],
-    }
-
-
-def _materialize_request(repo: _Repo) -> Schema:
-    window = {
-        "type": "object",
-        "properties": {
-            "start_ts": {**TIME, "description": "The window's start (inclusive)"},
-            "end_ts": {**TIME, "description": "The window's end (inclusive), not after now"},
-            "feature_views": _views_field(repo),
-            "disable_event_timestamp": {"const": False, "default": False},
-            "full_feature_names": _FULL_NAMES,
-        },
-        "required": ["start_ts", "end_ts"],
-    }
-    everything = {
-        "type": "object",
-        "properties": {
-            "start_ts": {"description": "Ignored"},
-            "end_ts": {"description": "Ignored"},
-            "feature_views": _views_field(repo),
-            "disable_event_timestamp": {
-                "const": True,
-                "description": "Load everything up to now, from the earliest time stored",
-            },
-            "full_feature_names": _FULL_NAMES,
-        },
-        "required": ["disable_event_timestamp"],
-    }
-    return {"oneOf": [window, everything]}
-
-
-def _write_request(repo: _Repo) -> Schema:
-    view = _enum_or(repo.materializable, {"type": "string", "minLength": 1})
-    return {
-        "type": "object",
-        "description": "The body the incumbent's SDK sends (its push, write_to_online_store "
-        "and materialize): feature names as columns; the times as event_timestamp and "
-        "created (or the source's own names)",
-        "properties": {
-            "feature_view_name": view,
-            "df": {
-                "type": "object",
-                "minProperties": 1,
-                "additionalProperties": {"type": "array"},
-                "description": "Columns of equal length, one value per row",
-                "example": {
-                    "driver_id": [1001],
-                    "event_timestamp": ["2024-01-01T08:00:00"],
-                    "created": [None],
-                    "conv_rate": [0.5],
-                },
-            },
-            "allow_registry_cache": {"type": "boolean", "description": "Accepted; no effect"},
-            "transform_on_write": {"type": "boolean", "description": "Accepted; no effect"},
-        },
-        "required": ["feature_view_name", "df"],
-    }
-
-
-_WRITE_ANSWER = {
-    "type": "object",
-    "properties": {
-        "feature_view_name": {"type": "string"},
-        "rows": {"type": "integer", "minimum": 0},
-        "stored": {"type": "integer", "minimum": 0},
-        "ignored_columns": {"type": "array", "items": {"type": "string"}},
-    },
-    "required": ["feature_view_name", "rows", "stored", "ignored_columns"],
-}
-
-_ASYNC_PARAMS = [
-    {
-        "name": "async",
-        "in": "query",
-        "required": False,
-        "description": "true: answer 202 with a job id at once and run in the background",
-        "schema": {"type": "boolean", "default": False},
-    },
-    {
-        "name": "force",
-        "in": "query",
-        "required": False,
-        "description": "With async: run even while another job materializes one of the views",
-        "schema": {"type": "boolean", "default": False},
-    },
-]
-
-_ACCEPTED = {
-    "type": "object",
-    "properties": {
-        "status": {"const": "accepted"},
-        "feature_views": {"type": "array", "items": {"type": "string"}},
-        "id": {"type": "string"},
-        "state": {"enum": ["queued", "running", "succeeded", "failed"]},
-        "url": {"type": "string"},
-    },
-    "required": ["status", "feature_views", "id", "state", "url"],
-}
-
-_JOB = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "string"},
-        "kind": {"enum": ["materialize", "materialize_incremental"]},
-        "state": {"enum": ["queued", "running", "succeeded", "failed"]},
-        "feature_views": {"type": "array", "items": {"type": "string"}},
-        "views": {
-            "type": "array",
-            "description": "Per view: state (pending, running, succeeded, failed), rows so far",
-            "items": {"type": "object", "properties": {"feature_view": {"type": "string"}}},
-        },
-        "rows": {"type": "integer", "minimum": 0},
-        "error": {
-            "anyOf": [
-                {"type": "null"},
-                {
-                    "type": "object",
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                    "required": ["code", "message"],
-                },
-            ]
-        },
-        "created_at": {"type": "string", "format": "date-time"},
-        "started_at": {"type": ["string", "null"], "format": "date-time"},
-        "finished_at": {"type": ["string", "null"], "format": "date-time"},
-    },
-    "required": ["id", "kind", "state", "feature_views", "views", "rows", "error"],
-}
-
-
-_MATERIALIZE_ANSWER = {
-    "type": "object",
-    "properties": {
-        "views": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "feature_view": {"type": "string"},
-                    "start": {"type": "string", "format": "date-time"},
-                    "end": {"type": "string", "format": "date-time"},
-                    "rows": {"type": "integer", "minimum": 0},
-                    "stored": {"type": "integer", "minimum": 0},
-                    "seconds": {"type": "number", "minimum": 0},
-                },
-                "required": ["feature_view", "start", "end", "rows", "stored", "seconds"],
-            },
-        }
-    },
-    "required": ["views"],
-}
-
 _ERROR_SCHEMA = {
     "type": "object",
     "properties": {
@@ -564,7 +349,7 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
         "name": "name",
         "in": "path",
         "required": True,
-        "schema": _enum_or(repo.views, {"type": "string", "minLength": 1}),
+        "schema": enum_or(repo.views, {"type": "string", "minLength": 1}),
     }
     return {
         "openapi": "3.1.0",
@@ -593,8 +378,8 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
             ),
             "/write-to-online-store": _post(
                 "Rows of one feature view straight to the online store",
-                _write_request(repo),
-                _WRITE_ANSWER,
+                write_request(repo.materializable),
+                WRITE_ANSWER,
                 400,
                 404,
                 409,
@@ -602,17 +387,17 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
                 500,
                 503,
             ),
-            "/materialize": _materialize_op(
+            "/materialize": materialize_op(
                 "Load each view's latest value per entity in a window (or everything)",
-                _materialize_request(repo),
+                materialize_request(repo.materializable),
             ),
-            "/materialize-incremental": _materialize_op(
+            "/materialize-incremental": materialize_op(
                 "Materialize each view from where its last run ended",
-                _materialize_incremental_request(repo),
+                materialize_incremental_request(repo.materializable),
             ),
             "/materializations": _get(
                 "Recent background materializations, newest first",
-                _list_of("materializations", _JOB),
+                _list_of("materializations", JOB),
                 500,
                 503,
             ),
@@ -622,7 +407,7 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
                     "parameters": [
                         {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
                     ],
-                    "responses": {"200": _answer("OK", _JOB), **_errors(404, 500, 503)},
+                    "responses": {"200": answer("OK", JOB), **error_answers(404, 500, 503)},
                 }
             },
             "/entities": _get("Registered entities", _list_of("entities", _SPEC), 500, 503),
@@ -639,7 +424,7 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
                 "get": {
                     "summary": "One feature view's (or on-demand view's) spec",
                     "parameters": [name_param],
-                    "responses": {"200": _answer("OK", _VIEW_SPEC), **_errors(404, 500, 503)},
+                    "responses": {"200": answer("OK", _VIEW_SPEC), **error_answers(404, 500, 503)},
                 }
             },
             "/health": _get(
