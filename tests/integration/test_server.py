@@ -648,6 +648,17 @@ def test_error_details(server):
     err = error_of(r, 400, "unknown_feature")
     assert err["request_id"] == "abc-123" and "nope" in err["message"]
     assert "request_id=abc-123" in server.output()
+    # the incumbent's shape on request (the server's setting here: Parity's own)
+    r = server.post(
+        "/get-online-features",
+        {**GOOD, "features": ["nope:x"]},
+        headers={"X-Parity-Errors": "feast", "X-Request-Id": "feast-1"},
+    )
+    assert r.status_code == 404 and r.headers["x-parity-error-code"] == "unknown_feature_view"
+    detail = orjson.loads(r.json())  # a JSON string holding the detail
+    assert detail["module"] == "feast.errors"
+    assert detail["class"] == "FeatureViewNotFoundException"
+    assert "nope" in detail["message"] and "feast-1" in detail["message"]
     r = server.post("/get-online-features", {**GOOD, "entities": {"driver_id": [1002, "1 001"]}})
     assert "entities.driver_id[1]" in error_of(r, 400, "wrong_value_type")["message"]
     # the incumbent's CLI sends integer keys as text: converted, the same answer as integers
