@@ -144,6 +144,8 @@ class Server:
         cmd = [*serve_command(), "--host", "127.0.0.1", "--port", str(self.port)]
         cmd += ["--repo", str(repo), *args]
         self._log = self.log.open("wb")
+        if env is None:  # a metrics folder left by an import (Feast's SDK sets one) is not ours
+            env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.client = httpx.Client(base_url=self.url, timeout=30)
         deadline = time.monotonic() + WAIT_SECONDS

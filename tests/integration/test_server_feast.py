@@ -28,6 +28,7 @@ import pandas as pd
 import pytest
 from tests.integration.test_server import BIN, Server, wait_for
 
+from feast_sdk import import_feast
 from parity import FeatureStore as ParityStore
 
 DRIVERS = [1001, 1002, 1003, 1004, 1005]
@@ -173,6 +174,7 @@ def make_feast_repo(root: Path, parquet: Path, url: str) -> Path:
 
 @pytest.fixture(scope="module", params=ONLINE_STORES)
 def setup(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
+    import_feast("feast", "feast.errors", "feast.data_source")  # before any server starts
     base = tmp_path_factory.mktemp(f"feast_{request.param}")
     parquet = base / "driver_stats.parquet"
     rows = seed_rows()
