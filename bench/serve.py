@@ -100,6 +100,16 @@ end
 """
 
 
+# The wire's status names (the incumbent's) and its time for "none", for the read check.
+_WIRE = {
+    "present": "PRESENT",
+    "missing": "NOT_FOUND",
+    "expired": "OUTSIDE_MAX_AGE",
+    "invalid": "INVALID",
+}
+_EPOCH = "1970-01-01T00:00:00+00:00"
+
+
 # --- setup: time-shifted sources, the repo, materialization (a child) ------------------------
 
 
@@ -198,14 +208,16 @@ def _check_child(data_dir: Path, window: Window, port: int, seed: int) -> dict[s
     for name, result in zip(names, answer["results"], strict=True):
         if name in entities:
             continue
-        want_times = [None if t is None else t.isoformat() for t in stamps[name]]
-        have_times = [
-            None if t is None else datetime.fromisoformat(t).isoformat()
-            for t in result["event_timestamps"]
-        ]
+        # the wire sends the epoch for "no time" and the incumbent's status names
+        want_times = [_EPOCH if t is None else t.isoformat() for t in stamps[name]]
+        have_times = [datetime.fromisoformat(t).isoformat() for t in result["event_timestamps"]]
         if result["values"] != values[name]:
             problems.append(f"{name}: values differ")
-        if [s.lower() for s in result["statuses"]] != statuses[name]:
+        want_statuses = [
+            "NULL_VALUE" if s == "present" and v is None else _WIRE[s]
+            for s, v in zip(statuses[name], values[name], strict=True)
+        ]
+        if result["statuses"] != want_statuses:
             problems.append(f"{name}: statuses differ")
         if have_times != want_times:
             problems.append(f"{name}: event times differ")

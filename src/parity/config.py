@@ -6,6 +6,7 @@
     registry: data/registry.db          # a path = SQLite; or an SQLAlchemy URL
     offline_store: { type: duckdb }     # the default
     online_store:  { type: sqlite, path: data/online.db }
+    server:        { errors: feast }        # parity serve's error shape (default: parity)
 
 Relative paths are resolved against the repo folder. Every failure is a ``ConfigError`` that
 names the file and the key.
@@ -14,7 +15,7 @@ names the file and the key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
@@ -84,6 +85,17 @@ class CacheConfig(BaseModel):
     max_entries: int = Field(default=100_000, ge=1)
 
 
+class ServerConfig(BaseModel):
+    """Settings of ``parity serve`` kept with the repo (its flags override them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    errors: Literal["parity", "feast"] = Field(
+        default="parity",
+        description="error bodies: Parity's error object, or the incumbent SDK's shape",
+    )
+
+
 class RepoConfig(BaseModel):
     """The whole of ``parity.yaml``."""
 
@@ -95,6 +107,7 @@ class RepoConfig(BaseModel):
         default_factory=lambda: backend_config("offline_store", None), validate_default=False
     )
     cache: CacheConfig | None = None
+    server: ServerConfig = ServerConfig()
     offline_log: str = Field(
         default="data/offline_log",
         description="where rows pushed to push sources' offline side are appended",

@@ -62,11 +62,15 @@ def test_a_valid_openapi_document(with_catalog: bool, catalog: Catalog) -> None:
     assert ("POST", "/push") in ops and ("GET", "/feature-views/{name}") in ops
     error = doc["components"]["schemas"]["Error"]["properties"]["error"]
     assert set(error["properties"]["code"]["enum"]) == set(CODES)
-    # every error status an operation lists is the status of some code
+    # every error status an operation lists is the status of some code; 202 only where a
+    # job is started in the background
     statuses = set(CODES.values())
-    for item in doc["paths"].values():
+    for path, item in doc["paths"].items():
         for op in item.values():
             for status in op["responses"]:
+                if status == "202":
+                    assert path in ("/materialize", "/materialize-incremental"), path
+                    continue
                 assert status == "200" or int(status) in statuses, status
 
 

@@ -146,6 +146,8 @@ class Server:
         cmd = [*serve_command(), "--host", "127.0.0.1", "--port", str(self.port)]
         cmd += ["--repo", str(repo), *args]
         self._log = self.log.open("wb")
+        if env is None:  # a metrics folder left by an import (Feast's SDK sets one) is not ours
+            env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.client = httpx.Client(base_url=self.url, timeout=30)
         deadline = time.monotonic() + WAIT_SECONDS
@@ -192,22 +194,37 @@ def columns(answer: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
     return dict(zip(names, answer["results"], strict=True))
 
 
+WIRE_STATUS = {
+    "present": "PRESENT",
+    "missing": "NOT_FOUND",
+    "expired": "OUTSIDE_MAX_AGE",
+    "invalid": "INVALID",
+}
+"""The Python API's status -> the incumbent's name on the wire (a present null: NULL_VALUE)."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def wire_status(status: str, value: Any) -> str:
+    return "NULL_VALUE" if status == "present" and value is None else WIRE_STATUS[status]
+
+
 def assert_same_as_store(answer: dict[str, Any], resp: Any) -> None:
-    """Values, statuses and event times equal ``FeatureStore.get_online_features``'s."""
+    """Values, statuses and event times equal ``FeatureStore.get_online_features``'s, with
+    the wire's status names and the epoch where Python has no time (key columns too)."""
     expected = resp.to_dict()
     got = columns(answer)
     assert list(got) == list(expected)
     for name, values in expected.items():
         assert got[name]["values"] == values, name
+        times = [datetime.fromisoformat(t) for t in got[name]["event_timestamps"]]
         if name in resp.statuses:
-            assert got[name]["statuses"] == [s.upper() for s in resp.statuses[name]], name
-            times = [
-                None if t is None else datetime.fromisoformat(t)
-                for t in got[name]["event_timestamps"]
-            ]
-            assert times == resp.event_timestamps[name], name
+            assert got[name]["statuses"] == [
+                wire_status(s, v) for s, v in zip(resp.statuses[name], values, strict=True)
+            ], name
+            assert times == [EPOCH if t is None else t for t in resp.event_timestamps[name]]
         else:
             assert got[name]["statuses"] == ["PRESENT"] * len(values)
+            assert times == [EPOCH] * len(values), name
 
 
 def push_rows(ids: list[int], conv: float, when: datetime | None = None) -> dict[str, list[Any]]:
@@ -294,6 +311,21 @@ def test_health_ready_openapi(server):
         doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
     ) == set(CODES)
     assert server.client.get("/health").headers["x-request-id"]
+    for path in ("/write-to-online-store", "/materialize", "/materializations", "/", "/docs"):
+        assert path in doc["paths"], path
+
+
+def test_index_and_docs_page(server):
+    index = server.client.get("/").json()
+    assert index["project"] == "srv" and index["openapi"] == "/openapi.json"
+    doc_paths = server.client.get("/openapi.json").json()["paths"]
+    assert {e["path"] for e in index["endpoints"]} == set(doc_paths) - {"/"}
+    page = server.client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "/openapi.json" in page.text
+    # self-contained: nothing is loaded from another host
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.text)
+    assert "http://" not in page.text and "https://" not in page.text
 
 
 def test_online_features_equal_the_store(server, store, online_store):
@@ -316,13 +348,15 @@ def test_online_features_equal_the_store(server, store, online_store):
     assert cols["driver_live__conv_rate"]["statuses"] == [
         "PRESENT",
         "PRESENT",
-        "MISSING",
+        "NOT_FOUND",
         "PRESENT",
     ]
+    assert cols["driver_live__conv_rate"]["event_timestamps"][2] == "1970-01-01T00:00:00Z"
+    assert cols["driver_id"]["event_timestamps"] == ["1970-01-01T00:00:00Z"] * 4
     assert cols["driver_forever__lifetime_trips"]["statuses"][0] == "PRESENT"
     acc = cols["driver_hourly_stats__acc_rate"]
-    if online_store is None:  # Redis drops records an hour after they expired: MISSING there
-        assert acc["statuses"][0] == "EXPIRED"  # old sample data, 1-day ttl
+    if online_store is None:  # Redis drops records an hour after they expired: NOT_FOUND there
+        assert acc["statuses"][0] == "OUTSIDE_MAX_AGE"  # old sample data, 1-day ttl
         assert acc["values"][0] is None and acc["event_timestamps"][0]
     # short names when they do not collide
     features = ["driver_live:conv_rate", "driver_live:city", "driver_hourly_stats:acc_rate"]
@@ -387,11 +421,11 @@ def test_registry_endpoints(server, store):
     got = server.client.get("/entities").json()["entities"]
     assert got == [e.to_spec() for e in store.list_entities()]
     got = server.client.get("/feature-views").json()["feature_views"]
-    assert got == [v.to_spec() for v in store.list_feature_views()]
+    assert got == [{"kind": "feature_view", **v.to_spec()} for v in store.list_feature_views()]
     got = server.client.get("/feature-services").json()["feature_services"]
     assert got == [s.to_spec() for s in store.list_feature_services()]
     got = server.client.get("/feature-views/driver_live").json()
-    assert got == store.get_feature_view("driver_live").to_spec()
+    assert got == {"kind": "feature_view", **store.get_feature_view("driver_live").to_spec()}
     err = error_of(server.client.get("/feature-views/nope"), 404, "unknown_feature_view")
     assert "nope" in err["message"]
 
@@ -480,9 +514,9 @@ ERRORS = [
         "missing_join_key",
     ),
     (
-        "wrong type",
+        "wrong type",  # numeric text is converted; only canonical decimals ("1001")
         "/get-online-features",
-        {**GOOD, "entities": {"driver_id": ["1001"]}},
+        {**GOOD, "entities": {"driver_id": ["01001"]}},
         400,
         "wrong_value_type",
     ),
@@ -618,8 +652,22 @@ def test_error_details(server):
     err = error_of(r, 400, "unknown_feature")
     assert err["request_id"] == "abc-123" and "nope" in err["message"]
     assert "request_id=abc-123" in server.output()
-    r = server.post("/get-online-features", {**GOOD, "entities": {"driver_id": ["1001"]}})
-    assert "driver_id" in error_of(r, 400, "wrong_value_type")["message"]
+    # the incumbent's shape on request (the server's setting here: Parity's own)
+    r = server.post(
+        "/get-online-features",
+        {**GOOD, "features": ["nope:x"]},
+        headers={"X-Parity-Errors": "feast", "X-Request-Id": "feast-1"},
+    )
+    assert r.status_code == 404 and r.headers["x-parity-error-code"] == "unknown_feature_view"
+    detail = orjson.loads(r.json())  # a JSON string holding the detail
+    assert detail["module"] == "feast.errors"
+    assert detail["class"] == "FeatureViewNotFoundException"
+    assert "nope" in detail["message"] and "feast-1" in detail["message"]
+    r = server.post("/get-online-features", {**GOOD, "entities": {"driver_id": [1002, "1 001"]}})
+    assert "entities.driver_id[1]" in error_of(r, 400, "wrong_value_type")["message"]
+    # the incumbent's CLI sends integer keys as text: converted, the same answer as integers
+    as_text = online(server, **{**GOOD, "entities": {"driver_id": ["1001", "-5", "1002"]}})
+    assert as_text == online(server, **{**GOOD, "entities": {"driver_id": [1001, -5, 1002]}})
     r = server.post("/get-online-features", {**GOOD, "entities": {"customer_id": [1]}})
     assert "driver_id" in error_of(r, 400, "missing_join_key")["message"]
 

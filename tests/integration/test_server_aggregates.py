@@ -81,7 +81,7 @@ def test_pushes_update_windows_and_reads_match_the_store(agg_server, agg_repo):
     # driver 1001 got 0.5 and 1.5 (first row of each push), 1002 got 1.5 and 2.5; 9 none.
     assert got["events_1h"]["values"] == [2, 2, 0]
     assert got["conv_rate_sum_1h"]["values"] == [2.0, 4.0, None]
-    assert got["conv_rate_sum_1h"]["statuses"] == ["PRESENT", "PRESENT", "MISSING"]
+    assert got["conv_rate_sum_1h"]["statuses"] == ["PRESENT", "PRESENT", "NOT_FOUND"]
     assert got["conv_rate_last_3_1h"]["values"][0] == [1.5, 0.5]
     assert got["mean_conv"]["values"] == [1.0, 2.0, None]
     with FeatureStore(agg_repo) as store:

@@ -106,7 +106,7 @@ def test_times_outside_the_range_are_400_naming_row_and_column(server, when):
     err = error_of(push(server, rows, to="online_and_offline"), 400, "invalid_rows")
     assert "row 1" in err["message"] and "'event_timestamp'" in err["message"]
     assert "1900-01-01 up to 2100-01-01" in err["message"]
-    assert statuses(server, [7001, 7002]) == ["MISSING", "MISSING"]
+    assert statuses(server, [7001, 7002]) == ["NOT_FOUND", "NOT_FOUND"]
 
 
 def test_a_time_at_the_edges_of_the_range_is_stored(server):
@@ -134,7 +134,7 @@ def test_a_sum_beyond_int64_is_refused_and_reads_stay_whole(server):
         online(server, features=["qty_totals:qty_sum_1d"], entities={"driver_id": [7101, 7102]})
     )
     assert got["qty_sum_1d"]["values"] == [5, None]
-    assert got["qty_sum_1d"]["statuses"] == ["PRESENT", "MISSING"]
+    assert got["qty_sum_1d"]["statuses"] == ["PRESENT", "NOT_FOUND"]
 
 
 # -- 3. integers of 2**63 or more ---------------------------------------------------------------
@@ -179,7 +179,7 @@ def test_json_has_no_non_finite_numbers(server, literal):
         b'"avg_daily_trips": [1], "city": ["x"]}}'
     )
     error_of(server.client.post("/push", content=body), 400, "malformed_json")
-    assert statuses(server, [7401]) == ["MISSING"]
+    assert statuses(server, [7401]) == ["NOT_FOUND"]
 
 
 # -- 5. a push whose online half fails --------------------------------------------------------------

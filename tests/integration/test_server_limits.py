@@ -96,7 +96,7 @@ def test_a_push_over_the_limit_is_413_and_writes_nothing(server, repo):
     assert str(LIMIT) in err["message"] and str(LIMIT + 1) in err["message"]
     for part in (ids[:LIMIT], ids[LIMIT:]):
         answer = online(server, features=["driver_live:conv_rate"], entities={"driver_id": part})
-        assert set(answer["results"][1]["statuses"]) == {"MISSING"}
+        assert set(answer["results"][1]["statuses"]) == {"NOT_FOUND"}
     assert sorted(log.glob("*.parquet")) == files
 
 

@@ -69,7 +69,7 @@ def test_request_data_in_entities(od_server, od_repo):
     answer = online(od_server, **body)
     got = columns(answer)
     assert got["conv_plus_val"]["values"] == [1.5, 3.5, None]
-    assert got["conv_plus_val"]["statuses"] == ["PRESENT", "PRESENT", "MISSING"]
+    assert got["conv_plus_val"]["statuses"] == ["PRESENT", "PRESENT", "NOT_FOUND"]
     assert got["val_to_add"]["values"] == [1, 2, 3]
     with FeatureStore(od_repo) as store:
         assert_same_as_store(
@@ -92,7 +92,7 @@ def test_errors_have_codes(od_server):
         "/get-online-features",
         {"features": ["conv_plus:nope"], "entities": {"driver_id": [1001], "val_to_add": [1]}},
     )
-    error_of(r, 400, "invalid_request")
+    error_of(r, 400, "unknown_feature")  # as for a feature view's unknown feature
     r = od_server.post(
         "/get-online-features",
         {
@@ -102,3 +102,23 @@ def test_errors_have_codes(od_server):
     )
     err = error_of(r, 500, "transformation_failed")
     assert "conv_plus" in err["message"] and "ValueError: unlucky" in err["message"]
+
+
+def test_on_demand_views_are_listed_with_their_kind(od_server, od_repo):
+    listed = od_server.client.get("/feature-views").json()["feature_views"]
+    with FeatureStore(od_repo) as store:
+        catalog = store.catalog()
+        expected = [{"kind": "feature_view", **v.to_spec()} for v in catalog.views()] + [
+            {"kind": "on_demand_feature_view", **v.to_spec()} for v in catalog.on_demand_views()
+        ]
+    assert listed == expected
+    assert [v["name"] for v in listed if v["kind"] == "on_demand_feature_view"] == ["conv_plus"]
+    one = od_server.client.get("/feature-views/conv_plus")
+    assert one.status_code == 200 and one.json() == expected[-1]
+
+
+def test_an_on_demand_view_cannot_be_written(od_server):
+    rows = {"driver_id": [1001], "event_timestamp": ["2024-01-01T00:00:00"], "conv_plus_val": [1.0]}
+    r = od_server.post("/write-to-online-store", {"feature_view_name": "conv_plus", "df": rows})
+    err = error_of(r, 400, "view_not_writable")
+    assert "on-demand" in err["message"] and "conv_plus" in err["message"]

@@ -58,6 +58,15 @@ def serve(
     ] = 30.0,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning...")] = "info",
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    errors: Annotated[
+        str | None,
+        typer.Option(
+            "--errors",
+            help="Error bodies: parity (its error object) or feast (the incumbent SDK's "
+            "shape); default: parity.yaml's server.errors, else parity. A request's "
+            "X-Parity-Errors header overrides it.",
+        ),
+    ] = None,
     repo: RepoOption = Path("."),
     verbose: VerboseOption = False,
 ) -> None:
@@ -65,6 +74,12 @@ def serve(
     from parity.plugins import require
 
     require(SERVER_MODULES, "server", "parity serve")
+    from parity.server.feast_errors import ERROR_SHAPES
+
+    if errors is not None and errors not in ERROR_SHAPES:
+        raise typer.BadParameter(
+            f"{errors!r}: give one of {', '.join(ERROR_SHAPES)}", param_hint="--errors"
+        )
     from parity.server.run import ServerSettings
     from parity.server.run import serve as run
 
@@ -83,5 +98,6 @@ def serve(
             graceful_timeout=graceful_timeout,
             log_level=log_level,
             access_log=access_log,
+            errors=errors,
         )
     )

@@ -206,9 +206,12 @@ def check_key_types(
             if v is None:
                 raise RetrievalError(f"{where}.{name}[{i}] is null; every entity needs a key")
             if type(v) is not want:
+                hint = ""
+                if kind == "int" and isinstance(v, str):  # the HTTP API converts such text
+                    hint = f"; pass integers (int({v!r}) if it is one)"
                 raise RetrievalError(
-                    f"{where}.{name}[{i}] is {v!r} ({type(v).__name__}); join key {name!r} "
-                    f"is {dtype}"
+                    f"{where}.{name}[{i}] (row {i}) is {v!r} ({type(v).__name__}); join key "
+                    f"{name!r} is {dtype}{hint}"
                 )
             if kind == "int" and not -_INT64 <= v < _INT64:  # type: ignore[operator]
                 raise RetrievalError(

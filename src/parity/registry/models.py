@@ -1,6 +1,7 @@
 """The registry's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
 
-Three tables, every row scoped by ``project``:
+The main tables, every row scoped by ``project`` (besides the materialization windows and
+the feature server's background materialization jobs):
 
 - ``parity_projects``: one row per project holding the ``revision`` counter. Writers lock this
   row (PostgreSQL) or the whole database (SQLite) for the length of an apply.
@@ -114,9 +115,35 @@ materializations = Table(
     Index(None, "project", "view", "end_at"),
 )
 
+materialization_jobs = Table(
+    "parity_materialization_jobs",
+    metadata,
+    # Background materializations the feature server runs (``parity.registry.jobs``): kept
+    # here so that every worker of a server, and every server, sees each job's state.
+    Column("id", String(64), primary_key=True),
+    Column("project", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("views", JSON, nullable=False),
+    Column("request", JSON, nullable=False),
+    # {view: {"state", "rows", "stored", "start", "end", "seconds"}}, filled as views finish
+    Column("progress", JSON, nullable=False),
+    Column("error", JSON, nullable=True),
+    # host:pid of the worker running it; heartbeat_at moves while it runs
+    Column("owner", String(256), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("state IN ('queued', 'running', 'succeeded', 'failed')", name="state"),
+    ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
+    Index(None, "project", "created_at"),
+)
+
 __all__ = [
     "ACTIONS",
     "ALEMBIC_VERSION_TABLE",
+    "materialization_jobs",
     "materializations",
     "metadata",
     "objects",

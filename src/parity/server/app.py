@@ -4,14 +4,20 @@
 
     POST /get-online-features     features or feature_service + entities -> values, statuses, times
     POST /push                    rows to a push source's views (online, offline or both)
-    POST /materialize-incremental end_date, feature_views?
+    POST /write-to-online-store   rows of one feature view, online (the incumbent SDK's body)
+    POST /materialize             start_ts, end_ts | disable_event_timestamp, feature_views?
+    POST /materialize-incremental end_date, feature_views?      (both: ?async=true -> 202 + id)
+    GET  /materializations  /materializations/{id}             background jobs and their state
     GET  /entities /feature-views /feature-services /feature-views/{name}   specs (read-only)
     GET  /health   alive          GET /ready   warmed up; registry and online store answer
-    GET  /metrics  Prometheus     GET /openapi.json
+    GET  /metrics  Prometheus     GET /openapi.json    GET /docs  its page    GET /  an index
 
 Every answer carries ``X-Request-Id`` (the caller's, when it sent a sane one). An error is
-``{"error": {"code", "message", "request_id"}}`` (codes in ``parity.server.errors``); 5xx
-answers are logged with their traceback and request id, 4xx ones in one line.
+``{"error": {"code", "message", "request_id"}}`` (codes in ``parity.server.errors``), or in
+the incumbent's shape (``parity.server.feast_errors``) when the request's
+``X-Parity-Errors`` header or the server's ``errors`` setting says ``feast``; either way
+``X-Parity-Error-Code`` names the code. 5xx answers are logged with their traceback and
+request id, 4xx ones in one line.
 The store is built in the lifespan startup, so each worker process builds its own; then
 it is warmed (``parity.server.warmup``) while ``/health`` already answers and ``/ready``
 says 503 ``not_ready`` until warm. ``/ready`` answers within ``ready_timeout_seconds``
@@ -34,7 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from parity.server.docs import DOCS_HTML, index
 from parity.server.errors import ApiError, from_exception
+from parity.server.feast_errors import ERROR_SHAPES, feast_error_body
 from parity.server.handlers import (
     DEFAULT_LARGE_READ_ROWS,
     DEFAULT_MAX_ENTITY_ROWS,
@@ -49,12 +57,15 @@ from parity.server.metrics import Metrics
 from parity.server.openapi import OpenApiDocument
 from parity.server.serving import Serving
 from parity.server.warmup import warm_blocking, warm_on_loop
+from parity.server.writes import Reply, Writes
 
 log = logging.getLogger("parity.server")
 
 JSON = b"application/json"
+HTML = b"text/html; charset=utf-8"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 _VIEW_PREFIX = "/feature-views/"
+_JOB_PREFIX = "/materializations/"
 _SANE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 Scope = dict[str, Any]
@@ -78,6 +89,9 @@ class AppSettings:
     large_read_rows: int = DEFAULT_LARGE_READ_ROWS
     ready_timeout_seconds: float = DEFAULT_READY_TIMEOUT
     warm_up: bool = True
+    errors: str | None = None
+    """The error shape by default, ``parity`` or ``feast``; None: parity.yaml's
+    ``server.errors`` (``parity`` when absent). A request's ``X-Parity-Errors`` overrides."""
 
 
 class _RequestIds:
@@ -105,6 +119,8 @@ class ParityApp:
         self._ids = _RequestIds()
         self.serving: Serving | None = None
         self.handlers: Handlers | None = None
+        self.writes: Writes | None = None
+        self.feast_errors = False
         self._writer: ThreadPoolExecutor | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._warming: asyncio.Task[None] | None = None
@@ -112,6 +128,7 @@ class ParityApp:
         self.in_flight = 0  # requests being answered (large reads yield to the others)
         self._get: dict[str, Callable[[], Any]] = {}
         self._post: dict[str, Callable[[bytes], Any]] = {}
+        self._post_query: dict[str, Callable[[bytes, bytes], Any]] = {}
 
     # -- lifespan -----------------------------------------------------------------------------
     def startup(self) -> None:
@@ -119,9 +136,13 @@ class ParityApp:
         serving = self.serving = self._factory(self.metrics)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="parity-writer")
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="parity-reader")
+        shape = settings.errors or serving.store.config.server.errors
+        if shape not in ERROR_SHAPES:
+            raise ValueError(f"errors must be one of {list(ERROR_SHAPES)}, not {shape!r}")
+        self.feast_errors = shape == "feast"
+        w = self.writes = Writes(serving.store, self._writer)
         h = self.handlers = Handlers(
             serving,
-            self._writer,
             reader=self._reader,
             limits=ReadLimits(settings.max_entity_rows, settings.large_read_rows),
             on_large_read=self.metrics.large_read,
@@ -135,11 +156,18 @@ class ParityApp:
             "/entities": h.entities,
             "/feature-views": h.feature_views,
             "/feature-services": h.feature_services,
+            "/materializations": w.materializations,
+            "/": lambda: index(serving.store.project),
+            "/docs": lambda: DOCS_HTML,
         }
         self._post = {
             "/get-online-features": h.online_features,
             "/push": self._push,
-            "/materialize-incremental": h.materialize_incremental,
+            "/write-to-online-store": self._write_rows,
+        }
+        self._post_query = {
+            "/materialize": w.materialize,
+            "/materialize-incremental": w.materialize_incremental,
         }
         self.metrics.gauges.update(
             parity_server_warm=("1 once this worker is warm", lambda: float(self.warm)),
@@ -178,6 +206,8 @@ class ParityApp:
             self._reader.shutdown(wait=True)
         if self._writer is not None:
             self._writer.shutdown(wait=True)  # accepted pushes and materializations finish
+        if self.writes is not None:
+            self.writes.close()
         if self.serving is not None:
             self.serving.close()
 
@@ -215,16 +245,20 @@ class ParityApp:
         path: str = scope["path"]
         request_id = None
         length = None
+        shape = None
         for name, value in scope["headers"]:
             if name == b"x-request-id" and _SANE_ID.match(value):
                 request_id = value.decode()
             elif name == b"content-length":
                 length = value
+            elif name == b"x-parity-errors":
+                shape = value
         if request_id is None:
             request_id = self._ids.next()
         endpoint = path
         status = 200
         content_type = JSON
+        headers = None
         try:
             if method == "POST" and path in self._post:
                 body = await self._body(receive, length)
@@ -237,13 +271,26 @@ class ParityApp:
                     result = await result
                 if path == "/metrics":
                     content_type = self.metrics.content_type.encode()
+                elif path == "/docs":
+                    content_type = HTML
+            elif method == "POST" and path in self._post_query:
+                body = await self._body(receive, length)
+                result = await self._post_query[path](body, scope.get("query_string", b""))
+                if type(result) is Reply:
+                    status, headers, result = result.status, result.headers, result.body
             elif path.startswith(_VIEW_PREFIX):
                 endpoint = "/feature-views/{name}"
                 if method not in ("GET", "HEAD"):
                     raise ApiError("method_not_allowed", f"{method} is not allowed on {path}")
                 assert self.handlers is not None
                 result = self.handlers.feature_view(path[len(_VIEW_PREFIX) :])
-            elif path in self._get or path in self._post:
+            elif path.startswith(_JOB_PREFIX):
+                endpoint = "/materializations/{id}"
+                if method not in ("GET", "HEAD"):
+                    raise ApiError("method_not_allowed", f"{method} is not allowed on {path}")
+                assert self.writes is not None
+                result = await self.writes.materialization(path[len(_JOB_PREFIX) :])
+            elif path in self._get or path in self._post or path in self._post_query:
                 raise ApiError("method_not_allowed", f"{method} is not allowed on {path}")
             else:
                 endpoint = "other"
@@ -252,7 +299,12 @@ class ParityApp:
             err = from_exception(exc)
             status = err.status
             content_type = JSON
-            result = err.body(request_id)
+            feast = self.feast_errors if shape is None else shape.lower() == b"feast"
+            if feast:
+                result = feast_error_body(err.code, err.message, request_id)
+            else:
+                result = err.body(request_id)
+            headers = ((b"x-parity-error-code", err.code.encode()),)
             self.metrics.error(endpoint, err.code)
             if status >= 500:
                 log.error(
@@ -275,17 +327,14 @@ class ParityApp:
                     err.code,
                     err.message,
                 )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", str(len(result)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                ],
-            }
-        )
+        response_headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(result)).encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
+        if headers:
+            response_headers.extend(headers)
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else result})
         self.metrics.observe(endpoint, method, status, time.perf_counter() - started)
         self.in_flight -= 1
@@ -323,11 +372,20 @@ class ParityApp:
 
     def _push(self, body: bytes) -> Any:
         """``/push``, its rows counted first (413 past ``max_entity_rows``, before any work)."""
-        assert self.handlers is not None
+        assert self.writes is not None
+        self._count_rows(body)
+        return self.writes.push(body)
+
+    def _write_rows(self, body: bytes) -> Any:
+        """``/write-to-online-store``, its rows counted first as a push's are."""
+        assert self.writes is not None
+        self._count_rows(body)
+        return self.writes.write_to_online_store(body)
+
+    def _count_rows(self, body: bytes) -> None:
         req = loads(body)
         if type(req) is dict and type(req.get("df")) is dict:
             check_push_rows(req["df"], self.settings.max_entity_rows)
-        return self.handlers.push(body)
 
     async def _ready(self) -> bytes:
         """200 once warm and both stores answer; else 503 ``not_ready`` saying what is not."""

@@ -32,6 +32,7 @@ from parity.errors import (
     TransformationError,
 )
 from parity.ingest import IngestError
+from parity.registry.jobs import JobConflictError
 
 # Every code the server can answer with; a test keeps this list and the docs in step.
 CODES = {
@@ -46,6 +47,7 @@ CODES = {
     "missing_request_data": 400,  # an on-demand feature needs a request field the entities lack
     "invalid_rows": 400,  # pushed rows refused (column missing, wrong type, null key...)
     "not_a_push_source": 400,  # /push named a source that is not a push source
+    "view_not_writable": 400,  # /write-to-online-store named an on-demand view (nothing stored)
     "invalid_definition": 400,
     "data_source_error": 400,
     "unknown_feature_view": 404,
@@ -54,9 +56,11 @@ CODES = {
     "unknown_data_source": 404,
     "unknown_push_source": 404,
     "data_source_not_found": 404,
+    "unknown_materialization": 404,  # no background materialization with that id
     "not_found": 404,  # no such endpoint
     "method_not_allowed": 405,
     "conflict": 409,  # the registry changed under a write; retry
+    "materialization_running": 409,  # a view is being materialized by a job; ?force=true
     "body_too_large": 413,
     "too_many_entities": 413,  # more entity rows (or pushed rows) than the server's limit
     "internal_error": 500,
@@ -71,6 +75,7 @@ CODES = {
 
 _BY_CLASS: list[tuple[type[BaseException], str]] = [
     # most specific first
+    (JobConflictError, "materialization_running"),
     (ConcurrentApplyError, "conflict"),
     (RegistryError, "registry_error"),
     (ConfigError, "config_error"),

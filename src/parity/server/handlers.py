@@ -15,32 +15,40 @@ import asyncio
 import base64
 import contextlib
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 import orjson
 
-from parity.definitions import PushSource
 from parity.errors import ObjectNotFoundError, RequestDataError, RetrievalError
 from parity.online.base import OnlineView
 from parity.online.encoding import from_micros
 from parity.query.plan import plan_features
 from parity.server.errors import ApiError, from_exception
 from parity.server.serving import Serving
-from parity.types import Timestamp
 
 T = TypeVar("T")
 
-STATUS = {"present": "PRESENT", "missing": "MISSING", "expired": "EXPIRED", "invalid": "INVALID"}
-"""Statuses on the wire: Feast's upper case (Feast calls MISSING ``NOT_FOUND`` and EXPIRED
-``OUTSIDE_MAX_AGE``; PRESENT and INVALID are the same)."""
+STATUS = {
+    "present": "PRESENT",
+    "missing": "NOT_FOUND",
+    "expired": "OUTSIDE_MAX_AGE",
+    "invalid": "INVALID",
+}
+"""Statuses on the wire are Feast's names, which its SDK understands (any other name it reads
+as INVALID); a present record whose value is null is ``NULL_VALUE``. The Python API keeps
+its own lower-case names (``parity.online.reader``)."""
+NULL_VALUE = "NULL_VALUE"
+EPOCH_TEXT = "1970-01-01T00:00:00Z"
+"""The event time sent for a key column and for a value without a record (never null: the
+SDK parses every entry as a time), as the incumbent's server does."""
 PUSH_TARGETS = ("online", "offline", "online_and_offline")
 _JSON_OPTS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_SERIALIZE_NUMPY
 _PROBE = OnlineView("__parity_ready__", ("key",), (), None)
@@ -67,6 +75,26 @@ def iso_times(micros: list[int | None]) -> list[str | None]:
     out: list[str | None] = text.tolist()
     if None in micros:
         out = [None if u is None else t for u, t in zip(micros, out, strict=True)]
+    return out
+
+
+def wire_times(micros: list[int | None]) -> list[str]:
+    """``iso_times`` with ``EPOCH_TEXT`` where there is no time (no record)."""
+    out = iso_times(micros)
+    if None in micros:
+        return [EPOCH_TEXT if t is None else t for t in out]
+    return out  # type: ignore[return-value]
+
+
+def wire_statuses(statuses: list[str], values: list[Any]) -> list[str]:
+    """A feature's statuses by Feast's names: ``NULL_VALUE`` for a present null value."""
+    wire = STATUS.__getitem__
+    out = list(map(wire, statuses))
+    if None in values:
+        out = [
+            NULL_VALUE if v is None and s == "PRESENT" else s
+            for v, s in zip(values, out, strict=True)
+        ]
     return out
 
 
@@ -143,23 +171,26 @@ def answer_parts(resp: Any) -> tuple[list[str], list[dict[str, list[Any]]]]:
     columns = resp.to_dict()
     statuses = resp.statuses
     micros = resp.event_micros
-    stamps: dict[int, list[str | None]] = {}  # the features of a view share their times
-    wire = STATUS.__getitem__
+    stamps: dict[int, list[str]] = {}  # the features of a view share their times
     n = len(resp)
     results = []
     for name, values in columns.items():
         st = statuses.get(name)
         if st is None:  # a join key (or another entity column): echoed
             results.append(
-                {"values": values, "statuses": ["PRESENT"] * n, "event_timestamps": [None] * n}
+                {
+                    "values": values,
+                    "statuses": ["PRESENT"] * n,
+                    "event_timestamps": [EPOCH_TEXT] * n,
+                }
             )
             continue
         us = micros[name]
         times = stamps.get(id(us))
         if times is None:
-            times = stamps[id(us)] = iso_times(us)
+            times = stamps[id(us)] = wire_times(us)
         results.append(
-            {"values": values, "statuses": list(map(wire, st)), "event_timestamps": times}
+            {"values": values, "statuses": wire_statuses(st, values), "event_timestamps": times}
         )
     return list(columns), results
 
@@ -200,7 +231,6 @@ class Handlers:
     def __init__(
         self,
         serving: Serving,
-        writer: ThreadPoolExecutor,
         *,
         reader: ThreadPoolExecutor | None = None,
         limits: ReadLimits | None = None,
@@ -212,16 +242,12 @@ class Handlers:
         ``in_flight()``: the requests the app is answering now (large reads yield to them)."""
         self.serving = serving
         self.store = serving.store
-        self.writer = writer
         self.reader = reader
         self.limits = limits or ReadLimits()
         self._on_large_read = on_large_read
         self._in_flight = in_flight
         self._large_in_flight = 0
         self._probes: tuple[_Probe, _Probe] | None = None
-
-    async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
 
     # -- POST /get-online-features ----------------------------------------------------------
     async def online_features(self, body: bytes) -> bytes:
@@ -370,6 +396,8 @@ class Handlers:
                 want = str
             else:
                 continue
+            if kind == "int" and any(type(v) is str for v in values):
+                values = entities[name] = int_keys(values, name, dtype)
             for i, v in enumerate(values):
                 if type(v) is not want:
                     if v is None:
@@ -407,11 +435,11 @@ class Handlers:
                 if catalog.has("feature_view", view):
                     if feature not in catalog.view(view).feature_names:
                         return ApiError("unknown_feature", str(err))
-                elif (  # as the read itself reports it
+                elif (
                     catalog.has("on_demand_feature_view", view)
                     and feature not in catalog.on_demand_view(view).feature_names
                 ):
-                    return ApiError("invalid_request", str(err))
+                    return ApiError("unknown_feature", str(err))
             return ApiError("invalid_feature_reference", str(err))
         if set(entities) & {o.name for o in plan.outputs}:  # a column shadowing a feature
             return ApiError("invalid_feature_reference", str(exc))
@@ -433,92 +461,27 @@ class Handlers:
                     return ApiError("wrong_value_type", str(exc))
         return ApiError("invalid_request", str(exc))
 
-    # -- POST /push ------------------------------------------------------------------------
-    async def push(self, body: bytes) -> bytes:
-        req = _object(body)
-        name = req.get("push_source_name")
-        df = req.get("df")
-        to = req.get("to", "online")
-        push_id = req.get("push_id")
-        if push_id is not None and type(push_id) is not str:
-            raise ApiError("invalid_request", "push_id must be a string")
-        if type(name) is not str or not name:
-            raise ApiError("invalid_request", "push_source_name must be a source's name")
-        if type(df) is not dict or not df or any(type(v) is not list for v in df.values()):
-            raise ApiError("invalid_request", "df must be an object of column -> list of values")
-        if to not in PUSH_TARGETS:
-            raise ApiError("invalid_request", f"to must be one of {list(PUSH_TARGETS)}, not {to!r}")
-        catalog = self.store.catalog()
-        try:
-            source = catalog.source(name)
-        except ObjectNotFoundError as err:
-            raise ApiError("unknown_push_source", str(err)) from None
-        if not isinstance(source, PushSource):
-            raise ApiError("not_a_push_source", f"source {name!r} is a {source.source_type} source")
-        times = {source.timestamp_field, source.created_timestamp_field}
-        ints: set[str] = set()
-        for view in catalog.views():
-            if view.source_name == name:
-                times.update(f.name for f in view.schema if f.dtype is Timestamp)
-                ints.update(f.name for f in view.schema if getattr(f.dtype, "kind", "") == "int")
-                for e in view.entity_names:
-                    ent = catalog.entity(e)
-                    if getattr(ent.dtype, "kind", "") == "int":
-                        ints.update(ent.join_keys)
-        for col in ints & df.keys():
-            _integers(df[col], col)
-        df = {col: _times(values, col) if col in times else values for col, values in df.items()}
-        rows = await self._on_writer(partial(self.store.push, push_id=push_id), name, df, to)
-        return dumps(
-            {
-                "push_source_name": name,
-                "to": to,
-                "rows": int(rows),
-                "push_id": getattr(rows, "push_id", push_id),
-                "replayed": getattr(rows, "replayed", False),
-                "ignored_columns": list(getattr(rows, "ignored_columns", ())),
-            }
-        )
-
-    # -- POST /materialize-incremental ---------------------------------------------------------
-    async def materialize_incremental(self, body: bytes) -> bytes:
-        req = _object(body)
-        end = parse_time(req.get("end_date", req.get("end_ts")), "end_date")
-        views = req.get("feature_views")
-        if views is not None and (
-            type(views) is not list or any(type(v) is not str for v in views)
-        ):
-            raise ApiError("invalid_request", "feature_views must be a list of view names")
-        result = await self._on_writer(self.store.materialize_incremental, end, views or None)
-        return dumps(
-            {
-                "views": [
-                    {
-                        "feature_view": v.view,
-                        "start": v.start,
-                        "end": v.end,
-                        "rows": v.rows,
-                        "stored": v.stored,
-                        "seconds": v.seconds,
-                    }
-                    for v in result.views
-                ]
-            }
-        )
-
     # -- registry, read-only ------------------------------------------------------------------
     def entities(self) -> bytes:
         return dumps({"entities": [e.to_spec() for e in self.store.list_entities()]})
 
     def feature_views(self) -> bytes:
-        return dumps({"feature_views": [v.to_spec() for v in self.store.list_feature_views()]})
+        """Feature views and on-demand views, each spec with its ``kind``, by kind and name."""
+        catalog = self.store.catalog()
+        views = [*catalog.views(), *catalog.on_demand_views()]
+        return dumps({"feature_views": [_with_kind(v) for v in views]})
 
     def feature_services(self) -> bytes:
         services = self.store.list_feature_services()
         return dumps({"feature_services": [s.to_spec() for s in services]})
 
     def feature_view(self, name: str) -> bytes:
-        return dumps(self.store.get_feature_view(name).to_spec())
+        """One view's spec with its ``kind``: a feature view, else an on-demand view of that
+        name; 404 ``unknown_feature_view`` when neither exists."""
+        catalog = self.store.catalog()
+        if catalog.has("on_demand_feature_view", name) and not catalog.has("feature_view", name):
+            return dumps(_with_kind(catalog.on_demand_view(name)))
+        return dumps(_with_kind(catalog.view(name)))
 
     # -- probes ---------------------------------------------------------------------------
     async def ready(self, timeout: float) -> tuple[bool, dict[str, Any]]:
@@ -590,33 +553,31 @@ def _settle(future: asyncio.Future, result: tuple[bool, Any]) -> None:
         future.set_result(result)
 
 
-def _integers(values: list[Any], column: str) -> None:
-    """An integer column holds JSON integers (JSON numbers beyond 64 bits parse as floats)."""
-    for i, v in enumerate(values):
-        if type(v) is float:
-            raise ApiError(
-                "invalid_rows",
-                f"df.{column}[{i}] (row {i}): {v!r} is not an integer that fits Int64 "
-                f"(-2**63 to 2**63 - 1); column {column!r} holds integers",
-            )
+_CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+_INT64 = 2**63
 
 
-def _times(values: list[Any], column: str) -> list[Any]:
-    """ISO 8601 strings of a timestamp column as aware datetimes (naive = UTC)."""
-    out = []
-    for i, v in enumerate(values):
-        if isinstance(v, str):
-            try:
-                t = datetime.fromisoformat(v)
-            except ValueError:
-                raise ApiError(
-                    "invalid_rows", f"df.{column}[{i}]: {v!r} is not an ISO 8601 time"
-                ) from None
-            v = t.replace(tzinfo=UTC) if t.tzinfo is None else t
-        elif v is not None:
-            raise ApiError(
-                "invalid_rows",
-                f"df.{column}[{i}] (row {i}): {v!r} is not a time; send ISO 8601 text",
-            )
-        out.append(v)
+def int_keys(values: list[Any], name: str, dtype: Any) -> list[Any]:
+    """An integer join key's values with numeric strings converted, as the incumbent's
+    server does (its CLI sends ``"1001"``): only canonical decimal integers (``"1001"``,
+    ``"-7"``, ``"0"``; no sign ``+``, no leading zero, no space, no ``"-0"``) within Int64.
+    Anything else stays as it is; other strings are refused, naming the entry."""
+    out = list(values)
+    for i, v in enumerate(out):
+        if type(v) is not str:
+            continue
+        if _CANONICAL_INT.fullmatch(v) and v != "-0":
+            n = int(v)
+            if -_INT64 <= n < _INT64:
+                out[i] = n
+                continue
+        raise ApiError(
+            "wrong_value_type",
+            f"entities.{name}[{i}] is {v!r} (str); join key {name!r} is {dtype}: send an "
+            'integer, or its canonical decimal text within Int64 (like "1001")',
+        )
     return out
+
+
+def _with_kind(view: Any) -> dict[str, Any]:
+    return {"kind": view.kind, **view.to_spec()}

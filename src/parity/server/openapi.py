@@ -23,8 +23,26 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from parity import __version__
-from parity.clock import MAX_TIME, MIN_TIME
 from parity.server.errors import CODES
+from parity.server.openapi_parts import (
+    INT32,
+    INT64,
+    TIME,
+    TIME_EXAMPLE,
+    Schema,
+    answer,
+    content,
+    enum_or,
+)
+from parity.server.openapi_parts import errors as error_answers
+from parity.server.openapi_writes import (
+    JOB,
+    WRITE_ANSWER,
+    materialize_incremental_request,
+    materialize_op,
+    materialize_request,
+    write_request,
+)
 
 if TYPE_CHECKING:
     from parity.definitions import FeatureView
@@ -33,23 +51,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parity.server")
 
-Schema = dict[str, Any]
-
-INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
-INT32 = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
-TIME_EXAMPLE = "2024-01-01T08:00:00Z"
-TIME = {
-    "type": "string",
-    "format": "date-time",
-    "description": "ISO 8601, a time without an offset is UTC; from "
-    f"{MIN_TIME:%Y-%m-%d} (inclusive) to {MAX_TIME:%Y-%m-%d} UTC (exclusive)",
-    "example": TIME_EXAMPLE,
-}
 PUSH_TARGETS = ["online", "offline", "online_and_offline"]
 _SUMMED = ("sum", "mean", "stddev")
 _SUMMABLE = {"exclusiveMinimum": -(2.0**63), "exclusiveMaximum": 2.0**63}
 """A float column an aggregated view sums: finite and below 2**63 in magnitude."""
-STATUSES = ["PRESENT", "MISSING", "EXPIRED"]
+STATUSES = ["PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE", "INVALID"]
+"""The incumbent's status names: present, no record, a present null value, expired, invalid
+(an aggregate beyond its type)."""
 
 
 def json_type(dtype: ValueType) -> Schema:
@@ -85,45 +93,21 @@ def nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-def _content(schema: Schema) -> Schema:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def _answer(description: str, schema: Schema) -> Schema:
-    return {"description": description, **_content(schema)}
-
-
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_STATUS_TEXT = {
-    400: "Refused: the request is not one this endpoint takes; `error.code` says why",
-    404: "A named object does not exist",
-    405: "The endpoint does not take this method",
-    409: "The registry changed under the request; retry",
-    413: "The body, or the number of rows, is over the server's limit",
-    500: "Ours (a bug, or an on-demand view's function failed); the log has the request id",
-    503: "The online store (or the registry) did not answer, or refused",
-}
-
-
-def _errors(*statuses: int) -> dict[str, Schema]:
-    return {str(s): _answer(_STATUS_TEXT[s], _ERROR) for s in statuses}
-
-
-def _post(summary: str, body: Schema, answer: Schema, *statuses: int) -> Schema:
+def _post(summary: str, body: Schema, ok: Schema, *statuses: int) -> Schema:
     return {
         "post": {
             "summary": summary,
-            "requestBody": {"required": True, **_content(body)},
-            "responses": {"200": _answer("OK", answer), **_errors(*statuses)},
+            "requestBody": {"required": True, **content(body)},
+            "responses": {"200": answer("OK", ok), **error_answers(*statuses)},
         }
     }
 
 
-def _get(summary: str, answer: Schema, *statuses: int) -> Schema:
+def _get(summary: str, ok: Schema, *statuses: int) -> Schema:
     return {
         "get": {
             "summary": summary,
-            "responses": {"200": _answer("OK", answer), **_errors(*statuses)},
+            "responses": {"200": answer("OK", ok), **error_answers(*statuses)},
         }
     }
 
@@ -137,6 +121,14 @@ def _list_of(key: str, item: Schema) -> Schema:
 
 
 _SPEC = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+_VIEW_SPEC = {
+    "type": "object",
+    "properties": {
+        "kind": {"enum": ["feature_view", "on_demand_feature_view"]},
+        "name": {"type": "string"},
+    },
+    "required": ["kind", "name"],
+}
 
 
 # -- what the catalog says -------------------------------------------------------------------
@@ -163,7 +155,9 @@ class _Repo:
                 for fld in rs.schema:
                     self.requests[fld.name] = json_type(fld.dtype)
         self.services = catalog.names("feature_service")
-        self.views = [v.name for v in catalog.views()]
+        self.views = sorted(
+            [v.name for v in catalog.views()] + catalog.names("on_demand_feature_view")
+        )
         self.materializable = [v.name for v in online]
         for entity in sorted(catalog.objects.get("entity", {}).values(), key=lambda e: e.name):
             for key in entity.join_keys:  # type: ignore[attr-defined]
@@ -223,13 +217,9 @@ def _example(schema: Schema) -> Any:
     return {"integer": 1001, "number": 0.5, "string": "a", "boolean": True}.get(t or "", 1001)
 
 
-def _enum_or(names: list[str], fallback: Schema) -> Schema:
-    return {"enum": names, "example": names[0]} if names else fallback
-
-
 # -- the request and answer schemas ----------------------------------------------------------
 def _online_request(repo: _Repo) -> Schema:
-    ref = _enum_or(repo.refs, {"type": "string", "pattern": "^[^:]+(:.+)?$"})
+    ref = enum_or(repo.refs, {"type": "string", "pattern": "^[^:]+(:.+)?$"})
     columns = {
         **{k: {"type": "array", "items": s} for k, s in repo.requests.items()},
         **{k: {"type": "array", "items": s} for k, s in repo.keys.items()},
@@ -256,7 +246,7 @@ def _online_request(repo: _Repo) -> Schema:
         "required": ["features", "entities"],
         "not": {"required": ["feature_service"]},
     }
-    service = _enum_or(repo.services, {"type": "string", "minLength": 1, "pattern": "^[^:]+$"})
+    service = enum_or(repo.services, {"type": "string", "minLength": 1, "pattern": "^[^:]+$"})
     by_service = {
         "type": "object",
         "properties": {"feature_service": service, **common},
@@ -284,7 +274,9 @@ _ONLINE_ANSWER = {
                     "statuses": {"type": "array", "items": {"enum": STATUSES}},
                     "event_timestamps": {
                         "type": "array",
-                        "items": {"type": ["string", "null"], "format": "date-time"},
+                        "description": "The record's event time; the epoch "
+                        "(1970-01-01T00:00:00Z) for key columns and values without a record",
+                        "items": {"type": "string", "format": "date-time"},
                     },
                 },
                 "required": ["values", "statuses", "event_timestamps"],
@@ -333,48 +325,6 @@ _PUSH_ANSWER = {
 }
 
 
-def _materialize_request(repo: _Repo) -> Schema:
-    view = _enum_or(repo.materializable, {"type": "string"})
-    return {
-        "type": "object",
-        "properties": {
-            "end_date": {
-                "anyOf": [TIME, {"const": "now"}],
-                "description": "Materialize up to this time (ISO 8601, or now); "
-                "each view from where its last run ended",
-            },
-            "feature_views": {
-                "type": ["array", "null"],
-                "items": view,
-                "description": "Default (absent, null or empty): every online view",
-            },
-        },
-        "required": ["end_date"],
-    }
-
-
-_MATERIALIZE_ANSWER = {
-    "type": "object",
-    "properties": {
-        "views": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "feature_view": {"type": "string"},
-                    "start": {"type": "string", "format": "date-time"},
-                    "end": {"type": "string", "format": "date-time"},
-                    "rows": {"type": "integer", "minimum": 0},
-                    "stored": {"type": "integer", "minimum": 0},
-                    "seconds": {"type": "number", "minimum": 0},
-                },
-                "required": ["feature_view", "start", "end", "rows", "stored", "seconds"],
-            },
-        }
-    },
-    "required": ["views"],
-}
-
 _ERROR_SCHEMA = {
     "type": "object",
     "properties": {
@@ -399,7 +349,7 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
         "name": "name",
         "in": "path",
         "required": True,
-        "schema": _enum_or(repo.views, {"type": "string", "minLength": 1}),
+        "schema": enum_or(repo.views, {"type": "string", "minLength": 1}),
     }
     return {
         "openapi": "3.1.0",
@@ -426,10 +376,10 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
                 500,
                 503,
             ),
-            "/materialize-incremental": _post(
-                "Materialize each view from where its last run ended",
-                _materialize_request(repo),
-                _MATERIALIZE_ANSWER,
+            "/write-to-online-store": _post(
+                "Rows of one feature view straight to the online store",
+                write_request(repo.materializable),
+                WRITE_ANSWER,
                 400,
                 404,
                 409,
@@ -437,18 +387,44 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
                 500,
                 503,
             ),
+            "/materialize": materialize_op(
+                "Load each view's latest value per entity in a window (or everything)",
+                materialize_request(repo.materializable),
+            ),
+            "/materialize-incremental": materialize_op(
+                "Materialize each view from where its last run ended",
+                materialize_incremental_request(repo.materializable),
+            ),
+            "/materializations": _get(
+                "Recent background materializations, newest first",
+                _list_of("materializations", JOB),
+                500,
+                503,
+            ),
+            "/materializations/{id}": {
+                "get": {
+                    "summary": "One background materialization: state, per-view rows, error",
+                    "parameters": [
+                        {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {"200": answer("OK", JOB), **error_answers(404, 500, 503)},
+                }
+            },
             "/entities": _get("Registered entities", _list_of("entities", _SPEC), 500, 503),
             "/feature-views": _get(
-                "Registered feature views", _list_of("feature_views", _SPEC), 500, 503
+                "Registered feature views and on-demand views (each with its kind)",
+                _list_of("feature_views", _VIEW_SPEC),
+                500,
+                503,
             ),
             "/feature-services": _get(
                 "Registered feature services", _list_of("feature_services", _SPEC), 500, 503
             ),
             "/feature-views/{name}": {
                 "get": {
-                    "summary": "One feature view's spec",
+                    "summary": "One feature view's (or on-demand view's) spec",
                     "parameters": [name_param],
-                    "responses": {"200": _answer("OK", _SPEC), **_errors(404, 500, 503)},
+                    "responses": {"200": answer("OK", _VIEW_SPEC), **error_answers(404, 500, 503)},
                 }
             },
             "/health": _get(
@@ -483,6 +459,25 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
                 }
             },
             "/openapi.json": _get("This document", {"type": "object"}),
+            "/": _get(
+                "A short index of the endpoints",
+                {
+                    "type": "object",
+                    "properties": {"endpoints": {"type": "array"}, "project": {"type": "string"}},
+                    "required": ["endpoints", "project"],
+                },
+            ),
+            "/docs": {
+                "get": {
+                    "summary": "An API page over this document (self-contained HTML)",
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
         },
         "components": {"schemas": {"Error": _ERROR_SCHEMA}},
     }

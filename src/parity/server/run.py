@@ -64,6 +64,9 @@ class ServerSettings:
     graceful_timeout: float = 30.0
     log_level: str = "info"
     access_log: bool = False
+    errors: str | None = None
+    """Error bodies: ``parity`` or ``feast`` (``parity.server.feast_errors``); None:
+    parity.yaml's ``server.errors``."""
     worker_start_timeout: float = 120.0
     """With ``workers > 1``: seconds a worker may take from its spawn to serving; past them
     it counts as hung and is killed and replaced."""
@@ -81,6 +84,7 @@ def build_app(settings: ServerSettings) -> ParityApp:
             max_body_bytes=settings.max_body_bytes,
             max_entity_rows=settings.max_entity_rows,
             large_read_rows=settings.large_read_rows,
+            errors=settings.errors,
         ),
         cache=cache,
     )

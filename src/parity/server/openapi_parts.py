@@ -1,0 +1,61 @@
+"""Pieces the OpenAPI document is built from (``parity.server.openapi``): JSON types of
+times and integers, and the request, answer and error wrappers every operation uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parity.clock import MAX_TIME, MIN_TIME
+
+__all__ = [
+    "INT32",
+    "INT64",
+    "TIME",
+    "TIME_EXAMPLE",
+    "Schema",
+    "answer",
+    "content",
+    "enum_or",
+    "errors",
+]
+
+Schema = dict[str, Any]
+
+INT64 = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
+INT32 = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
+TIME_EXAMPLE = "2024-01-01T08:00:00Z"
+TIME = {
+    "type": "string",
+    "format": "date-time",
+    "description": "ISO 8601, a time without an offset is UTC; from "
+    f"{MIN_TIME:%Y-%m-%d} (inclusive) to {MAX_TIME:%Y-%m-%d} UTC (exclusive)",
+    "example": TIME_EXAMPLE,
+}
+
+
+def content(schema: Schema) -> Schema:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def answer(description: str, schema: Schema) -> Schema:
+    return {"description": description, **content(schema)}
+
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_STATUS_TEXT = {
+    400: "Refused: the request is not one this endpoint takes; `error.code` says why",
+    404: "A named object does not exist",
+    405: "The endpoint does not take this method",
+    409: "The registry changed under the request (retry), or a job materializes the view",
+    413: "The body, or the number of rows, is over the server's limit",
+    500: "Ours (a bug, or an on-demand view's function failed); the log has the request id",
+    503: "The online store (or the registry) did not answer, or refused",
+}
+
+
+def errors(*statuses: int) -> dict[str, Schema]:
+    return {str(s): answer(_STATUS_TEXT[s], _ERROR) for s in statuses}
+
+
+def enum_or(names: list[str], fallback: Schema) -> Schema:
+    return {"enum": names, "example": names[0]} if names else fallback
