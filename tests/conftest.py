@@ -17,6 +17,20 @@ settings.register_profile("parity", deadline=None, suppress_health_check=[Health
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "parity"))
 
 
+_PROMETHEUS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+@pytest.fixture(autouse=True)
+def _environment_as_it_was() -> None:
+    """Importing the Feast SDK (the compatibility and import tests, also at collection) sets
+    ``PROMETHEUS_MULTIPROC_DIR``; every test starts with it as the run began, so a server a
+    test starts never counts its metrics in Feast's folder."""
+    if _PROMETHEUS_DIR is None:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _PROMETHEUS_DIR
+
+
 @pytest.fixture(scope="session")
 def memory_store_installed(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The out-of-package ``memory`` online store (tests/plugins), installed for this session

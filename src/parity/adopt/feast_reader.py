@@ -36,10 +36,29 @@ __all__ = ["feast_available", "read_with_feast"]
 _DUMMY_ENTITY = "__dummy"
 
 
+_FEAST_ENV = ("PROMETHEUS_MULTIPROC_DIR",)
+"""Variables importing Feast sets in the process environment (its metrics folder): put back
+as they were, so a server started later in the same process does not count into Feast's."""
+
+
+def _import_feast_repo_operations() -> Any:
+    saved = {name: os.environ.get(name) for name in _FEAST_ENV}
+    try:
+        import feast.repo_operations
+
+        return feast.repo_operations
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def feast_available() -> bool:
     """Whether the Feast SDK can be imported here."""
     try:
-        import feast.repo_operations  # noqa: F401
+        _import_feast_repo_operations()
     except Exception:
         return False
     return True
@@ -47,7 +66,7 @@ def feast_available() -> bool:
 
 def read_with_feast(root: Path) -> FeastRepo:
     """Every object of the Feast repo at ``root``, as Feast itself reads them."""
-    from feast.repo_operations import parse_repo
+    parse_repo = _import_feast_repo_operations().parse_repo
 
     config = read_config(root)
     with _repo_on_path(root), warnings.catch_warnings():
