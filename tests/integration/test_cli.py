@@ -14,9 +14,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from parity.cli import app
+from cli_utils import parity, table_rows
 from parity.cli.scaffold import (
     ENTITIES_FILE,
     STATS_FILE,
@@ -31,27 +30,6 @@ PARITY = Path(sys.executable).parent / "parity"
 VIEW = "driver_hourly_stats"
 REFS = f"{VIEW}:conv_rate,{VIEW}:avg_daily_trips,driver_rating:driver_rating"
 OLD_TTL, NEW_TTL = "ttl=timedelta(days=1)", "ttl=timedelta(hours=2)"
-
-runner = CliRunner(env={"COLUMNS": "200"})  # wide enough that no cell is cut
-
-
-def parity(*args: str | Path, code: int = 0):
-    """Invoke the CLI in process; fail the test unless it exits with ``code``."""
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, (
-        f"parity {' '.join(map(str, args))} exited {result.exit_code}, wanted {code}\n"
-        f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n{result.exception!r}"
-    )
-    return result
-
-
-def table_rows(text: str) -> list[list[str]]:
-    """The body rows of rich tables in ``text``, as lists of stripped cells."""
-    return [
-        [c.strip() for c in line.strip().strip("│").split("│")]
-        for line in text.splitlines()
-        if line.startswith("│")
-    ]
 
 
 def history_versions(text: str) -> list[list[str]]:

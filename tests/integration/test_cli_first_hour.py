@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from parity.cli import app
+from cli_utils import parity, table_rows
 from parity.cli.changes import describe_changes
 from parity.cli.scaffold import ENTITIES_FILE, STATS_FILE
 from parity.errors import RetrievalError, ValidationError
@@ -38,25 +38,6 @@ from parity import FeatureView, Field, Float64, Int64, PushSource
     ttl="1d",
 )
 """
-
-wide = CliRunner(env={"COLUMNS": "200"})
-
-
-def parity(*args: str | Path, code: int = 0, runner: CliRunner = wide):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, (
-        f"parity {' '.join(map(str, args))} exited {result.exit_code}, wanted {code}\n"
-        f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n{result.exception!r}"
-    )
-    return result
-
-
-def table_rows(text: str) -> list[list[str]]:
-    return [
-        [c.strip() for c in line.strip().strip("│").split("│")]
-        for line in text.splitlines()
-        if line.startswith("│")
-    ]
 
 
 def scaffold(root: Path) -> Path:
