@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 import orjson
 
+from parity.clock import iso_time
 from parity.errors import ObjectNotFoundError, RequestDataError, RetrievalError
 from parity.online.base import OnlineView
 from parity.online.encoding import from_micros
@@ -109,7 +110,8 @@ def loads(body: bytes) -> Any:
         raise ApiError("malformed_json", f"the body is not valid JSON: {exc}") from None
 
 
-def _object(body: bytes) -> dict[str, Any]:
+def json_object(body: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object."""
     req = loads(body)
     if type(req) is not dict:
         raise ApiError("invalid_request", "the body must be a JSON object")
@@ -123,12 +125,11 @@ def parse_time(text: Any, what: str) -> datetime:
     if text.strip().lower() == "now":
         return datetime.now(UTC)
     try:
-        value = datetime.fromisoformat(text)
+        return iso_time(text)
     except ValueError:
         raise ApiError(
             "invalid_request", f"{what}: {text!r} is not an ISO 8601 time like 2024-01-31T12:00:00Z"
         ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 DEFAULT_MAX_ENTITY_ROWS = 100_000
@@ -346,7 +347,7 @@ class Handlers:
     def _read_request(self, body: bytes) -> tuple[list[str] | str, dict[str, Any], bool]:
         """The references (or service name), the entity columns and ``full_feature_names``
         of a read's body; ApiError for a body of the wrong shape."""
-        req = _object(body)
+        req = json_object(body)
         features = req.get("features")
         service = req.get("feature_service")
         refs: list[str] | str

@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
-from parity.clock import MIN_TIME
+from parity.clock import MIN_TIME, iso_time
 from parity.definitions import DataSource, FeatureView, PushSource
 from parity.errors import ObjectNotFoundError
 from parity.ingest import window_starts
@@ -39,7 +39,7 @@ from parity.ingest.materialize import online_views
 from parity.registry.catalog import Catalog
 from parity.registry.jobs import JobConflictError
 from parity.server.errors import ApiError
-from parity.server.handlers import PUSH_TARGETS, dumps, loads, parse_time
+from parity.server.handlers import PUSH_TARGETS, dumps, json_object, parse_time
 from parity.server.jobs import JobRunner, view_summary
 from parity.store import FeatureStore
 from parity.types import Timestamp
@@ -77,7 +77,7 @@ class Writes:
 
     # -- POST /push ------------------------------------------------------------------------
     async def push(self, body: bytes) -> bytes:
-        req = _object(body)
+        req = json_object(body)
         name = req.get("push_source_name")
         to = req.get("to", "online")
         push_id = req.get("push_id")
@@ -113,7 +113,7 @@ class Writes:
     # -- POST /write-to-online-store ---------------------------------------------------------
     async def write_to_online_store(self, body: bytes) -> bytes:
         """Rows of one feature view straight to the online store (the incumbent's body)."""
-        req = _object(body)
+        req = json_object(body)
         name = req.get("feature_view_name")
         if type(name) is not str or not name:
             raise ApiError("invalid_request", "feature_view_name must be a feature view's name")
@@ -150,7 +150,7 @@ class Writes:
         """``{"start_ts", "end_ts", "feature_views"?, "disable_event_timestamp"?}``: each
         view's latest value per entity with event time in [start, end]; with
         ``disable_event_timestamp`` everything up to now."""
-        req = _object(body)
+        req = json_object(body)
         background, force = _query(query)
         views = _view_names(req)
         _no_versions(req)
@@ -180,7 +180,7 @@ class Writes:
     async def materialize_incremental(self, body: bytes, query: bytes) -> bytes | Reply:
         """``{"end_date" (or "end_ts"), "feature_views"?}``: each view from where its last
         run ended."""
-        req = _object(body)
+        req = json_object(body)
         background, force = _query(query)
         end = parse_time(req.get("end_date", req.get("end_ts")), "end_date")
         views = _view_names(req)
@@ -228,13 +228,6 @@ class Writes:
 
 
 # -- request pieces ---------------------------------------------------------------------------
-def _object(body: bytes) -> dict[str, Any]:
-    req = loads(body)
-    if type(req) is not dict:
-        raise ApiError("invalid_request", "the body must be a JSON object")
-    return req
-
-
 def _check_df(df: Any) -> dict[str, Any]:
     if type(df) is not dict or not df or any(type(v) is not list for v in df.values()):
         raise ApiError("invalid_request", "df must be an object of column -> list of values")
@@ -346,12 +339,11 @@ def iso_column(values: list[Any], column: str, *, epoch_seconds: bool = False) -
     for i, v in enumerate(values):
         if isinstance(v, str):
             try:
-                t = datetime.fromisoformat(v)
+                v = iso_time(v)
             except ValueError:
                 raise ApiError(
                     "invalid_rows", f"df.{column}[{i}] (row {i}): {v!r} is not an ISO 8601 time"
                 ) from None
-            v = t.replace(tzinfo=UTC) if t.tzinfo is None else t
         elif epoch_seconds and type(v) is int:
             try:
                 v = datetime.fromtimestamp(v, UTC)
