@@ -26,6 +26,7 @@ _WHERE = {
         "PushSource",
         "RequestSource",
         "Sla",
+        "StreamSource",
         "on_demand_feature_view",
     ],
     "parity.errors": [
@@ -90,6 +91,7 @@ if TYPE_CHECKING:
         PushSource,
         RequestSource,
         Sla,
+        StreamSource,
         on_demand_feature_view,
     )
     from parity.errors import (
@@ -158,6 +160,7 @@ __all__ = [
     "RetrievalError",
     "RetrievalJob",
     "Sla",
+    "StreamSource",
     "String",
     "Timestamp",
     "TransformationError",

@@ -1,9 +1,11 @@
-"""Backends by ``type:`` name: online stores and offline engines, found through entry points.
+"""Backends by ``type:`` name: online stores, offline engines and stream consumers, found
+through entry points.
 
 A backend is a ``Backend``: its kind, its ``type:`` name, its pydantic config class (with a
 ``type: Literal[name]`` field) and a factory. Backends are published under the entry-point
-groups ``parity.online_stores`` and ``parity.offline_engines`` (the way ibis finds its
-backends); Parity's own are declared in its ``pyproject.toml`` like anyone else's::
+groups ``parity.online_stores``, ``parity.offline_engines`` and ``parity.stream_consumers``
+(the way ibis finds its backends; a stream consumer's name is a stream source's broker and
+its config the ``StreamSource`` itself); Parity's own are declared in its ``pyproject.toml`` like anyone else's::
 
     [project.entry-points."parity.online_stores"]
     redis = "parity.online.redis:BACKEND"
@@ -41,11 +43,12 @@ __all__ = [
     "require",
 ]
 
-Kind = Literal["online_store", "offline_engine"]
+Kind = Literal["online_store", "offline_engine", "stream_consumer"]
 
 GROUPS: dict[Kind, str] = {
     "online_store": "parity.online_stores",
     "offline_engine": "parity.offline_engines",
+    "stream_consumer": "parity.stream_consumers",
 }
 """The entry-point group of each kind of backend."""
 

@@ -30,6 +30,7 @@ EXPORTED = {
     "FileSource",
     "OnDemandFeatureView",
     "PushSource",
+    "StreamSource",
     "RequestSource",
     "Sla",
     "on_demand_feature_view",

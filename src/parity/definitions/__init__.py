@@ -14,7 +14,13 @@ from parity.definitions.on_demand import (
     RequestSource,
     on_demand_feature_view,
 )
-from parity.definitions.source import DataSource, FileSource, PushSource, source_from_spec
+from parity.definitions.source import (
+    DataSource,
+    FileSource,
+    PushSource,
+    StreamSource,
+    source_from_spec,
+)
 
 KINDS: dict[str, type[Definition]] = {
     "entity": Entity,
@@ -51,6 +57,7 @@ __all__ = [
     "FileSource",
     "OnDemandFeatureView",
     "PushSource",
+    "StreamSource",
     "RequestSource",
     "Sla",
     "from_spec",

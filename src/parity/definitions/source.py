@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
-from pydantic import field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from parity.definitions.base import Definition, Name
+from parity.definitions.base import Definition, Duration, Name
 
 
 class DataSource(Definition):
@@ -99,11 +101,11 @@ class PushSource(DataSource):
         """Whether ``batch_source`` is the source itself, not yet only its name."""
         return not isinstance(self.batch_source, str)
 
-    def resolve(self, batch: FileSource) -> PushSource:
+    def resolve(self, batch: FileSource) -> Self:
         """This push source with ``batch`` as its batch source (the fields given explicitly
         kept, the timestamp fields and field mapping taken from ``batch``)."""
         given = self.model_dump(include=self.model_fields_set - {"batch_source"})
-        return PushSource(**given, batch_source=batch)
+        return type(self)(**given, batch_source=batch)
 
     @model_validator(mode="before")
     @classmethod
@@ -151,6 +153,88 @@ class PushSource(DataSource):
 
 
 _SOURCE_TYPES: dict[str, type[DataSource]] = {"file": FileSource, "push": PushSource}
+BROKERS = ("redis_streams", "nats_jetstream")
+"""The brokers a stream source reads (``parity.streams`` has one consumer class for each)."""
+_NATS_STREAM = re.compile(r"[^.*>\s/\\]{1,255}")
+
+
+class StreamSource(PushSource):
+    """Events read from a broker by Parity's own consumers (``parity stream run``).
+
+    ``kind`` (``broker`` in YAML, where ``kind:`` names the document) is ``redis_streams`` or
+    ``nats_jetstream``; ``stream`` the Redis stream key or the JetStream stream name, and
+    ``subject`` an optional NATS subject filter. Consumers share ``group`` (the Redis consumer
+    group, the JetStream durable consumer). A message is one event: a JSON object (or
+    msgpack map) of the event's fields, named as in ``batch_source``'s files (the same
+    ``field_mapping``, timestamp fields and event id, taken from it like a push source's),
+    held in the Redis entry field ``payload_field`` or as the JetStream message data. Event
+    times are ISO 8601 text or epoch numbers in ``timestamp_unit``. ``to`` says whether events
+    are also appended to the offline log (read with ``batch_source`` for training).
+    ``max_lateness``: an event this far behind the newest one seen is dead-lettered
+    (``late``); None applies every event. ``start``: where a new group begins reading
+    (``earliest``: everything the stream holds).
+    """
+
+    source_type: Literal["stream"] = "stream"  # type: ignore[assignment]
+    broker: Literal["redis_streams", "nats_jetstream"] = Field(alias="kind")
+    url: str = ""
+    stream: str
+    subject: str | None = None
+    group: Name = "parity"
+    format: Literal["json", "msgpack"] = "json"
+    payload_field: str = "data"
+    timestamp_unit: Literal["s", "ms", "us", "ns"] = "s"
+    max_lateness: Duration | None = None
+    to: Literal["online", "online_and_offline"] = "online"
+    start: Literal["earliest", "latest"] = "earliest"
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _broker_alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "broker" in data and "kind" in data:
+            raise ValueError("give the broker once: kind= (Python) or broker: (YAML)")
+        return data
+
+    @model_validator(mode="after")
+    def _broker_fields(self) -> StreamSource:
+        if not self.url:
+            default = DEFAULT_URLS[self.broker]
+            object.__setattr__(self, "url", default)
+        scheme = self.url.split("://", 1)[0] if "://" in self.url else ""
+        schemes = {"redis_streams": ("redis", "rediss", "unix"), "nats_jetstream": ("nats", "tls")}
+        if scheme not in schemes[self.broker]:
+            raise ValueError(
+                f"url {self.url!r} is not a {self.broker} address (it starts with "
+                f"{' or '.join(s + '://' for s in schemes[self.broker])})"
+            )
+        if not self.stream.strip():
+            raise ValueError("stream is empty")
+        if self.broker == "redis_streams" and self.subject is not None:
+            raise ValueError("subject is a NATS subject filter; a Redis stream has none")
+        if self.broker == "nats_jetstream" and not _NATS_STREAM.fullmatch(self.stream):
+            raise ValueError(
+                f"stream {self.stream!r} is not a JetStream stream name (no '.', '*', '>', "
+                "'/', '\\' or spaces)"
+            )
+        if self.max_lateness is not None and self.max_lateness <= timedelta(0):
+            raise ValueError("max_lateness must be positive (or None: every event is applied)")
+        return self
+
+    def to_spec(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=False)
+
+    @property
+    def dead_letter_stream(self) -> str:
+        """Where messages that cannot be applied go: ``<stream>.dead`` on Redis,
+        ``<subject>.dead`` on NATS (``<stream>.dead`` without a subject filter)."""
+        base = self.subject if self.broker == "nats_jetstream" and self.subject else self.stream
+        return f"{base.rstrip('.>*') or self.stream}.dead"
+
+
+DEFAULT_URLS = {"redis_streams": "redis://127.0.0.1:6379/0", "nats_jetstream": "nats://127.0.0.1:4222"}
+_SOURCE_TYPES["stream"] = StreamSource
 
 
 def register_source_type(cls: type[DataSource]) -> type[DataSource]:
@@ -174,10 +258,12 @@ def source_from_spec(spec: dict[str, Any]) -> DataSource:
 
 
 __all__ = [
+    "BROKERS",
     "DataSource",
     "FileSource",
     "Name",
     "PushSource",
+    "StreamSource",
     "register_source_type",
     "source_from_spec",
 ]

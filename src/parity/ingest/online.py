@@ -24,7 +24,7 @@ def write_view(
     """Write ``rows`` to ``view`` online; returns the records stored."""
     ov = OnlineView.of(view, catalog.join_keys_of(view))
     if view.is_aggregated:
-        plan = AggregatePlan.of(view, catalog.source_of(view).event_id_field)
+        plan = AggregatePlan.of(view, rows.event_id)
         groups = events_by_entity(plan, ov, rows.table, rows.event_us, rows.created_us)
         return write_events(online, ov, plan, groups, now_us)
     return online.write(ov, encode_batch(online_batch(rows, ov), ov, checked=True))
@@ -38,7 +38,7 @@ def check_view(
     if not view.is_aggregated:
         return
     ov = OnlineView.of(view, catalog.join_keys_of(view))
-    plan = AggregatePlan.of(view, catalog.source_of(view).event_id_field)
+    plan = AggregatePlan.of(view, rows.event_id)
     if not any(o.function == "sum" for o in plan.outputs):
         return
     groups = events_by_entity(plan, ov, rows.table, rows.event_us, rows.created_us)

@@ -14,6 +14,7 @@ and event time always wins, offline as online.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -33,7 +34,25 @@ from parity.registry.catalog import Catalog
 
 
 class IngestError(RetrievalError):
-    """Pushed or written rows were refused; nothing of the batch was written."""
+    """Pushed or written rows were refused; nothing of the batch was written.
+
+    ``row``: the index of the first refused row when one row is to blame (None when the
+    whole batch is), so a stream consumer can set that event aside and go on."""
+
+    def __init__(self, message: str, *, row: int | None = None) -> None:
+        super().__init__(message)
+        if row is None:
+            found = _ROW.search(message)
+            row = int(found.group(1)) if found else None
+        self.row = row
+
+
+_ROW = re.compile(r"(?:^|: )row (\d+):")
+
+MESSAGE_ID = "_parity_message_id"
+"""The column holding each stream event's broker identity (a Redis stream entry id, a
+JetStream stream sequence): kept in the offline log, and the dedup id of aggregated views
+whose source declares no ``event_id_field``."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,10 @@ class ConformedRows:
     times: dict[str, pa.ChunkedArray]
     ignored: tuple[str, ...] = ()
     """Columns of the input that no view reads (not written anywhere)."""
+    event_id: str | None = None
+    """The column of ``table`` that identifies each event, for aggregated views to count a
+    replayed event once: the source's ``event_id_field``, else the broker's message identity
+    (``MESSAGE_ID``) for events read from a stream."""
 
     @property
     def num_rows(self) -> int:
@@ -161,11 +184,13 @@ def conform(
     catalog: Catalog,
     *,
     label: str,
+    message_ids: pa.Array | None = None,
 ) -> ConformedRows:
     """The rows checked and typed for ``views``; ``IngestError`` naming the row and column.
 
     ``table``'s columns are named as the views see them (join keys, features) plus the
-    source's timestamp (and optional created timestamp) field.
+    source's timestamp (and optional created timestamp) field. ``message_ids``: each row's
+    broker identity (rows read from a stream), kept as ``MESSAGE_ID``.
     """
     if table.num_rows == 0:
         raise IngestError(f"{label}: no rows")
@@ -235,13 +260,18 @@ def conform(
             out[field.name] = col
     _check_sums(views, out, label)
     eid = source.event_id_field
+    dedup: str | None = None
     if eid and any(v.is_aggregated for v in views):
         if eid not in cols:
             raise IngestError(f"{label}: no {eid!r} column (the source's event_id_field)")
         out[eid] = table.column(eid)
+        dedup = eid
+    if message_ids is not None:
+        out[MESSAGE_ID] = pa.chunked_array([message_ids])
+        dedup = dedup or MESSAGE_ID
     used = {*out, ts, cr, eid}
     ignored = tuple(c for c in table.column_names if c not in used)
-    return ConformedRows(pa.table(out), times, ignored)
+    return ConformedRows(pa.table(out), times, ignored, dedup)
 
 
 def _times(column: pa.ChunkedArray, name: str, label: str) -> pa.ChunkedArray:

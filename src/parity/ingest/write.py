@@ -129,12 +129,16 @@ def ingest(
     to: Target = "online",
     kind: str = "push",
     push_id: str | None = None,
+    message_ids: pa.Array | None = None,
 ) -> Written:
     """Rows of ``source`` to ``views``: conform, offline log (unless ``to="online"``), then
     online (unless ``to="offline"``). Returns the number of rows accepted.
 
     ``push_id``: names this push; a retry with the same id appends nothing twice to the
     offline log and writes online only the views that did not land (see ``PartialWriteError``).
+    ``message_ids``: each row's broker identity, for rows read from a stream (kept in the
+    offline log; aggregated views count an event once by it when the source declares no
+    ``event_id_field``).
     """
     _check_target(to, kind)
     label = f"{kind} to {source.name!r}"
@@ -142,7 +146,7 @@ def ingest(
         raise IngestError(
             f"{label}: push_id {push_id!r} must be 1 to 128 letters, digits, '_', '.' or '-'"
         )
-    rows = conform(as_table(df), views, source, ctx.catalog, label=label)
+    rows = conform(as_table(df), views, source, ctx.catalog, label=label, message_ids=message_ids)
     online_views = [v for v in views if v.online] if to != "offline" else []
     folder = log.log_dir(ctx.offline_log, source.name)
     pid = push_id or log.new_push_id()

@@ -4,7 +4,8 @@ A YAML file holds one or more documents separated by ``---``; documents are numb
 and errors name them as ``defs/driver.yaml#2``. Empty documents are skipped. A document is
 one of three forms:
 
-(a) one object, ``kind:`` one of ``entity``, ``source``, ``feature_view``, ``feature_service``,
+(a) one object, ``kind:`` one of ``entity``, ``source``, ``stream_source``, ``feature_view``,
+    ``feature_service``,
     plus that kind's fields::
 
         kind: feature_view
@@ -17,7 +18,9 @@ one of three forms:
           - { name: rating, dtype: Float32, description: "5-star average", pii: false }
 
     A source takes ``type: file`` (the default) and the source type's fields (``path``,
-    ``timestamp_field``, ``field_mapping``...). A service's ``features`` are view names,
+    ``timestamp_field``, ``field_mapping``...). ``kind: stream_source`` is a source of
+    ``type: stream`` whose broker is given as ``broker: redis_streams | nats_jetstream``
+    (``kind=`` in Python). A service's ``features`` are view names,
     ``"view:f1,f2"`` strings, or ``{view: v, features: [f1, f2]}`` mappings.
 
 (b) lists of objects under ``entities:``, ``sources:``, ``feature_views:``,
@@ -240,6 +243,7 @@ def _build(kind: Any, body: dict[str, Any], where: str) -> Definition:
     builders = {
         "entity": _entity,
         "source": _source,
+        "stream_source": _stream_source,
         "feature_view": _feature_view,
         "feature_service": _feature_service,
     }
@@ -275,6 +279,16 @@ def _source(body: dict[str, Any], where: str) -> DataSource:
     allowed = (set(cls.model_fields) - {"source_type"}) | {"type"}
     _check_keys(body, allowed, where, label)
     return _construct(cls, data, where)
+
+
+def _stream_source(body: dict[str, Any], where: str) -> DataSource:
+    """``kind: stream_source``: a source of ``type: stream`` (its broker under ``broker:``)."""
+    if body.get("type", "stream") != "stream":
+        raise DefinitionError(
+            f"{where}: {_label('stream_source', body)}: type: a stream source is of type "
+            f"stream, not {body['type']!r} (the broker goes under broker:)"
+        )
+    return _source({**body, "type": "stream"}, where)
 
 
 def _feature_view(body: dict[str, Any], where: str) -> FeatureView:
