@@ -56,6 +56,7 @@ from parity.streams.base import ConsumerOptions, DeadLetter, Message, StreamCons
 from parity.streams.decode import Decoded, Needs, decode, needs_of
 from parity.streams.freshness import FreshnessWindow
 from parity.streams.metrics import StreamMetrics
+from parity.streams.poller import Poller
 
 if TYPE_CHECKING:
     from parity.store import FeatureStore
@@ -85,6 +86,11 @@ class SourceStats:
     error: str | None = None
     freshness_event: FreshnessWindow = field(default_factory=FreshnessWindow)
     freshness_append: FreshnessWindow = field(default_factory=FreshnessWindow)
+    newest_us: int | None = None
+    """The newest event time seen (``max_lateness``)."""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    threads: int = 0
+    """Consumer threads of this source still running."""
 
 
 class StreamRunner:
@@ -94,6 +100,8 @@ class StreamRunner:
     thread); ``start()`` returns at once with the threads running. ``batch_size``: messages
     per poll; ``claim_idle``: seconds before a message another consumer holds is taken over;
     ``metrics_port``: serve Prometheus metrics there (0: a free port, see ``metrics_port``).
+    ``threads``: consumer threads per source, each with its own connection (as members of
+    the group they split the messages; while one waits for a store, another decodes).
     """
 
     def __init__(
@@ -108,7 +116,10 @@ class StreamRunner:
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
         heartbeat: float = HEARTBEAT_SECONDS,
+        threads: int = 2,
     ) -> None:
+        if threads < 1:
+            raise ConfigError(f"stream runner: threads must be at least 1, not {threads}")
         if batch_size < 1:
             raise ConfigError(f"stream runner: batch_size must be at least 1, not {batch_size}")
         if claim_idle <= 0:
@@ -118,6 +129,7 @@ class StreamRunner:
         self.consumer = consumer or consumer_name()
         self.options = ConsumerOptions(self.consumer, claim_idle=claim_idle, block=block)
         self.heartbeat = heartbeat
+        self.threads = threads
         self.metrics = StreamMetrics()
         self._metrics_at = (metrics_host, metrics_port)
         self._metrics_server: Any = None
@@ -167,21 +179,23 @@ class StreamRunner:
         host, port = self._metrics_at
         if port is not None:
             self._metrics_server = self.metrics.serve(port, host)
-        consumers: list[StreamConsumer] = []
+        consumers: list[tuple[StreamSource, StreamConsumer]] = []
         try:
             for source in self._sources:
-                c = make_consumer(source, self.options)
-                c.open()
-                consumers.append(c)
+                for _ in range(self.threads):
+                    c = make_consumer(source, self.options)
+                    c.open()
+                    consumers.append((source, c))
         except BaseException:
-            for c in consumers:
+            for _, c in consumers:
                 c.close()
             self._close_metrics()
             raise
-        for source, c in zip(self._sources, consumers, strict=True):
+        for i, (source, c) in enumerate(consumers):
+            self._stats[source.name].threads += 1
             worker = _Worker(self, source, c)
             t = threading.Thread(
-                target=worker.run, name=f"parity-stream-{source.name}", daemon=True
+                target=worker.run, name=f"parity-stream-{source.name}-{i}", daemon=True
             )
             self._threads.append(t)
             t.start()
@@ -267,7 +281,6 @@ class _Worker:
         self.consumer = consumer
         self.stats = runner._stats[source.name]
         self.metrics = runner.metrics
-        self.newest_us: int | None = None  # the newest event time seen (max_lateness)
         self._needs: tuple[int, Needs, list[FeatureView], StreamSource] | None = None
         self._beat_at = 0.0
         self._records: Any = None
@@ -276,22 +289,32 @@ class _Worker:
 
     def run(self) -> None:
         name = self.source.name
+        poller: Poller | None = None
         try:
             while not self.runner.stopping:
                 views = self._context()[2]
                 if not views:
                     self._idle()
                     continue
-                messages = self.consumer.poll(self.runner.batch_size)
+                if poller is None:
+                    poller = Poller(self.consumer, self.runner.batch_size, self.runner._stop, name)
+                messages = poller.next()
                 if messages:
                     self._handle(messages)
+                if poller.error:
+                    self.stats.error = poller.error
                 self._maybe_beat()
+            for messages in poller.drain() if poller is not None else []:
+                self._handle(messages, draining=True)
         except BaseException as exc:  # recorded, then the thread ends; run() re-raises it
             log_.exception("source %r: consumer stopped: %s", name, exc)
             self.stats.error = f"{type(exc).__name__}: {exc}"
             self.runner._failures.append(exc)
         finally:
-            self._beat(final=True)
+            with self.stats.lock:
+                self.stats.threads -= 1
+                last = self.stats.threads == 0
+            self._beat(final=last)
             self.consumer.close()
 
     # -- one batch --------------------------------------------------------------------------
@@ -318,13 +341,15 @@ class _Worker:
         self.runner._stop.wait(1.0)
         self._maybe_beat()
 
-    def _handle(self, messages: list[Message]) -> None:
+    def _handle(self, messages: list[Message], *, draining: bool = False) -> None:
         """Write a batch (retrying what fails for reasons outside the messages), then
-        dead-letter and commit it."""
+        dead-letter and commit it. ``draining``: fetched before a stop, written all the same
+        (unless the write fails: then it stays pending for the next consumer)."""
         name = self.source.name
         self.metrics.consumed.labels(name).inc(len(messages))
         self.metrics.batch_size.labels(name).observe(len(messages))
-        self.stats.consumed += len(messages)
+        with self.stats.lock:
+            self.stats.consumed += len(messages)
         delay = 0.05
         while True:
             ctx, source, views = self._context()
@@ -341,7 +366,7 @@ class _Worker:
             except (ConfigError, ObjectNotFoundError):
                 raise  # the definitions changed under the runner: stop, say why
             except Exception as exc:
-                if self.runner.stopping:
+                if self.runner.stopping and (draining or delay > 0.05):
                     log_.warning("source %r: stopping with a batch not written: %s", name, exc)
                     return  # not committed: delivered again to whoever runs next
                 self.metrics.errors.labels(name).inc()
@@ -379,9 +404,11 @@ class _Worker:
         if not table.num_rows:
             return decoded, []
         ts = table.column(source.timestamp_field).cast(pa.int64()).to_numpy()
-        prior = self.newest_us if self.newest_us is not None else int(ts[0])
+        st = self.stats
+        with st.lock:
+            prior = st.newest_us if st.newest_us is not None else int(ts[0])
+            st.newest_us = int(max(prior, int(ts.max())))
         running = np.maximum.accumulate(np.concatenate([[prior], ts]))[:-1]
-        self.newest_us = int(max(prior, int(ts.max())))
         if source.max_lateness is None:
             return decoded, []
         lateness_us = source.max_lateness // _US
@@ -499,11 +526,13 @@ class _Worker:
         name = self.source.name
         n = written.table.num_rows
         st = self.stats
-        st.batches += 1
-        st.written += n
-        st.last_offset = last_offset
+        with st.lock:
+            st.batches += 1
+            st.written += n
+            st.last_offset = last_offset
+            for letter in letters:
+                st.dead_letters[letter.reason] += 1
         for letter in letters:
-            st.dead_letters[letter.reason] += 1
             self.metrics.dead.labels(name, letter.reason).inc()
         if letters:
             log_.warning(
@@ -523,8 +552,9 @@ class _Worker:
         appended = np.fromiter((m.append_us for m in written.messages), np.int64, n)
         since_event = landed - ts / 1e6
         since_append = landed - appended / 1e6
-        st.freshness_event.add(since_event, landed)
-        st.freshness_append.add(since_append, landed)
+        with st.lock:
+            st.freshness_event.add(since_event, landed)
+            st.freshness_append.add(since_append, landed)
         self.metrics.freshness.observe_many(since_event, name, "event")
         self.metrics.freshness.observe_many(since_append, name, "append")
 
@@ -565,10 +595,14 @@ class _Worker:
 
         st = self.stats
         now = datetime.now(UTC)
-        return ConsumerRecord(
+        with st.lock:
+            return self._record_of(st, now, final, ConsumerRecord, this_owner())
+
+    def _record_of(self, st: SourceStats, now: datetime, final: bool, cls: Any, owner: str) -> Any:
+        return cls(
             source=st.source,
             consumer=st.consumer,
-            owner=this_owner(),
+            owner=owner,
             state="stopped" if final else "running",
             started_at=self._started,
             heartbeat_at=now,
