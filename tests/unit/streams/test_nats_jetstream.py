@@ -219,6 +219,12 @@ def test_polls_fill_their_batches_when_the_stream_has_the_messages(name, consume
     assert [m.offset for m in first + rest] == [str(i) for i in range(1, 3001)]
 
 
+def test_a_poll_for_nothing_is_refused(name, consumers):
+    c = consumers(source(name))
+    with pytest.raises(ValueError, match="max_messages must be at least 1, got 0"):
+        c.poll(0)
+
+
 def test_committed_messages_are_never_delivered_again(name, consumers):
     src = source(name)
     publish(src, [b"1", b"2"])
