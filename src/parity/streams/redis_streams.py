@@ -252,6 +252,11 @@ class RedisStreamsConsumer(StreamConsumer):
         pending = int(info.get("pending", 0))
         delivered = _text(info.get("last-delivered-id"))
         lag = info.get("lag")
+        if lag is None:  # Redis cannot count after deletions: zero when nothing is newer
+            last = c.xrevrange(self._stream, count=1)
+            newest = _text(last[0][0]) if last else None
+            if newest is None or (delivered and _entry(newest) <= _entry(delivered)):
+                lag = 0
         committed = delivered
         if pending:
             summary = c.xpending(self._stream, self._group)
@@ -267,6 +272,11 @@ class RedisStreamsConsumer(StreamConsumer):
             consumers=int(info.get("consumers", 0)),
             dead_letters=dead,
         )
+
+
+def _entry(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _raw(response: Any, **_options: Any) -> Any:

@@ -224,6 +224,30 @@ class StreamRunner:
         if self._failures:
             raise self._failures[0]
 
+    def drain(self, timeout: float = 300.0) -> bool:
+        """Consume until every source's group has nothing unconsumed or pending, then stop
+        (starting first if needed). Returns False when ``timeout`` seconds passed first (the
+        runner is stopped all the same). A backfill, a test, a tutorial: `run` is the
+        service."""
+        if not self._threads:
+            self.start()
+        deadline = time.monotonic() + timeout
+        probes = {s.name: make_consumer(s, self.options) for s in self._sources}
+        try:
+            for c in probes.values():
+                c.open()
+            while time.monotonic() < deadline and not self._failures:
+                if all(_drained(c) for c in probes.values()):
+                    return True
+                self._stop.wait(0.1)
+            return False
+        finally:
+            for c in probes.values():
+                c.close()
+            self.stop()
+            if self._failures:
+                raise self._failures[0]
+
     def stop(self, timeout: float = 60.0) -> None:
         """Let each thread finish and commit the batch in hand, then close (waits up to
         ``timeout`` seconds in all)."""
@@ -618,6 +642,11 @@ class _Worker:
             },
             error=st.error,
         )
+
+
+def _drained(consumer: StreamConsumer) -> bool:
+    st = consumer.status()
+    return st.pending == 0 and st.unconsumed == 0
 
 
 def _without(decoded: Decoded, row: int) -> Decoded:
