@@ -176,6 +176,9 @@ class StreamRunner:
         one thread per source; returns at once."""
         if self._threads:
             raise RuntimeError("this stream runner was started already")
+        # pyarrow imports pandas the first time a zoned timestamp is made (a third of a
+        # second): done now, so the first batch's freshness is not that import's.
+        pa.array([0], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
         host, port = self._metrics_at
         if port is not None:
             self._metrics_server = self.metrics.serve(port, host)
