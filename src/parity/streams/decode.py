@@ -51,7 +51,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 try:  # orjson is several times faster; json is the fallback when it is not installed
     import orjson
 
-    _loads: Callable[[bytes], Any] = orjson.loads
+    _loads: Callable[[Any], Any] = orjson.loads
     _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, UnicodeDecodeError)
 except ImportError:  # pragma: no cover - orjson comes with the streams extra
     _loads = json.loads
@@ -172,7 +172,7 @@ def decode(messages: Sequence[Message], source: StreamSource, needs: Needs) -> D
     return _columns(events, kept, letters, source, needs)
 
 
-def _unpack(payload: bytes) -> Any:
+def _unpack(payload: Any) -> Any:
     return msgpack.unpackb(payload, raw=False, strict_map_key=False, timestamp=3)
 
 
@@ -228,7 +228,7 @@ def _columns(
             bad.update({i: ("type", f"join key {col!r}: {w}", col) for i, w in errs.items()})
         for col, (name, dtype) in needs.features.items():
             values = _column(events, col)
-            if dtype.kind == "timestamp":
+            if pa.types.is_timestamp(dtype.to_arrow()):
                 cols[name], errs = _times(values, unit, nullable=True)
             else:
                 cols[name], errs = _values(values, dtype)
@@ -310,14 +310,14 @@ def _times(values: list[Any], unit: str, *, nullable: bool) -> tuple[pa.Array, d
             out.append(None)
             continue
         try:
-            us = _one_time(v, unit)
+            one = _one_time(v, unit)
         except (ValueError, OverflowError) as exc:
             bad[i] = str(exc)
             out.append(None)
             continue
-        if not MIN_US <= us < MAX_US:
+        if not MIN_US <= one < MAX_US:
             bad[i] = f"{v!r} is outside the times Parity stores (1900-01-01 up to 2100-01-01 UTC)"
-        out.append(us)
+        out.append(one)
     return pa.array(out, pa.int64()).cast(_UTC_US), bad
 
 

@@ -125,8 +125,8 @@ class RedisStreamsConsumer(StreamConsumer):
             if claimed:
                 return claimed
             reply = self.client.xreadgroup(
-                self._group,
-                self._name,
+                self.source.group,
+                self.options.consumer,
                 {self._stream: b">"},
                 count=max_messages,
                 block=max(1, int(self.options.block * 1000)),

@@ -161,7 +161,10 @@ class StreamRunner:
                 raise ConfigError(f"source {name!r} is a {kind} source, not a stream source")
             else:
                 raise ObjectNotFoundError(
-                    f"no stream source {name!r}; stream sources: {sorted(by_name) or 'none'}"
+                    "stream source",
+                    name,
+                    self.store.project,
+                    hint=f"stream sources: {', '.join(sorted(by_name)) or 'none'}",
                 )
         return out
 
