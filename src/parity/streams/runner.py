@@ -401,14 +401,16 @@ class _Worker:
                     return  # not committed: delivered again to whoever runs next
                 self.metrics.errors.labels(name).inc()
                 self.stats.error = f"{type(exc).__name__}: {exc}"
-                log_.warning(
-                    "source %r: writing a batch of %d failed (%s: %s); retrying in %.2f s",
-                    name,
-                    len(messages),
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
+                fields = {
+                    "event": "stream_write_failed",
+                    "source": name,
+                    "messages": len(messages),
+                    "first_offset": messages[0].offset,
+                    "error": type(exc).__name__,
+                    "detail": repr(str(exc)),
+                    "retry_in_seconds": delay,
+                }
+                log_.warning(_kv(fields), extra={"parity": fields})
                 self.runner._stop.wait(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
                 self._maybe_beat()
@@ -418,15 +420,20 @@ class _Worker:
         self.stats.error = None
         self.metrics.write_seconds.labels(name).observe(time.perf_counter() - started)
         self._count(written, views, letters, landed, messages[-1].offset)
-        log_.debug(
-            "source %r: batch of %d: %d written, %d dead letters, offsets %s..%s",
-            name,
-            len(messages),
-            written.table.num_rows,
-            len(letters),
-            messages[0].offset,
-            messages[-1].offset,
-        )
+        if log_.isEnabledFor(logging.DEBUG):
+            fields = {
+                "event": "stream_batch",
+                "source": name,
+                "consumer": self.runner.consumer,
+                "messages": len(messages),
+                "written": written.table.num_rows,
+                "dead_letters": len(letters),
+                "first_offset": messages[0].offset,
+                "last_offset": messages[-1].offset,
+                "redelivered": sum(1 for m in messages if m.redelivered),
+                "write_seconds": round(time.perf_counter() - started, 6),
+            }
+            log_.debug(_kv(fields), extra={"parity": fields})
 
     def _late(self, decoded: Decoded, source: StreamSource) -> tuple[Decoded, list[DeadLetter]]:
         """Events more than ``max_lateness`` behind the newest one seen, set aside."""
@@ -565,14 +572,17 @@ class _Worker:
         for letter in letters:
             self.metrics.dead.labels(name, letter.reason).inc()
         if letters:
-            log_.warning(
-                "source %r: %d message(s) to the dead-letter stream %r, e.g. %s: %s",
-                name,
-                len(letters),
-                self.source.dead_letter_stream,
-                letters[0].message.offset,
-                letters[0].detail,
-            )
+            for letter in letters:
+                fields = {
+                    "event": "stream_dead_letter",
+                    "source": name,
+                    "offset": letter.message.offset,
+                    "reason": letter.reason,
+                    "field": letter.field,
+                    "dead_letter_stream": self.source.dead_letter_stream,
+                    "detail": repr(letter.detail),
+                }
+                log_.warning(_kv(fields), extra={"parity": fields})
         if not n:
             return
         for v in views:
@@ -648,6 +658,12 @@ class _Worker:
             },
             error=st.error,
         )
+
+
+def _kv(fields: dict[str, Any]) -> str:
+    """``key=value`` pairs: one line a log shipper splits without a pattern (the same fields
+    are on the record as ``record.parity`` for a JSON formatter)."""
+    return " ".join(f"{k}={v}" for k, v in fields.items())
 
 
 def _drained(consumer: StreamConsumer) -> bool:
