@@ -68,6 +68,7 @@ log_ = logging.getLogger("parity.streams")
 HEARTBEAT_SECONDS = 2.0
 _BACKOFF_MAX_S = 5.0
 _US = timedelta(microseconds=1)
+_CLOCK_SKEW = timedelta(minutes=10)
 _STREAM_PUSH = "stream-"
 """Offline log files written by stream consumers: ``push-stream-<id>.parquet``."""
 
@@ -524,7 +525,7 @@ class _Worker:
                 message_ids=rows.message_ids,
             )
             return
-        again = [m.offset for m in rows.messages if m.redelivered]
+        again = [m for m in rows.messages if m.redelivered]
         logged = _logged(log.log_dir(ctx.offline_log, source.name), again) if again else set()
         if logged and len(rows.messages) > 1:  # one at a time: a refused row is then named
             raise IngestError(f"{len(logged)} event(s) of the batch are logged", row=-1)
@@ -678,13 +679,19 @@ def _without(decoded: Decoded, row: int) -> Decoded:
     return Decoded(decoded.table.take(keep), messages, decoded.letters)
 
 
-def _logged(folder: Path, offsets: Sequence[str]) -> set[str]:
-    """Which of ``offsets`` the offline log already holds (stream files only)."""
+def _logged(folder: Path, messages: Sequence[Message]) -> set[str]:
+    """Which of ``messages`` the offline log already holds. Only stream files written since
+    the oldest of them reached the broker can (a file's name starts with the time it was
+    written, ``log.new_push_id``), less ``_CLOCK_SKEW`` for clocks that disagree."""
     if not folder.is_dir():
         return set()
-    wanted = pa.array(list(offsets), pa.string())
+    wanted = pa.array([m.offset for m in messages], pa.string())
+    since = datetime.fromtimestamp(min(m.append_us for m in messages) / 1e6, UTC) - _CLOCK_SKEW
+    floor = f"push-{_STREAM_PUSH}{since:%Y%m%dT%H%M%S%f}Z"
     found: set[str] = set()
     for path in folder.glob(f"push-{_STREAM_PUSH}*.parquet"):
+        if path.name < floor:
+            continue
         try:
             t = pq.read_table(path, columns=[MESSAGE_ID])
         except (OSError, KeyError, pa.ArrowInvalid):
