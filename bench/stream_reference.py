@@ -229,9 +229,7 @@ class NatsBroker:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
         async def read() -> dict[int, float]:
-            config = ConsumerConfig(
-                ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL
-            )
+            config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL)
             sub = await self.js.pull_subscribe(self.subject, stream=self.stream, config=config)
             total = (await self.js.stream_info(self.stream)).state.messages
             found: dict[int, float] = {}

@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,6 +57,7 @@ WINDOWS = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 AGG_FEATURES = [f"{f}_{w}" for w in WINDOWS for f in ("price_sum", "count", "price_mean")]
 FRESH_WARMUP_S = 1.0  # events due in the producer's first second are not counted
 CONSUME_TIMEOUT_S = 300.0
+STALL_S = 20.0  # no progress this long: the consumer is stuck, say why
 DEFAULTS = {
     "runs": 3,
     "events": 200_000,
@@ -187,7 +189,8 @@ class Child:
 
     def __init__(self, kind: str, config: dict[str, Any]) -> None:
         self.kind = kind
-        self._err = tempfile.TemporaryFile(mode="w+")
+        # The child's stderr, kept for error messages; closed with the child (kill()).
+        self._err = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         cmd = [sys.executable, "-m", MODULE, "--child", kind, "--config", json.dumps(config)]
         self.proc = subprocess.Popen(
             cmd,
@@ -253,9 +256,14 @@ class Child:
         return "\n".join(self._err.read().strip().splitlines()[-15:])
 
     def kill(self) -> None:
+        """End the child if it still runs (it is ours), and release its pipes."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        for stream in (self.proc.stdin, self._err):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
 
 
 def _wait_for(word: str) -> list[str]:
@@ -339,17 +347,7 @@ def child_produce(cfg: dict[str, Any]) -> dict[str, Any]:
 def child_read(cfg: dict[str, Any]) -> dict[str, Any]:
     """The freshness reader: Parity's ``get_online_features`` of ``orders_plain:seq``, or the
     reference's MGET of its own keys."""
-    if cfg["contender"] == "parity":
-        from parity import FeatureStore
-
-        store = FeatureStore(cfg["repo"])
-
-        def lookup(keys: list[int]) -> list[int | None]:
-            got = store.get_online_features(["orders_plain:seq"], entities={"order_key": keys})
-            return list(got.to_dict()["seq"])
-
-    else:
-        lookup = ref.reference_lookup()
+    lookup = _parity_lookup(cfg["repo"]) if cfg["contender"] == "parity" else ref.reference_lookup()
     lookup([1, 2, 3])  # connect, and load what the first read loads, before the clock
     emit({"ready": True})
     t0 = float(_wait_for("go")[0])
@@ -358,6 +356,18 @@ def child_read(cfg: dict[str, Any]) -> dict[str, Any]:
         lookup, cfg["rate"], cfg["seconds"], cfg["entities"], t0, cfg["sample_every"]
     )
     return out | {"cpu_s": _usage() - started}
+
+
+def _parity_lookup(repo: str) -> Callable[[list[int]], list[int | None]]:
+    from parity import FeatureStore
+
+    store = FeatureStore(repo)
+
+    def lookup(keys: list[int]) -> list[int | None]:
+        got = store.get_online_features(["orders_plain:seq"], entities={"order_key": keys})
+        return list(got.to_dict()["seq"])
+
+    return lookup
 
 
 def check_values(cfg: dict[str, Any], sample: int = 1_000) -> dict[str, Any]:
@@ -380,7 +390,7 @@ def check_values(cfg: dict[str, Any], sample: int = 1_000) -> dict[str, Any]:
         want = _window_values(events, now)
     got = store.get_online_features(refs, entities={"order_key": keys}).to_dict()
     store.close()
-    bad, examples = 0, []
+    bad, examples = 0, list[str]()
     names = [r.split(":", 1)[1] for r in refs]
     for i, key in enumerate(keys):
         expected = want.get(key, {})
@@ -492,12 +502,17 @@ def throughput(
         if cfg.get("profile"):
             profiler = _profile(child.proc.pid, Path(cfg["profile"]))
         deadline = time.monotonic() + CONSUME_TIMEOUT_S
+        last, moved = None, time.monotonic()
         while not broker.done(group, n):
             if not child.alive():
                 raise ChildError(f"{contender} consumer exited early\n{child.tail()}")
-            if time.monotonic() > deadline:
+            state = broker.progress(group)
+            if state != last:
+                last, moved = state, time.monotonic()
+            if time.monotonic() > min(deadline, moved + STALL_S):
                 raise ChildError(
-                    f"{contender}: {broker.progress(group)} of {n} after {CONSUME_TIMEOUT_S} s"
+                    f"{contender}: (delivered, pending) = {state} of {n} events, no progress"
+                    f" for {time.monotonic() - moved:.0f} s\n{child.tail()}"
                 )
             time.sleep(0.005)
         wall = time.perf_counter() - started
@@ -636,7 +651,7 @@ def measure_broker(name: str, s: Settings, folder: Path) -> Figures:
                 for contender in order:
                     if part == "agg" and contender == "reference":
                         continue
-                    extra = {"check": r == 0 and contender == "parity"}
+                    extra: dict[str, Any] = {"check": r == 0 and contender == "parity"}
                     if s.profile and r == 0 and contender == "parity":
                         extra["profile"] = str(s.profile / f"{name}-{part}")
                     got = throughput(broker, target, repo, contender, part, cfg | extra)
@@ -732,9 +747,7 @@ def _rows(f: Figures) -> list[tuple[str, ...]]:
     return rows
 
 
-def _info(
-    f: Figures, part: str, what: str, key: str, spec: str, label: str
-) -> tuple[str, ...]:
+def _info(f: Figures, part: str, what: str, key: str, spec: str, label: str) -> tuple[str, ...]:
     p, r = f.median(f"{part}:parity", key), f.median(f"{part}:reference", key)
     return (f"{label}: {what}", _fmt(p, spec), _fmt(r, spec), "", "", "")
 
@@ -807,7 +820,7 @@ def measure(s: Settings, folder: Path) -> TableReport:
     return build_report(s, figures, errors)
 
 
-def run(data_dir: Path, runs: int = DEFAULTS["runs"], only: str | None = None) -> TableReport:
+def run(data_dir: Path, runs: int = 3, only: str | None = None) -> TableReport:
     """``bench.run``'s entry: the benchmark with its defaults (``only``: one side)."""
     contenders = (only,) if only in ("reference", "parity") else ("reference", "parity")
     settings = Settings(
