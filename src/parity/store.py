@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from parity.registry import Plan, Registry, VersionRecord
     from parity.registry.apply import ApplyContext
     from parity.registry.catalog import Catalog, CatalogCache
+    from parity.streams.runner import StreamRunner
 
 OnlineWrapper = Callable[["OnlineStore"], "OnlineStore"]
 """Wraps the online store once it is built (the feature server's cache and counters)."""
@@ -315,6 +316,15 @@ class FeatureStore:
         from parity import ingest
 
         return ingest.push(self._writes(), push_source_name, df, to, push_id)  # type: ignore[arg-type]
+
+    def stream_runner(self, sources: Sequence[str] | None = None, **options: Any) -> StreamRunner:
+        """Parity's consumers for the repo's stream sources (all, or ``sources``): call
+        ``.run()`` (until ``.stop()`` or SIGTERM) or ``.start()``; see
+        ``parity.streams.runner.StreamRunner`` for ``batch_size``, ``claim_idle``,
+        ``metrics_port``."""
+        from parity.streams.runner import StreamRunner
+
+        return StreamRunner(self, sources, **options)
 
     def delete_entities(self, view_or_entity: str, keys: Sequence[Any]) -> int:
         """Remove the online values of these entities; returns how many records existed.

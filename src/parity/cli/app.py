@@ -13,6 +13,7 @@
     parity materialize-reset VIEW...   forget views' recorded windows (start afresh)
     parity teardown                    clear the project's online data
     parity serve [--port N]            the HTTP feature server
+    parity stream run | status         the stream consumers, and what they have done
     parity import-feast PATH [--out D] a Feast repo as a Parity repo
     parity version
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 import typer
 
 from parity import __version__
-from parity.cli import adopt, browse, get, historical, online, push, render, repo, serve
+from parity.cli import adopt, browse, get, historical, online, push, render, repo, serve, stream
 from parity.cli.common import CONFIG_FILE, RepoOption, VerboseOption, handles_errors
 
 app = typer.Typer(
@@ -56,6 +57,7 @@ app.command("materialize-reset")(online.materialize_reset)
 app.command("teardown")(online.teardown)
 app.command("serve")(serve.serve)
 app.command("import-feast")(adopt.import_feast)
+app.add_typer(stream.app, name="stream")
 
 
 @app.command("version")
