@@ -285,7 +285,7 @@ def reference_redis(stream: str, stop: threading.Event) -> dict[str, Any]:
     with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: it exists
         client.xgroup_create(stream, REFERENCE_GROUP, id="0", mkstream=True)
     field = PAYLOAD_FIELD.encode()
-    consumed = 0
+    consumed = batches = 0
     while not stop.is_set():
         reply = client.xreadgroup(
             REFERENCE_GROUP, "reference-1", {stream: ">"}, count=BATCH, block=200
@@ -303,8 +303,9 @@ def reference_redis(stream: str, stop: threading.Event) -> dict[str, Any]:
         pipe.xack(stream, REFERENCE_GROUP, *(entry_id for entry_id, _ in entries))
         pipe.execute()
         consumed += len(entries)
+        batches += 1
     client.close()
-    return {"consumed": consumed}
+    return {"consumed": consumed, "batches": batches}
 
 
 def reference_nats(stream: str, subject: str, stop: threading.Event) -> dict[str, Any]:
@@ -316,7 +317,7 @@ def reference_nats(stream: str, subject: str, stop: threading.Event) -> dict[str
     from nats.errors import TimeoutError as NatsTimeout
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-    async def consume() -> int:
+    async def consume() -> tuple[int, int]:
         client = redis_client()
         nc = await nats.connect(NATS_URL)
         js = nc.jetstream()
@@ -328,7 +329,7 @@ def reference_nats(stream: str, subject: str, stop: threading.Event) -> dict[str
         sub = await js.pull_subscribe(
             subject, durable=REFERENCE_GROUP, stream=stream, config=config
         )
-        consumed = 0
+        consumed = batches = 0
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(BATCH, timeout=0.2)
@@ -345,12 +346,14 @@ def reference_nats(stream: str, subject: str, stop: threading.Event) -> dict[str
             for msg in msgs:
                 await msg.ack()
             consumed += len(msgs)
+            batches += 1
         await nc.flush()
         await nc.close()
         client.close()
-        return consumed
+        return consumed, batches
 
-    return {"consumed": asyncio.run(consume())}
+    consumed, batches = asyncio.run(consume())
+    return {"consumed": consumed, "batches": batches}
 
 
 # --- the paced producer --------------------------------------------------------------------

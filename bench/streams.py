@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import queue
+import shutil
 import statistics
 import subprocess
 import sys
@@ -57,13 +58,14 @@ WINDOWS = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 AGG_FEATURES = [f"{f}_{w}" for w in WINDOWS for f in ("price_sum", "count", "price_mean")]
 FRESH_WARMUP_S = 1.0  # events due in the producer's first second are not counted
 CONSUME_TIMEOUT_S = 300.0
+PROFILE_GIL = False  # set by --profile-gil
 STALL_S = 20.0  # no progress this long: the consumer is stuck, say why
 DEFAULTS = {
     "runs": 3,
     "events": 200_000,
     "entities": 20_000,
     "rate": 10_000,
-    "fresh_seconds": 8.0,
+    "fresh_seconds": 6.0,
     "sample_every": 10,
 }
 
@@ -318,6 +320,7 @@ def child_consume(cfg: dict[str, Any]) -> dict[str, Any]:
     out = {
         "consumed": stats.consumed,
         "written": stats.written,
+        "batches": stats.batches,
         "dead_letters": dict(stats.dead_letters),
         "runner_error": stats.error,
     }
@@ -503,12 +506,15 @@ def throughput(
             profiler = _profile(child.proc.pid, Path(cfg["profile"]))
         deadline = time.monotonic() + CONSUME_TIMEOUT_S
         last, moved = None, time.monotonic()
+        tenth: float | None = None  # when a tenth of the events was acknowledged
         while not broker.done(group, n):
             if not child.alive():
                 raise ChildError(f"{contender} consumer exited early\n{child.tail()}")
             state = broker.progress(group)
             if state != last:
                 last, moved = state, time.monotonic()
+                if tenth is None and state is not None and state[0] - state[1] >= n // 10:
+                    tenth = time.perf_counter()
             if time.monotonic() > min(deadline, moved + STALL_S):
                 raise ChildError(
                     f"{contender}: (delivered, pending) = {state} of {n} events, no progress"
@@ -526,19 +532,26 @@ def throughput(
             _stop_profile(profiler)
         child.kill()
     return result | {
+        "per_batch": _per_batch(result),
         "wall_s": wall,
         "eps": n / wall,
+        "steady_eps": (n - n // 10) / (started + wall - tenth) if tenth else None,
         "cpu_share": cpu / wall,
         "cpu_us_per_event": cpu / n * 1e6,
         "broker_cpu_share": server / wall,
+        "broker_cpu_us_per_event": server / n * 1e6,
     }
 
 
 def _profile(pid: int, folder: Path) -> subprocess.Popen[bytes]:
-    """py-spy sampling the consumer (collapsed stacks, one line per stack with its count)."""
+    """py-spy sampling the consumer (collapsed stacks, one line per stack with its count):
+    every thread's wall time, or with ``PROFILE_GIL`` set only the thread holding the GIL."""
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / f"consumer-{pid}.txt"
-    cmd = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "-o", str(out), "-r", "200"]
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    # --idle --threads: where the wall time goes per thread, waiting included.
+    cmd = [spy, "record", "--pid", str(pid), "--format", "raw", "-o", str(out), "-r", "200"]
+    cmd += ["--threads", "--gil"] if PROFILE_GIL else ["--threads", "--idle"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -563,6 +576,7 @@ def freshness(
     reader = Child("read", base)
     producer = Child("produce", base)
     children = (consumer, reader, producer)
+    profiler = None
     try:
         for c in children:
             c.ready()
@@ -571,13 +585,19 @@ def freshness(
         consumer.send("go")
         reader.send(f"go {t0}")
         producer.send(f"go {t0}")
+        if cfg.get("profile"):
+            profiler = _profile(consumer.proc.pid, Path(cfg["profile"]))
         produced = producer.result(timeout=cfg["fresh_seconds"] + 60)
         read = reader.result(timeout=cfg["fresh_seconds"] + ref.GIVE_UP_S + 60)
         cpu = consumer.cpu_s() - cpu0
         wall = time.time() - t0
+        if profiler is not None:
+            _stop_profile(profiler)
         consumer.send("stop")
         consumed = consumer.result()
     finally:
+        if profiler is not None:
+            _stop_profile(profiler)
         for c in children:
             c.kill()
     sampled = set(range(0, int(cfg["rate"] * cfg["fresh_seconds"]), cfg["sample_every"]))
@@ -605,8 +625,15 @@ def freshness(
         "reader_cpu_share": read["cpu_s"] / wall,
         "producer_cpu_share": produced["cpu_s"] / wall,
         "consumed": consumed.get("consumed"),
+        "per_batch": _per_batch(consumed),
         "dead_letters": consumed.get("dead_letters"),
     }
+
+
+def _per_batch(result: dict[str, Any]) -> float | None:
+    """Mean messages per batch the consumer handled."""
+    batches = result.get("batches")
+    return result["consumed"] / batches if batches else None
 
 
 def _rank(values: list[float], q: float) -> float | None:
@@ -665,7 +692,10 @@ def measure_broker(name: str, s: Settings, folder: Path) -> Figures:
                     )
             if "fresh" in s.parts:
                 for contender in order:
-                    got = freshness(broker, target, repo, contender, cfg)
+                    extra = {}
+                    if s.profile and r == 0 and contender == "parity":
+                        extra["profile"] = str(s.profile / f"{name}-fresh")
+                    got = freshness(broker, target, repo, contender, cfg | extra)
                     figures.add(f"fresh:{contender}", got)
                     print(
                         f"  {name} freshness {contender}: p50 {got['p50_ms']:.1f} ms,"
@@ -713,9 +743,16 @@ def _rows(f: Figures) -> list[tuple[str, ...]]:
                 verdict(None if ratio is None else ratio >= GOALS["plain_ratio"]),
             )
         )
+        rows.append(
+            _info(f, "plain", "events/s after the first 10 % acked", "steady_eps", ",.0f", label)
+        )
         rows.append(_info(f, "plain", "consumer CPU share", "cpu_share", ".2f", label))
         rows.append(_info(f, "plain", "consumer CPU µs/event", "cpu_us_per_event", ".1f", label))
         rows.append(_info(f, "plain", "broker CPU share", "broker_cpu_share", ".2f", label))
+        rows.append(
+            _info(f, "plain", "broker CPU µs/event", "broker_cpu_us_per_event", ".1f", label)
+        )
+        rows.append(_info(f, "plain", "messages per batch", "per_batch", ",.0f", label))
     a_eps = f.median("agg:parity", "eps")
     if a_eps is not None:
         rows.append(
@@ -728,7 +765,15 @@ def _rows(f: Figures) -> list[tuple[str, ...]]:
                 verdict(a_eps >= GOALS["agg_eps"]),
             )
         )
+        rows.append(
+            _info(f, "agg", "aggregated: after the first 10 %", "steady_eps", ",.0f", label)
+        )
         rows.append(_info(f, "agg", "aggregated: consumer CPU share", "cpu_share", ".2f", label))
+        rows.append(
+            _info(
+                f, "agg", "aggregated: broker CPU µs/event", "broker_cpu_us_per_event", ".1f", label
+            )
+        )
     p99 = f.median("fresh:parity", "p99_ms")
     r99 = f.median("fresh:reference", "p99_ms")
     if p99 is not None or r99 is not None:
@@ -744,6 +789,7 @@ def _rows(f: Figures) -> list[tuple[str, ...]]:
             )
         )
         rows.append(_info(f, "fresh", "freshness: consumer CPU share", "cpu_share", ".2f", label))
+        rows.append(_info(f, "fresh", "freshness: messages per batch", "per_batch", ",.0f", label))
     return rows
 
 
@@ -850,6 +896,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-every", type=int, default=DEFAULTS["sample_every"])
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--profile", type=Path, help="py-spy the Parity consumer's first rounds here")
+    p.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="profile only the thread holding the GIL (Python CPU), not every thread's wall",
+    )
     p.add_argument("--data-dir", type=Path, default=ROOT / "bench" / "data")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--config", help=argparse.SUPPRESS)
@@ -857,6 +908,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.child:
         child_main(a.child, a.config)
         return 0
+    global PROFILE_GIL
+    PROFILE_GIL = a.profile_gil
     brokers = tuple(b.strip() for b in a.broker.split(",") if b.strip())
     parts = tuple(x.strip() for x in a.parts.split(",") if x.strip())
     for value, known, flag in ((brokers, BROKERS, "--broker"), (parts, PARTS, "--parts")):
