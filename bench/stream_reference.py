@@ -207,9 +207,8 @@ class NatsBroker:
     def _messages(self) -> int:
         return int(self._run(self.js.stream_info(self.stream)).state.messages)
 
-    def progress(self, group: str) -> tuple[int, int] | None:
-        """(messages delivered to durable ``group``, unacknowledged + undelivered), None
-        before it exists."""
+    def _state(self, group: str) -> tuple[int, int, int] | None:
+        """(delivered, undelivered, delivered but unacknowledged) of durable ``group``."""
         from nats.js.errors import NotFoundError
 
         try:
@@ -217,11 +216,17 @@ class NatsBroker:
         except NotFoundError:
             return None
         delivered = int(info.delivered.stream_seq or 0) if info.delivered else 0
-        return delivered, int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+        return delivered, int(info.num_pending or 0), int(info.num_ack_pending or 0)
+
+    def progress(self, group: str) -> tuple[int, int] | None:
+        """(messages delivered to durable ``group``, of those not acknowledged yet), None
+        before it exists."""
+        state = self._state(group)
+        return None if state is None else (state[0], state[2])
 
     def done(self, group: str, n: int) -> bool:
-        state = self.progress(group)
-        return state is not None and state[0] >= n and state[1] == 0
+        state = self._state(group)
+        return state is not None and state[0] >= n and state[1] == 0 and state[2] == 0
 
     def append_times_ms(self, seqs: set[int]) -> dict[int, float]:
         """Our ``seq`` -> the JetStream timestamp (ms since the epoch) of those messages."""

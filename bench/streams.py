@@ -507,13 +507,17 @@ def throughput(
         deadline = time.monotonic() + CONSUME_TIMEOUT_S
         last, moved = None, time.monotonic()
         tenth: float | None = None  # when a tenth of the events was acknowledged
+        first: float | None = None  # when the first one was
         while not broker.done(group, n):
             if not child.alive():
                 raise ChildError(f"{contender} consumer exited early\n{child.tail()}")
             state = broker.progress(group)
             if state != last:
                 last, moved = state, time.monotonic()
-                if tenth is None and state is not None and state[0] - state[1] >= n // 10:
+                acked = 0 if state is None else state[0] - state[1]
+                if first is None and acked > 0:
+                    first = time.perf_counter()
+                if tenth is None and acked >= n // 10:
                     tenth = time.perf_counter()
             if time.monotonic() > min(deadline, moved + STALL_S):
                 raise ChildError(
@@ -536,6 +540,7 @@ def throughput(
         "wall_s": wall,
         "eps": n / wall,
         "steady_eps": (n - n // 10) / (started + wall - tenth) if tenth else None,
+        "first_ack_s": first - started if first else None,
         "cpu_share": cpu / wall,
         "cpu_us_per_event": cpu / n * 1e6,
         "broker_cpu_share": server / wall,
@@ -746,6 +751,7 @@ def _rows(f: Figures) -> list[tuple[str, ...]]:
         rows.append(
             _info(f, "plain", "events/s after the first 10 % acked", "steady_eps", ",.0f", label)
         )
+        rows.append(_info(f, "plain", "seconds to the first ack", "first_ack_s", ".2f", label))
         rows.append(_info(f, "plain", "consumer CPU share", "cpu_share", ".2f", label))
         rows.append(_info(f, "plain", "consumer CPU µs/event", "cpu_us_per_event", ".1f", label))
         rows.append(_info(f, "plain", "broker CPU share", "broker_cpu_share", ".2f", label))
