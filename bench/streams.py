@@ -382,7 +382,9 @@ def check_values(cfg: dict[str, Any], sample: int = 1_000) -> dict[str, Any]:
     from parity import FeatureStore
 
     events = ref.make_events(cfg["events"], cfg["entities"], cfg["seed"], cfg["end_ms"])
-    keys = random.Random(cfg["seed"]).sample(range(1, cfg["entities"] + 1), sample)
+    keys = random.Random(cfg["seed"]).sample(
+        range(1, cfg["entities"] + 1), min(sample, cfg["entities"])
+    )
     now = datetime.now(UTC)
     store = FeatureStore(cfg["repo"], clock=lambda: now)
     if cfg["part"] == "plain":
