@@ -861,6 +861,7 @@ def build_report(s: Settings, figures: list[Figures], errors: list[str]) -> Tabl
 
 def measure(s: Settings, folder: Path) -> TableReport:
     figures, errors = [], []
+    before = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     for name in s.brokers:
         print(f"{name}:", flush=True)
         try:
@@ -871,7 +872,9 @@ def measure(s: Settings, folder: Path) -> TableReport:
         except Exception as exc:  # a broker that is down: say so, go on with the other
             errors.append(f"{name}: {type(exc).__name__}: {exc}")
             print(f"  {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-    return build_report(s, figures, errors)
+    report = build_report(s, figures, errors)
+    report.notes.insert(0, f"load average before: {before} (2 cores: above 2, others were busy)")
+    return report
 
 
 def run(data_dir: Path, runs: int = 3, only: str | None = None) -> TableReport:
