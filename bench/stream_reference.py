@@ -165,6 +165,7 @@ class NatsBroker:
         import nats
 
         self.stream, self.subject = stream, subject
+        self.online = redis_client()  # the online store: emptied with the stream
         self.loop = asyncio.new_event_loop()
         self.nc = self._run(nats.connect(NATS_URL, max_reconnect_attempts=0))
         self.js = self.nc.jetstream()
@@ -173,9 +174,12 @@ class NatsBroker:
         return self.loop.run_until_complete(coro)
 
     def reset(self) -> None:
-        """A new, empty stream (deleted first if it exists: every consumer goes with it)."""
+        """A new, empty stream (deleted first if it exists: every consumer goes with it), and
+        an empty online store (db 10): a round must not start from the last one's records
+        (the same message ids would be skipped as replays)."""
         from nats.js.errors import NotFoundError
 
+        self.online.flushdb()
         with contextlib.suppress(NotFoundError):
             self._run(self.js.delete_stream(self.stream))
         # The subject's whole family, so dead letters (``<subject>.dead``) land in the same
@@ -274,6 +278,9 @@ class NatsBroker:
             self._run(self.js.delete_stream(self.stream))
         self._run(self.nc.close())
         self.loop.close()
+        with contextlib.suppress(Exception):
+            self.online.flushdb()
+        self.online.close()
 
 
 # --- the reference consumers -------------------------------------------------------------------
