@@ -1,7 +1,8 @@
 """Run every benchmark in bench/ and print its figures next to the reference.
 
 python -m bench.run [--runs N] [--scale S]
-    [--only historical,materialize,online,serve,serve_large,aggregates,startup,reference,parity]
+    [--only historical,materialize,online,serve,serve_large,aggregates,startup,streams,
+            reference,parity]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bench import (
     serve,
     serve_large,
     startup,
+    streams,
 )
 from bench.report import Report, render
 
@@ -34,6 +36,7 @@ BENCHMARKS: dict[str, Callable[..., Report]] = {
     "serve_large": serve_large.run,
     "aggregates": aggregates.run,
     "startup": startup.run,
+    "streams": streams.run,
 }
 CONTENDERS = ("reference", "parity")
 
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         help="comma-separated benchmarks (historical, materialize, online, serve, serve_large,"
-        " aggregates, startup) and/or"
+        " aggregates, startup, streams) and/or"
         " one side"
         " (reference, parity); default: everything",
     )
