@@ -133,8 +133,10 @@ class StreamConsumer(ABC):
         ``options.block`` seconds; an empty list when none came."""
 
     @abstractmethod
-    def commit(self, messages: Sequence[Message]) -> None:
-        """Acknowledge ``messages``: the group never delivers them again."""
+    def commit(self, messages: Sequence[Message], *, wait: bool = True) -> None:
+        """Acknowledge ``messages``: the group never delivers them again. ``wait=False``
+        lets the consumer send the acknowledgement with its next round trip to the broker
+        (the next ``poll``, ``status`` or ``close``); a consumer may always send it now."""
 
     @abstractmethod
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:

@@ -142,7 +142,9 @@ class NatsJetStreamConsumer(StreamConsumer):
         msgs = self._run(self._poll(max_messages), "poll")
         return [_message(m) for m in msgs]
 
-    def commit(self, messages: Sequence[Message]) -> None:
+    def commit(self, messages: Sequence[Message], *, wait: bool = True) -> None:
+        # Always now (``wait`` is a permission, not a request): acks are cheap publishes and
+        # the last one's reply is awaited, so "commit returned" means acknowledged.
         for m in messages:
             if not isinstance(m.token, Msg):
                 raise DataSourceError(

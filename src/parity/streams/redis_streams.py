@@ -15,6 +15,7 @@ The stream itself is never trimmed by Parity: producers bound it (``XADD MAXLEN 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -56,6 +57,8 @@ class RedisStreamsConsumer(StreamConsumer):
         self._payload = source.payload_field.encode()
         self._dead = source.dead_letter_stream.encode()
         self._claim_cursor: bytes | None = b"0-0"  # claim from the start at the first poll
+        self._acks: list[str] = []  # committed, the XACK not sent yet (commit(wait=False))
+        self._acks_lock = threading.Lock()
         self._next_claim = 0.0
 
     # -- connection ---------------------------------------------------------------------
@@ -92,7 +95,10 @@ class RedisStreamsConsumer(StreamConsumer):
 
     def close(self) -> None:
         if self._client is not None:
-            self._client.close()
+            try:
+                self.flush()
+            finally:
+                self._client.close()
             self._client = None
 
     def _error(self, what: str, exc: BaseException) -> DataSourceError:
@@ -124,13 +130,30 @@ class RedisStreamsConsumer(StreamConsumer):
             claimed = self._claim(max_messages)
             if claimed:
                 return claimed
-            reply = self.client.xreadgroup(
-                self.source.group,
-                self.options.consumer,
-                {self._stream: b">"},
-                count=max_messages,
-                block=max(1, int(self.options.block * 1000)),
-            )
+            acks = self._take_acks()
+            if not acks:
+                reply = self.client.xreadgroup(
+                    self.source.group,
+                    self.options.consumer,
+                    {self._stream: b">"},
+                    count=max_messages,
+                    block=max(1, int(self.options.block * 1000)),
+                )
+            else:  # the acks committed since the last poll ride on this round trip
+                pipe = self.client.pipeline(transaction=False)
+                pipe.xack(self._stream, self._group, *acks)
+                pipe.xreadgroup(
+                    self.source.group,
+                    self.options.consumer,
+                    {self._stream: b">"},
+                    count=max_messages,
+                    block=max(1, int(self.options.block * 1000)),
+                )
+                try:
+                    reply = pipe.execute()[1]
+                except BaseException:
+                    self._return_acks(acks)  # sent again with the next call (XACK is idempotent)
+                    raise
         except redis.ResponseError as exc:
             if "NOGROUP" in str(exc):  # the stream or group was deleted under us: recreate
                 self.open()
@@ -204,13 +227,34 @@ class RedisStreamsConsumer(StreamConsumer):
 
     # -- acknowledging ------------------------------------------------------------------
 
-    def commit(self, messages: Sequence[Message]) -> None:
-        ids = [m.offset for m in messages]
+    def commit(self, messages: Sequence[Message], *, wait: bool = True) -> None:
+        """XACK ``messages``; with ``wait=False`` the XACK goes with the next poll's
+        XREADGROUP (one round trip less per batch; ``status`` and ``close`` send it first)."""
+        if not wait:
+            with self._acks_lock:
+                self._acks.extend(m.offset for m in messages)
+            return
+        ids = self._take_acks() + [m.offset for m in messages]
         try:
             for i in range(0, len(ids), _ACK_CHUNK):
                 self.client.xack(self._stream, self._group, *ids[i : i + _ACK_CHUNK])
         except redis.RedisError as exc:
+            self._return_acks(ids)
             raise self._error("cannot acknowledge on", exc) from exc
+
+    def _take_acks(self) -> list[str]:
+        with self._acks_lock:
+            acks, self._acks = self._acks, []
+        return acks
+
+    def _return_acks(self, acks: list[str]) -> None:
+        with self._acks_lock:
+            self._acks[:0] = acks
+
+    def flush(self) -> None:
+        """Send the acknowledgements ``commit(wait=False)`` left for the next poll."""
+        if self._acks:
+            self.commit([])
 
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:
@@ -237,6 +281,7 @@ class RedisStreamsConsumer(StreamConsumer):
     # -- status -------------------------------------------------------------------------
 
     def status(self) -> ConsumerStatus:
+        self.flush()
         c = self.client
         try:
             length = int(c.xlen(self._stream))
