@@ -90,6 +90,9 @@ class ConsumerOptions:
     it over (XAUTOCLAIM's min idle time; JetStream's ack wait)."""
     block: float = 0.5
     """The longest a poll waits for new messages, in seconds (a stop takes at most this)."""
+    create: bool = True
+    """Whether ``open()`` may create the group (and stream) when missing; a consumer opened
+    only to read ``status()`` (``parity stream status``) creates nothing."""
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,10 @@ class NatsJetStreamConsumer(StreamConsumer):
                 f"(gave up after {CONNECT_GIVE_UP:g} s): {_describe(cause)}"
             ) from cause
         self._js = self._nc.jetstream()
+        if not self.options.create:  # for status(): read what exists, create nothing
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                self.dead_stream = await self._js.find_stream_name_by_subject(self.dead_subject)
+            return
         try:
             await self._ensure_stream()
             await self._ensure_durable()
@@ -431,12 +435,20 @@ class NatsJetStreamConsumer(StreamConsumer):
 
     async def _status(self) -> ConsumerStatus:
         js = self._jsx
-        stream = await js.stream_info(self.source.stream)
-        info = await js.consumer_info(self.source.stream, self.source.group)
         dead = None
         if self.dead_stream is not None:
             held = await js.stream_info(self.dead_stream, subjects_filter=self.dead_subject)
             dead = sum((held.state.subjects or {}).values())
+        try:
+            stream = await js.stream_info(self.source.stream)
+        except nats.js.errors.NotFoundError:  # not created yet
+            return ConsumerStatus(group=self.source.group, stream_length=0, dead_letters=dead)
+        try:
+            info = await js.consumer_info(self.source.stream, self.source.group)
+        except nats.js.errors.NotFoundError:
+            return ConsumerStatus(
+                group=self.source.group, stream_length=stream.state.messages, dead_letters=dead
+            )
         return ConsumerStatus(
             group=self.source.group,
             stream_length=stream.state.messages,

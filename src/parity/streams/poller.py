@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 
 from parity.streams.base import Message, StreamConsumer
 
@@ -53,11 +54,18 @@ class Poller:
             return []
 
     def drain(self) -> list[list[Message]]:
-        """After ``stop``: the batches fetched ahead and not handed out yet."""
-        if self._thread is not None:
-            self._thread.join(self.consumer.options.block + 30.0)
-        out = []
-        while self._ahead is not None and not self._ahead.empty():
+        """After ``stop``: the batches fetched ahead and not handed out yet (taken while the
+        fetching thread finishes its last poll, which may hand over one more)."""
+        out: list[list[Message]] = []
+        if self._thread is None or self._ahead is None:
+            return out
+        deadline = time.monotonic() + self.consumer.options.block + 30.0
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            try:
+                out.append(self._ahead.get(timeout=0.05))
+            except queue.Empty:
+                continue
+        while not self._ahead.empty():
             out.append(self._ahead.get_nowait())
         return out
 

@@ -77,6 +77,8 @@ class RedisStreamsConsumer(StreamConsumer):
             self._client.set_response_callback("XREADGROUP", _raw)
             self._client.set_response_callback("XAUTOCLAIM", _raw)
             start = "0" if self.source.start == "earliest" else "$"
+            if not self.options.create:
+                return
             try:
                 self._client.xgroup_create(self._stream, self._group, id=start, mkstream=True)
                 log.info(

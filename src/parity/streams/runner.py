@@ -36,7 +36,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -239,7 +239,8 @@ class StreamRunner:
         if not self._threads:
             self.start()
         deadline = time.monotonic() + timeout
-        probes = {s.name: make_consumer(s, self.options) for s in self._sources}
+        probe = replace(self.options, create=False)
+        probes = {s.name: make_consumer(s, probe) for s in self._sources}
         try:
             for c in probes.values():
                 c.open()
@@ -345,8 +346,9 @@ class _Worker:
             with self.stats.lock:
                 self.stats.threads -= 1
                 last = self.stats.threads == 0
-            self._beat(final=last)
-            self.consumer.close()
+            self.consumer.close()  # sends what commit(wait=False) left
+            if last:  # one record per source and runner: the last thread out stops it
+                self._beat(final=True)
 
     # -- one batch --------------------------------------------------------------------------
 
@@ -610,6 +612,8 @@ class _Worker:
         self._beat_at = time.monotonic()
         name = self.source.name
         try:
+            if final:  # the consumer is closed: the broker's figures are for status to read
+                raise LookupError("closed")
             status = self.consumer.status()
             if status.unconsumed is not None:
                 self.metrics.lag.labels(name).set(status.unconsumed)

@@ -67,7 +67,7 @@ def _one(source: StreamSource, records: list[Any], minutes: int, now_s: float) -
         "broker_error": None,
     }
     try:
-        with make_consumer(source, ConsumerOptions(consumer_name())) as c:
+        with make_consumer(source, ConsumerOptions(consumer_name(), create=False)) as c:
             st = c.status()
         row.update(
             pending=st.pending,
