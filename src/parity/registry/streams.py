@@ -36,7 +36,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from parity.registry.jobs import HEARTBEAT_SECONDS, STALE_AFTER_SECONDS, _alive
+from parity.registry.jobs import (
+    HEARTBEAT_SECONDS,
+    STALE_AFTER_SECONDS,
+    _alive,
+    _iso,
+    _now,
+    _utc,
+)
 from parity.registry.models import projects
 from parity.registry.models import stream_consumers as table
 from parity.registry.registry import Registry
@@ -290,14 +297,3 @@ def _record(row: Any, *, lost: bool) -> ConsumerRecord:
         error=row.error,
     )
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")

@@ -518,40 +518,22 @@ class _Worker:
     def _ingest(
         self, ctx: WriteContext, source: StreamSource, views: list[FeatureView], rows: Decoded
     ) -> None:
-        if source.to == "online":
-            ingest(
-                ctx,
-                source,
-                views,
-                rows.table,
-                to="online",
-                kind="stream",
-                message_ids=rows.message_ids,
-            )
-            return
-        again = [m for m in rows.messages if m.redelivered]
-        logged = _logged(log.log_dir(ctx.offline_log, source.name), again) if again else set()
-        if logged and len(rows.messages) > 1:  # one at a time: a refused row is then named
-            raise IngestError(f"{len(logged)} event(s) of the batch are logged", row=-1)
-        if logged:  # in the offline log already (a crash before the commit): online only
-            ingest(
-                ctx,
-                source,
-                views,
-                rows.table,
-                to="online",
-                kind="stream",
-                message_ids=rows.message_ids,
-            )
-            return
+        to = source.to
+        if to == "online_and_offline":
+            again = [m for m in rows.messages if m.redelivered]
+            logged = _logged(log.log_dir(ctx.offline_log, source.name), again) if again else set()
+            if logged and len(rows.messages) > 1:  # one at a time: a refused row is named
+                raise IngestError(f"{len(logged)} event(s) of the batch are logged", row=-1)
+            if logged:  # in the offline log already (a crash before the commit): online only
+                to = "online"
         ingest(
             ctx,
             source,
             views,
             rows.table,
-            to="online_and_offline",
+            to=to,
             kind="stream",
-            push_id=_STREAM_PUSH + log.new_push_id(),
+            push_id=None if to == "online" else _STREAM_PUSH + log.new_push_id(),
             message_ids=rows.message_ids,
         )
 
