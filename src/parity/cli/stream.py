@@ -63,6 +63,9 @@ def run(
             "this one takes it over.",
         ),
     ] = 30.0,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, help="Consumer threads per source.")
+    ] = 2,
     consumer: Annotated[
         str | None,
         typer.Option("--consumer", help="This consumer's name in the group (default: unique)."),
@@ -86,6 +89,7 @@ def run(
             batch_size=batch_size,
             claim_idle=claim_idle,
             consumer=consumer,
+            threads=threads,
             metrics_port=metrics_port,
             metrics_host=metrics_host,
         )
