@@ -111,10 +111,14 @@ def service_refs(service: FeatureService) -> list[str]:
 
 
 def source_location(source: DataSource) -> str:
-    """A file source's path; a push source's batch path, as ``push (path)``."""
+    """A file source's path; a push source's batch path, as ``push (path)``; a stream
+    source's broker and stream, as ``redis_streams orders (path)``."""
     path = getattr(source, "path", None)
     if path:
         return str(path)
+    broker = getattr(source, "broker", None)
+    if broker:
+        return f"{broker} {source.stream} ({source.batch_source_name})"  # type: ignore[attr-defined]
     batch = getattr(source, "batch_source", None)
     batch_path = getattr(batch, "path", None)
     return f"{source.source_type} ({batch_path})" if batch_path else source.source_type
