@@ -79,7 +79,9 @@ class Backend:
     kind: Kind
     name: str
     config: type[BaseModel]
-    factory: Callable[[Any, BackendContext], Any]
+    factory: Callable[[Any, Any], Any]
+    """``factory(config, context)``: ``context`` is a ``BackendContext`` for stores and
+    engines, a ``parity.streams.ConsumerOptions`` for stream consumers."""
     extra: str | None = None
     requires: tuple[str, ...] = ()
     description: str = ""

@@ -264,15 +264,34 @@ class Tutorial:
         assert codes == [0] * len(codes), f"a README server exited with {codes}"
 
 
+README_STREAM_KEYS = "parity_demo:*"
+"""The README's stream section writes Redis keys under this prefix (db 0): emptied before and
+after, so every run of the tutorial starts from a stream with no group and no messages."""
+
+
+def _forget_readme_streams() -> None:
+    import redis
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        keys = list(client.scan_iter(match=README_STREAM_KEYS))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def tutorial(tmp_path: Path) -> Iterator[Tutorial]:
     folder = tmp_path / "tutorial"
     folder.mkdir()
+    _forget_readme_streams()
     t = Tutorial(folder)
     try:
         yield t
     finally:
         t.close()
+        _forget_readme_streams()
 
 
 @pytest.mark.slow

@@ -67,11 +67,18 @@ def run(
         str | None,
         typer.Option("--consumer", help="This consumer's name in the group (default: unique)."),
     ] = None,
+    drain: Annotated[
+        bool,
+        typer.Option(
+            "--drain", help="Exit once every source's messages are consumed (a backfill)."
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning...")] = "info",
     repo: RepoOption = Path("."),
     verbose: VerboseOption = False,
 ) -> None:
-    """Consume the repo's stream sources until SIGTERM or Ctrl-C (then drain and exit 0)."""
+    """Consume the repo's stream sources until SIGTERM or Ctrl-C (then finish the batch in
+    hand, commit it and exit 0), or with --drain until nothing is left to consume."""
     _logging(log_level)
     with open_store(repo) as store:
         runner = store.stream_runner(
@@ -92,7 +99,10 @@ def run(
             "(Ctrl-C or SIGTERM to stop)",
             highlight=False,
         )
-        runner.run()
+        if drain:
+            runner.drain(timeout=float("inf"))
+        else:
+            runner.run()
         done = runner.stats()
         total = sum(s.written for s in done.values())
         dead = sum(sum(s.dead_letters.values()) for s in done.values())

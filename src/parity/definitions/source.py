@@ -233,7 +233,10 @@ class StreamSource(PushSource):
         return f"{base.rstrip('.>*') or self.stream}.dead"
 
 
-DEFAULT_URLS = {"redis_streams": "redis://127.0.0.1:6379/0", "nats_jetstream": "nats://127.0.0.1:4222"}
+DEFAULT_URLS = {
+    "redis_streams": "redis://127.0.0.1:6379/0",
+    "nats_jetstream": "nats://127.0.0.1:4222",
+}
 _SOURCE_TYPES["stream"] = StreamSource
 
 

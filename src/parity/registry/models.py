@@ -1,7 +1,7 @@
 """The registry's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
 
-The main tables, every row scoped by ``project`` (besides the materialization windows and
-the feature server's background materialization jobs):
+The main tables, every row scoped by ``project`` (besides the materialization windows, the
+feature server's background materialization jobs and the stream consumers' counters):
 
 - ``parity_projects``: one row per project holding the ``revision`` counter. Writers lock this
   row (PostgreSQL) or the whole database (SQLite) for the length of an apply.
@@ -29,6 +29,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
 )
 
 ALEMBIC_VERSION_TABLE = "parity_alembic_version"
@@ -140,6 +141,34 @@ materialization_jobs = Table(
     Index(None, "project", "created_at"),
 )
 
+stream_consumers = Table(
+    "parity_stream_consumers",
+    metadata,
+    # One row per consumer of a stream source (``parity.registry.streams``): ``parity stream
+    # run`` processes, on any host, beat here every few seconds; ``parity stream status``
+    # reads them. Keyed by the consumer's name in the group, unique per process.
+    Column("project", String(128), primary_key=True),
+    Column("source", String(128), primary_key=True),
+    Column("consumer", String(256), primary_key=True),
+    # host:pid of the process; "lost" is never stored, it is read from heartbeat_at and owner
+    Column("owner", String(256), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("stopped_at", DateTime(timezone=True), nullable=True),
+    Column("consumed", BigInteger, nullable=False),
+    Column("written", BigInteger, nullable=False),
+    Column("batches", BigInteger, nullable=False),
+    # {reason: count}
+    Column("dead_letters", JSON, nullable=False),
+    Column("last_offset", Text, nullable=True),
+    # {"event": FreshnessWindow.to_json(), "append": ...} (parity.streams.freshness)
+    Column("freshness", JSON, nullable=False),
+    Column("error", Text, nullable=True),
+    CheckConstraint("state IN ('running', 'stopped')", name="state"),
+    ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
+)
+
 __all__ = [
     "ACTIONS",
     "ALEMBIC_VERSION_TABLE",
@@ -148,5 +177,6 @@ __all__ = [
     "metadata",
     "objects",
     "projects",
+    "stream_consumers",
     "versions",
 ]

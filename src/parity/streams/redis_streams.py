@@ -45,6 +45,7 @@ class RedisStreamsConsumer(StreamConsumer):
     """One member of a stream source's consumer group on Redis (see the module docstring)."""
 
     broker = "redis_streams"
+    concurrent_poll = True  # redis-py's client is thread-safe (a connection per call)
 
     def __init__(self, source: StreamSource, options: ConsumerOptions) -> None:
         super().__init__(source, options)
@@ -68,6 +69,10 @@ class RedisStreamsConsumer(StreamConsumer):
                 socket_connect_timeout=5.0,
                 health_check_interval=30,
             )
+            # Replies as Redis sends them (entries' fields a flat list): redis-py's dict per
+            # entry costs more than the rest of reading.
+            self._client.set_response_callback("XREADGROUP", _raw)
+            self._client.set_response_callback("XAUTOCLAIM", _raw)
             start = "0" if self.source.start == "earliest" else "$"
             try:
                 self._client.xgroup_create(self._stream, self._group, id=start, mkstream=True)
@@ -120,8 +125,8 @@ class RedisStreamsConsumer(StreamConsumer):
             if claimed:
                 return claimed
             reply = self.client.xreadgroup(
-                self._group,
-                self._name,
+                self.source.group,
+                self.options.consumer,
                 {self._stream: b">"},
                 count=max_messages,
                 block=max(1, int(self.options.block * 1000)),
@@ -135,18 +140,25 @@ class RedisStreamsConsumer(StreamConsumer):
             raise self._error("cannot read", exc) from exc
         if not reply:
             return []
-        return self._messages(reply[0][1], redelivered=False)
+        # RESP3 (redis-py 8's default) answers a map {stream: entries}; RESP2 a list.
+        entries = reply[self._stream] if isinstance(reply, dict) else reply[0][1]
+        return self._messages(entries, redelivered=False)
 
     def _messages(self, entries: Sequence[Any], *, redelivered: bool) -> list[Message]:
+        """Entries (``[id, [field, value, ...]]``) as messages."""
         payload = self._payload
         out = []
         for entry_id, fields in entries:
             if fields is None:  # claimed, but trimmed meanwhile (handled by the caller)
                 continue
-            ms = int(entry_id.split(b"-", 1)[0])
-            out.append(
-                Message(entry_id.decode(), fields.get(payload), ms * 1000, redelivered, None)
-            )
+            if fields and fields[0] == payload:  # the usual entry: the payload field alone
+                body = fields[1]
+            else:
+                body = next(
+                    (fields[i + 1] for i in range(0, len(fields), 2) if fields[i] == payload), None
+                )
+            ms = int(entry_id[: entry_id.index(b"-")])
+            out.append(Message(entry_id.decode(), body, ms * 1000, redelivered))
         return out
 
     def _claim(self, count: int) -> list[Message]:
@@ -240,6 +252,11 @@ class RedisStreamsConsumer(StreamConsumer):
         pending = int(info.get("pending", 0))
         delivered = _text(info.get("last-delivered-id"))
         lag = info.get("lag")
+        if lag is None:  # Redis cannot count after deletions: zero when nothing is newer
+            last = c.xrevrange(self._stream, count=1)
+            newest = _text(last[0][0]) if last else None
+            if newest is None or (delivered and _entry(newest) <= _entry(delivered)):
+                lag = 0
         committed = delivered
         if pending:
             summary = c.xpending(self._stream, self._group)
@@ -255,6 +272,15 @@ class RedisStreamsConsumer(StreamConsumer):
             consumers=int(info.get("consumers", 0)),
             dead_letters=dead,
         )
+
+
+def _entry(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _raw(response: Any, **_options: Any) -> Any:
+    return response
 
 
 def _text(value: Any) -> str | None:

@@ -56,6 +56,7 @@ from parity.streams.base import ConsumerOptions, DeadLetter, Message, StreamCons
 from parity.streams.decode import Decoded, Needs, decode, needs_of
 from parity.streams.freshness import FreshnessWindow
 from parity.streams.metrics import StreamMetrics
+from parity.streams.poller import Poller
 
 if TYPE_CHECKING:
     from parity.store import FeatureStore
@@ -67,6 +68,7 @@ log_ = logging.getLogger("parity.streams")
 HEARTBEAT_SECONDS = 2.0
 _BACKOFF_MAX_S = 5.0
 _US = timedelta(microseconds=1)
+_CLOCK_SKEW = timedelta(minutes=10)
 _STREAM_PUSH = "stream-"
 """Offline log files written by stream consumers: ``push-stream-<id>.parquet``."""
 
@@ -85,6 +87,11 @@ class SourceStats:
     error: str | None = None
     freshness_event: FreshnessWindow = field(default_factory=FreshnessWindow)
     freshness_append: FreshnessWindow = field(default_factory=FreshnessWindow)
+    newest_us: int | None = None
+    """The newest event time seen (``max_lateness``)."""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    threads: int = 0
+    """Consumer threads of this source still running."""
 
 
 class StreamRunner:
@@ -94,6 +101,8 @@ class StreamRunner:
     thread); ``start()`` returns at once with the threads running. ``batch_size``: messages
     per poll; ``claim_idle``: seconds before a message another consumer holds is taken over;
     ``metrics_port``: serve Prometheus metrics there (0: a free port, see ``metrics_port``).
+    ``threads``: consumer threads per source, each with its own connection (as members of
+    the group they split the messages; while one waits for a store, another decodes).
     """
 
     def __init__(
@@ -108,7 +117,10 @@ class StreamRunner:
         metrics_port: int | None = None,
         metrics_host: str = "127.0.0.1",
         heartbeat: float = HEARTBEAT_SECONDS,
+        threads: int = 2,
     ) -> None:
+        if threads < 1:
+            raise ConfigError(f"stream runner: threads must be at least 1, not {threads}")
         if batch_size < 1:
             raise ConfigError(f"stream runner: batch_size must be at least 1, not {batch_size}")
         if claim_idle <= 0:
@@ -118,6 +130,7 @@ class StreamRunner:
         self.consumer = consumer or consumer_name()
         self.options = ConsumerOptions(self.consumer, claim_idle=claim_idle, block=block)
         self.heartbeat = heartbeat
+        self.threads = threads
         self.metrics = StreamMetrics()
         self._metrics_at = (metrics_host, metrics_port)
         self._metrics_server: Any = None
@@ -149,7 +162,10 @@ class StreamRunner:
                 raise ConfigError(f"source {name!r} is a {kind} source, not a stream source")
             else:
                 raise ObjectNotFoundError(
-                    f"no stream source {name!r}; stream sources: {sorted(by_name) or 'none'}"
+                    "stream source",
+                    name,
+                    self.store.project,
+                    hint=f"stream sources: {', '.join(sorted(by_name)) or 'none'}",
                 )
         return out
 
@@ -164,24 +180,29 @@ class StreamRunner:
         one thread per source; returns at once."""
         if self._threads:
             raise RuntimeError("this stream runner was started already")
+        # pyarrow imports pandas the first time a zoned timestamp is made (a third of a
+        # second): done now, so the first batch's freshness is not that import's.
+        pa.array([0], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
         host, port = self._metrics_at
         if port is not None:
             self._metrics_server = self.metrics.serve(port, host)
-        consumers: list[StreamConsumer] = []
+        consumers: list[tuple[StreamSource, StreamConsumer]] = []
         try:
             for source in self._sources:
-                c = make_consumer(source, self.options)
-                c.open()
-                consumers.append(c)
+                for _ in range(self.threads):
+                    c = make_consumer(source, self.options)
+                    c.open()
+                    consumers.append((source, c))
         except BaseException:
-            for c in consumers:
+            for _, c in consumers:
                 c.close()
             self._close_metrics()
             raise
-        for source, c in zip(self._sources, consumers, strict=True):
+        for i, (source, c) in enumerate(consumers):
+            self._stats[source.name].threads += 1
             worker = _Worker(self, source, c)
             t = threading.Thread(
-                target=worker.run, name=f"parity-stream-{source.name}", daemon=True
+                target=worker.run, name=f"parity-stream-{source.name}-{i}", daemon=True
             )
             self._threads.append(t)
             t.start()
@@ -209,6 +230,30 @@ class StreamRunner:
             restore()
         if self._failures:
             raise self._failures[0]
+
+    def drain(self, timeout: float = 300.0) -> bool:
+        """Consume until every source's group has nothing unconsumed or pending, then stop
+        (starting first if needed). Returns False when ``timeout`` seconds passed first (the
+        runner is stopped all the same). A backfill, a test, a tutorial: `run` is the
+        service."""
+        if not self._threads:
+            self.start()
+        deadline = time.monotonic() + timeout
+        probes = {s.name: make_consumer(s, self.options) for s in self._sources}
+        try:
+            for c in probes.values():
+                c.open()
+            while time.monotonic() < deadline and not self._failures:
+                if all(_drained(c) for c in probes.values()):
+                    return True
+                self._stop.wait(0.1)
+            return False
+        finally:
+            for c in probes.values():
+                c.close()
+            self.stop()
+            if self._failures:
+                raise self._failures[0]
 
     def stop(self, timeout: float = 60.0) -> None:
         """Let each thread finish and commit the batch in hand, then close (waits up to
@@ -267,7 +312,6 @@ class _Worker:
         self.consumer = consumer
         self.stats = runner._stats[source.name]
         self.metrics = runner.metrics
-        self.newest_us: int | None = None  # the newest event time seen (max_lateness)
         self._needs: tuple[int, Needs, list[FeatureView], StreamSource] | None = None
         self._beat_at = 0.0
         self._records: Any = None
@@ -276,22 +320,32 @@ class _Worker:
 
     def run(self) -> None:
         name = self.source.name
+        poller: Poller | None = None
         try:
             while not self.runner.stopping:
                 views = self._context()[2]
                 if not views:
                     self._idle()
                     continue
-                messages = self.consumer.poll(self.runner.batch_size)
+                if poller is None:
+                    poller = Poller(self.consumer, self.runner.batch_size, self.runner._stop, name)
+                messages = poller.next()
                 if messages:
                     self._handle(messages)
+                if poller.error:
+                    self.stats.error = poller.error
                 self._maybe_beat()
+            for messages in poller.drain() if poller is not None else []:
+                self._handle(messages, draining=True)
         except BaseException as exc:  # recorded, then the thread ends; run() re-raises it
             log_.exception("source %r: consumer stopped: %s", name, exc)
             self.stats.error = f"{type(exc).__name__}: {exc}"
             self.runner._failures.append(exc)
         finally:
-            self._beat(final=True)
+            with self.stats.lock:
+                self.stats.threads -= 1
+                last = self.stats.threads == 0
+            self._beat(final=last)
             self.consumer.close()
 
     # -- one batch --------------------------------------------------------------------------
@@ -318,13 +372,15 @@ class _Worker:
         self.runner._stop.wait(1.0)
         self._maybe_beat()
 
-    def _handle(self, messages: list[Message]) -> None:
+    def _handle(self, messages: list[Message], *, draining: bool = False) -> None:
         """Write a batch (retrying what fails for reasons outside the messages), then
-        dead-letter and commit it."""
+        dead-letter and commit it. ``draining``: fetched before a stop, written all the same
+        (unless the write fails: then it stays pending for the next consumer)."""
         name = self.source.name
         self.metrics.consumed.labels(name).inc(len(messages))
         self.metrics.batch_size.labels(name).observe(len(messages))
-        self.stats.consumed += len(messages)
+        with self.stats.lock:
+            self.stats.consumed += len(messages)
         delay = 0.05
         while True:
             ctx, source, views = self._context()
@@ -341,19 +397,21 @@ class _Worker:
             except (ConfigError, ObjectNotFoundError):
                 raise  # the definitions changed under the runner: stop, say why
             except Exception as exc:
-                if self.runner.stopping:
+                if self.runner.stopping and (draining or delay > 0.05):
                     log_.warning("source %r: stopping with a batch not written: %s", name, exc)
                     return  # not committed: delivered again to whoever runs next
                 self.metrics.errors.labels(name).inc()
                 self.stats.error = f"{type(exc).__name__}: {exc}"
-                log_.warning(
-                    "source %r: writing a batch of %d failed (%s: %s); retrying in %.2f s",
-                    name,
-                    len(messages),
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
+                fields = {
+                    "event": "stream_write_failed",
+                    "source": name,
+                    "messages": len(messages),
+                    "first_offset": messages[0].offset,
+                    "error": type(exc).__name__,
+                    "detail": repr(str(exc)),
+                    "retry_in_seconds": delay,
+                }
+                log_.warning(_kv(fields), extra={"parity": fields})
                 self.runner._stop.wait(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
                 self._maybe_beat()
@@ -363,15 +421,20 @@ class _Worker:
         self.stats.error = None
         self.metrics.write_seconds.labels(name).observe(time.perf_counter() - started)
         self._count(written, views, letters, landed, messages[-1].offset)
-        log_.debug(
-            "source %r: batch of %d: %d written, %d dead letters, offsets %s..%s",
-            name,
-            len(messages),
-            written.table.num_rows,
-            len(letters),
-            messages[0].offset,
-            messages[-1].offset,
-        )
+        if log_.isEnabledFor(logging.DEBUG):
+            fields = {
+                "event": "stream_batch",
+                "source": name,
+                "consumer": self.runner.consumer,
+                "messages": len(messages),
+                "written": written.table.num_rows,
+                "dead_letters": len(letters),
+                "first_offset": messages[0].offset,
+                "last_offset": messages[-1].offset,
+                "redelivered": sum(1 for m in messages if m.redelivered),
+                "write_seconds": round(time.perf_counter() - started, 6),
+            }
+            log_.debug(_kv(fields), extra={"parity": fields})
 
     def _late(self, decoded: Decoded, source: StreamSource) -> tuple[Decoded, list[DeadLetter]]:
         """Events more than ``max_lateness`` behind the newest one seen, set aside."""
@@ -379,9 +442,11 @@ class _Worker:
         if not table.num_rows:
             return decoded, []
         ts = table.column(source.timestamp_field).cast(pa.int64()).to_numpy()
-        prior = self.newest_us if self.newest_us is not None else int(ts[0])
+        st = self.stats
+        with st.lock:
+            prior = st.newest_us if st.newest_us is not None else int(ts[0])
+            st.newest_us = int(max(prior, int(ts.max())))
         running = np.maximum.accumulate(np.concatenate([[prior], ts]))[:-1]
-        self.newest_us = int(max(prior, int(ts.max())))
         if source.max_lateness is None:
             return decoded, []
         lateness_us = source.max_lateness // _US
@@ -460,7 +525,7 @@ class _Worker:
                 message_ids=rows.message_ids,
             )
             return
-        again = [m.offset for m in rows.messages if m.redelivered]
+        again = [m for m in rows.messages if m.redelivered]
         logged = _logged(log.log_dir(ctx.offline_log, source.name), again) if again else set()
         if logged and len(rows.messages) > 1:  # one at a time: a refused row is then named
             raise IngestError(f"{len(logged)} event(s) of the batch are logged", row=-1)
@@ -499,21 +564,26 @@ class _Worker:
         name = self.source.name
         n = written.table.num_rows
         st = self.stats
-        st.batches += 1
-        st.written += n
-        st.last_offset = last_offset
+        with st.lock:
+            st.batches += 1
+            st.written += n
+            st.last_offset = last_offset
+            for letter in letters:
+                st.dead_letters[letter.reason] += 1
         for letter in letters:
-            st.dead_letters[letter.reason] += 1
             self.metrics.dead.labels(name, letter.reason).inc()
         if letters:
-            log_.warning(
-                "source %r: %d message(s) to the dead-letter stream %r, e.g. %s: %s",
-                name,
-                len(letters),
-                self.source.dead_letter_stream,
-                letters[0].message.offset,
-                letters[0].detail,
-            )
+            for letter in letters:
+                fields = {
+                    "event": "stream_dead_letter",
+                    "source": name,
+                    "offset": letter.message.offset,
+                    "reason": letter.reason,
+                    "field": letter.field,
+                    "dead_letter_stream": self.source.dead_letter_stream,
+                    "detail": repr(letter.detail),
+                }
+                log_.warning(_kv(fields), extra={"parity": fields})
         if not n:
             return
         for v in views:
@@ -523,8 +593,9 @@ class _Worker:
         appended = np.fromiter((m.append_us for m in written.messages), np.int64, n)
         since_event = landed - ts / 1e6
         since_append = landed - appended / 1e6
-        st.freshness_event.add(since_event, landed)
-        st.freshness_append.add(since_append, landed)
+        with st.lock:
+            st.freshness_event.add(since_event, landed)
+            st.freshness_append.add(since_append, landed)
         self.metrics.freshness.observe_many(since_event, name, "event")
         self.metrics.freshness.observe_many(since_append, name, "append")
 
@@ -565,10 +636,14 @@ class _Worker:
 
         st = self.stats
         now = datetime.now(UTC)
-        return ConsumerRecord(
+        with st.lock:
+            return self._record_of(st, now, final, ConsumerRecord, this_owner())
+
+    def _record_of(self, st: SourceStats, now: datetime, final: bool, cls: Any, owner: str) -> Any:
+        return cls(
             source=st.source,
             consumer=st.consumer,
-            owner=this_owner(),
+            owner=owner,
             state="stopped" if final else "running",
             started_at=self._started,
             heartbeat_at=now,
@@ -586,6 +661,17 @@ class _Worker:
         )
 
 
+def _kv(fields: dict[str, Any]) -> str:
+    """``key=value`` pairs: one line a log shipper splits without a pattern (the same fields
+    are on the record as ``record.parity`` for a JSON formatter)."""
+    return " ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def _drained(consumer: StreamConsumer) -> bool:
+    st = consumer.status()
+    return st.pending == 0 and st.unconsumed == 0
+
+
 def _without(decoded: Decoded, row: int) -> Decoded:
     n = decoded.table.num_rows
     keep = pa.array([i for i in range(n) if i != row], pa.int64())
@@ -593,13 +679,19 @@ def _without(decoded: Decoded, row: int) -> Decoded:
     return Decoded(decoded.table.take(keep), messages, decoded.letters)
 
 
-def _logged(folder: Path, offsets: Sequence[str]) -> set[str]:
-    """Which of ``offsets`` the offline log already holds (stream files only)."""
+def _logged(folder: Path, messages: Sequence[Message]) -> set[str]:
+    """Which of ``messages`` the offline log already holds. Only stream files written since
+    the oldest of them reached the broker can (a file's name starts with the time it was
+    written, ``log.new_push_id``), less ``_CLOCK_SKEW`` for clocks that disagree."""
     if not folder.is_dir():
         return set()
-    wanted = pa.array(list(offsets), pa.string())
+    wanted = pa.array([m.offset for m in messages], pa.string())
+    since = datetime.fromtimestamp(min(m.append_us for m in messages) / 1e6, UTC) - _CLOCK_SKEW
+    floor = f"push-{_STREAM_PUSH}{since:%Y%m%dT%H%M%S%f}Z"
     found: set[str] = set()
     for path in folder.glob(f"push-{_STREAM_PUSH}*.parquet"):
+        if path.name < floor:
+            continue
         try:
             t = pq.read_table(path, columns=[MESSAGE_ID])
         except (OSError, KeyError, pa.ArrowInvalid):

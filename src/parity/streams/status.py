@@ -37,7 +37,10 @@ def source_status(
         missing = [n for n in names if n not in known]
         if missing:
             raise ObjectNotFoundError(
-                f"no stream source {missing[0]!r}; stream sources: {sorted(known) or 'none'}"
+                "stream source",
+                missing[0],
+                store.project,
+                hint=f"stream sources: {', '.join(sorted(known)) or 'none'}",
             )
         sources = [s for s in sources if s.name in names]
     records = StreamConsumers(store.registry).list([s.name for s in sources]) if sources else []

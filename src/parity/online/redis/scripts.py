@@ -12,7 +12,9 @@ are equal as doubles are compared again 8 digits at a time, and a record's event
 is read from its first 13 digits (exact). A key not
 stored yet is written by one ``SET NX`` (no read, about a third cheaper for a first load);
 otherwise only the stored header is read (GETRANGE 0 31; its bounds are passed as strings
-because Redis formats Lua numbers with a printf on every call).
+because Redis formats Lua numbers with a printf on every call). After a stored key, the next
+keys are read first without the ``SET NX`` (a stream's updates: two calls a key, not three)
+until a key is new again.
 
 Expiry (a view with a ttl): a key is reclaimed at ``event + ttl + grace`` (``PXAT``), never
 before its record expired. Every time inside the supported range is written:
@@ -46,6 +48,7 @@ local call, sub, tonumber, fmt = redis.call, string.sub, tonumber, string.format
 local ttl, grace = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = nil
 local stored = 0
+local updating = false
 -- The order of two 16-digit decimals, exactly: 8 digits at a time (each exact as a double).
 local function exact_gt(x, y)
   local a, b = tonumber(sub(x, 1, 8)), tonumber(sub(y, 1, 8))
@@ -84,25 +87,35 @@ for i = 1, #KEYS do
     if at <= now then at = now + math.max(grace, 1) end -- already expired: kept for the grace
     expire = fmt('%%d', at)
   end
-  -- A key not stored yet needs no comparison: one SET NX stores it.
-  local done
-  if expire then
-    done = call('SET', key, rec, 'NX', 'PXAT', expire)
+  -- A key not stored yet needs no comparison: one SET NX stores it. A stored key needs its
+  -- header read first; after one such key the next ones are read first (no SET NX that
+  -- fails), until a key turns out to be new again: loads of new keys and updates of
+  -- stored ones each take their cheapest path.
+  local old = nil
+  if updating then
+    old = call('GETRANGE', key, '0', '31')
+    if #old == 0 then updating = false end -- missing (an empty value reads the same: replaced)
   else
-    done = call('SET', key, rec, 'NX')
-  end
-  if done then
-    stored = stored + 1
-  else
-    local old = call('GETRANGE', key, '0', '31')
-    if #old ~= 32 or newer(rec, old) then
-      if expire then
-        call('SET', key, rec, 'PXAT', expire)
-      else
-        call('SET', key, rec)
-      end
-      stored = stored + 1
+    local done
+    if expire then
+      done = call('SET', key, rec, 'NX', 'PXAT', expire)
+    else
+      done = call('SET', key, rec, 'NX')
     end
+    if not done then
+      updating = true
+      old = call('GETRANGE', key, '0', '31')
+    end
+  end
+  if old == nil then
+    stored = stored + 1
+  elseif #old ~= 32 or newer(rec, old) then
+    if expire then
+      call('SET', key, rec, 'PXAT', expire)
+    else
+      call('SET', key, rec)
+    end
+    stored = stored + 1
   end
 end
 return stored
