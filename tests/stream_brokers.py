@@ -19,11 +19,10 @@ from typing import Any
 
 import redis
 
-try:  # the one visible list of consumers, once tests/contract/backends.py has it
-    from backends import STREAM_CONSUMERS as BROKERS  # type: ignore[attr-defined]
-except ImportError:
-    BROKERS = ["redis_streams", "nats_jetstream"]
+from contract.backends import STREAM_CONSUMERS
 
+BROKERS = list(STREAM_CONSUMERS)
+"""The brokers every stream test runs on: the contract suites' one visible list."""
 REDIS_URL = "redis://127.0.0.1:6379/8"
 NATS_URL = "nats://127.0.0.1:4222"
 WAIT_S = 60.0
