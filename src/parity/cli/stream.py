@@ -94,19 +94,23 @@ def run(
             metrics_host=metrics_host,
         )
         err = render.console(stderr=True)
-        runner.start()
-        where = (
-            f", metrics on {metrics_host}:{runner.metrics_port}" if metrics_port is not None else ""
-        )
-        err.print(
-            f"consuming {', '.join(runner.sources)} as {runner.consumer}{where} "
-            "(Ctrl-C or SIGTERM to stop)",
-            highlight=False,
-        )
+
+        def started(r: Any) -> None:
+            where = (
+                f", metrics on {metrics_host}:{r.metrics_port}" if metrics_port is not None else ""
+            )
+            err.print(
+                f"consuming {', '.join(r.sources)} as {r.consumer}{where} "
+                "(Ctrl-C or SIGTERM to stop)",
+                highlight=False,
+            )
+
         if drain:
+            runner.start()
+            started(runner)
             runner.drain(timeout=float("inf"))
         else:
-            runner.run()
+            runner.run(started=started)
         done = runner.stats()
         total = sum(s.written for s in done.values())
         dead = sum(sum(s.dead_letters.values()) for s in done.values())

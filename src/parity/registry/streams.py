@@ -296,4 +296,3 @@ def _record(row: Any, *, lost: bool) -> ConsumerRecord:
         freshness=dict(row.freshness or {}),
         error=row.error,
     )
-

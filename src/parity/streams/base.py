@@ -141,6 +141,11 @@ class StreamConsumer(ABC):
         lets the consumer send the acknowledgement with its next round trip to the broker
         (the next ``poll``, ``status`` or ``close``); a consumer may always send it now."""
 
+    def extend(self, messages: Sequence[Message]) -> None:  # noqa: B027 - optional
+        """Say these messages are still being worked on, so the group does not hand them
+        to another consumer meanwhile (the runner calls it while a batch takes long).
+        Brokers without such a signal do nothing."""
+
     @abstractmethod
     def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         """Append each letter to the dead-letter stream (original payload, reason)."""

@@ -149,8 +149,10 @@ def decode(messages: Sequence[Message], source: StreamSource, needs: Needs) -> D
         if bodies is not None:
             body = bodies[i]
         elif m.payload is None:
-            where = f"no {source.payload_field!r} field" if source.broker == "redis_streams" else ""
-            letters.append(DeadLetter(m, "decode", f"the message has no payload {where}".strip()))
+            where = (
+                f" (no {source.payload_field!r} field)" if source.broker == "redis_streams" else ""
+            )
+            letters.append(DeadLetter(m, "decode", f"the message has no payload{where}"))
             continue
         else:
             try:

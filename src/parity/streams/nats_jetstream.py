@@ -6,14 +6,11 @@ for ``options.claim_idle`` seconds (the durable's ack wait) to whichever asks ne
 how a dead process's messages reach the living. The durable is created on first use with
 explicit acks, unlimited redeliveries and ``max_ack_pending`` of ``MAX_ACK_PENDING``.
 
-nats-py is asyncio, the runner is not: the consumer owns a private event loop, made in
-``open()`` and driven by ``run_until_complete`` in each call, so it must be called from one
-thread at a time (any one: the runner opens in its main thread and polls in a worker). No
-background thread: the loop stands still between calls, which is safe because a pull
-consumer is sent nothing it did not ask for, and ``commit`` returns only once the server
-answered for its acks. A connection left unused for minutes (the server pings every two)
-is dropped by the server as stale and reconnected by the next call: measured, a 7-minute
-pause cost one reconnect and a half-second poll. A runner calls every ``block`` seconds.
+nats-py is asyncio, the runner is not: the consumer owns a private event loop, run by a
+thread of its own from ``open()`` to ``close()``; every call hands its coroutine to that
+loop and waits for it, so calls may come from several threads at once (the runner polls on
+one while it commits and extends on another), and the connection answers the server's
+pings between calls. ``commit`` returns only once the server answered for its acks.
 
 ``poll`` does not use nats-py's ``fetch``, whose per-message ``wait_for`` held fetch and
 ack to about 34,000 messages/s on two cores; it sends the JetStream pull requests itself to
@@ -30,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -106,6 +104,7 @@ class NatsJetStreamConsumer(StreamConsumer):
     """
 
     broker = "nats_jetstream"
+    concurrent_poll = True  # every call runs on the consumer's own loop thread
 
     def __init__(self, source: StreamSource, options: ConsumerOptions) -> None:
         super().__init__(source, options)
@@ -113,6 +112,7 @@ class NatsJetStreamConsumer(StreamConsumer):
         self.dead_stream: str | None = None
         """The stream holding ``dead_subject`` (known after ``open()``)."""
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._buffer: deque[Msg] = deque()
@@ -129,9 +129,14 @@ class NatsJetStreamConsumer(StreamConsumer):
         if self._loop is not None:
             return
         self._fatal = self._last_error = None
-        self._loop = asyncio.new_event_loop()
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=loop.run_forever, name=f"parity-nats-{self.source.name}", daemon=True
+        )
+        thread.start()
+        self._loop, self._thread = loop, thread
         try:
-            self._loop.run_until_complete(self._open())
+            asyncio.run_coroutine_threadsafe(self._open(), loop).result()
         except BaseException:
             self.close()
             raise
@@ -162,19 +167,38 @@ class NatsJetStreamConsumer(StreamConsumer):
         return self._run(self._status(), "status")
 
     def close(self) -> None:
-        loop, nc = self._loop, self._nc
-        self._loop = self._nc = self._js = None
-        self._buffer.clear()
-        self._pull = None
+        loop, nc, thread = self._loop, self._nc, self._thread
+        self._loop = self._nc = self._js = self._thread = None
         if loop is None:
             return
         try:
             if nc is not None and not nc.is_closed:
-                loop.run_until_complete(asyncio.wait_for(nc.close(), CONNECT_GIVE_UP))
+                closing = asyncio.wait_for(nc.close(), CONNECT_GIVE_UP)
+                asyncio.run_coroutine_threadsafe(closing, loop).result()
         except (nats.errors.Error, OSError, TimeoutError) as e:
             log.debug("stream source %r: closing the connection: %s", self.source.name, e)
         finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not None:
+                thread.join(CONNECT_GIVE_UP + 5.0)
             close_loop(loop)
+            self._buffer.clear()
+            self._pull = None
+
+    def extend(self, messages: Sequence[Message]) -> None:
+        """Tell JetStream these messages, and those delivered here and not polled yet, are
+        still being worked on (+WPI: the ack wait starts again), so it does not deliver them
+        to another consumer meanwhile."""
+        tokens = [m.token for m in messages if isinstance(m.token, Msg) and not m.token.is_acked]
+        self._run(self._in_progress(tokens), "extend")
+
+    async def _in_progress(self, tokens: list[Msg]) -> None:
+        # Deliveries buffered here and not polled yet wait behind the same slow batch:
+        # their ack wait starts again too.
+        for token in [*tokens, *self._buffer]:
+            if not token.is_acked:
+                await token.in_progress()
+        await self._nc_.flush()
 
     # -- opening ----------------------------------------------------------------------
 
@@ -467,7 +491,7 @@ class NatsJetStreamConsumer(StreamConsumer):
                 step.close()
             raise DataSourceError(f"stream source {self.source.name!r}: {doing} before open()")
         try:
-            return self._loop.run_until_complete(step)
+            return asyncio.run_coroutine_threadsafe(step, self._loop).result()  # type: ignore[arg-type]
         except (nats.errors.Error, OSError, TimeoutError, _Refused) as e:
             raise self._error(doing, e) from e
 

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from parity.streams.base import Message, StreamConsumer
 
@@ -28,8 +29,17 @@ _BACKOFF_MAX_S = 5.0
 class Poller:
     """Batches of up to ``size`` messages from ``consumer`` until ``stop`` is set."""
 
-    def __init__(self, consumer: StreamConsumer, size: int, stop: threading.Event, name: str):
+    def __init__(
+        self,
+        consumer: StreamConsumer,
+        size: int,
+        stop: threading.Event,
+        name: str,
+        *,
+        on_fetch: Callable[[list[Message]], None] | None = None,
+    ):
         self.consumer = consumer
+        self.on_fetch = on_fetch
         self.size = size
         self.stop = stop
         self.name = name
@@ -82,6 +92,8 @@ class Poller:
             return []
         self.error = None
         self._delay = 0.05
+        if messages and self.on_fetch is not None:
+            self.on_fetch(messages)
         return messages
 
     def _fetch_ahead(self) -> None:

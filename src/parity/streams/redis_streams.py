@@ -244,6 +244,26 @@ class RedisStreamsConsumer(StreamConsumer):
             self._return_acks(ids)
             raise self._error("cannot acknowledge on", exc) from exc
 
+    def extend(self, messages: Sequence[Message]) -> None:
+        """XCLAIM (JUSTID) the entries this consumer still holds and that have been idle for
+        a third of ``claim_idle``: their idle time starts again, so no other consumer's
+        XAUTOCLAIM takes them while this one writes (an entry another consumer claimed
+        since is idle for less than that and stays with it)."""
+        ids: list[Any] = [m.offset for m in messages]
+        min_idle = max(1, int(self.options.claim_idle * 1000 / 3))
+        try:
+            for i in range(0, len(ids), _ACK_CHUNK):
+                self.client.xclaim(
+                    self._stream,
+                    self._group,
+                    self._name,
+                    min_idle,
+                    ids[i : i + _ACK_CHUNK],
+                    justid=True,
+                )
+        except redis.RedisError as exc:
+            raise self._error("cannot extend the claim on", exc) from exc
+
     def _take_acks(self) -> list[str]:
         with self._acks_lock:
             acks, self._acks = self._acks, []

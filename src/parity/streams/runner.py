@@ -30,12 +30,13 @@ in hand, then close. Every few seconds each thread records its counters in the r
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -215,13 +216,16 @@ class StreamRunner:
         )
         return self
 
-    def run(self) -> None:
+    def run(self, *, started: Callable[[StreamRunner], None] | None = None) -> None:
         """Consume until ``stop()`` or SIGTERM / SIGINT, then drain and return. Raises what
-        stopped a consumer thread for good (after the others drained)."""
+        stopped a consumer thread for good (after the others drained). ``started`` is
+        called once the consumers run (the signals are handled from before they start)."""
         restore = self._signals()
         try:
             if not self._threads:
                 self.start()
+            if started is not None:
+                started(self)
             while not self._stop.wait(0.2):
                 if not any(t.is_alive() for t in self._threads):
                     break
@@ -304,6 +308,55 @@ class StreamRunner:
         return restore
 
 
+class _Keepalive:
+    """While batches are in hand (fetched, not yet committed) for longer than ``interval``,
+    tells the broker they are still being worked on (``StreamConsumer.extend``) every half
+    ``interval``: a slow write (a store that stalls, a hook that waits), or a batch fetched
+    ahead that waits behind it, is not handed to another consumer meanwhile, which would
+    write it a second time. One thread per consumer, started with the first batch."""
+
+    def __init__(self, consumer: StreamConsumer, interval: float, name: str):
+        self.consumer = consumer
+        self.interval = max(interval, 0.01)
+        self.name = name
+        self._held: dict[int, tuple[list[Message], float]] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, messages: list[Message]) -> None:
+        """``messages`` were just delivered (called by the poller)."""
+        with self._lock:
+            self._held[id(messages)] = (messages, time.monotonic())
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"parity-keepalive-{self.name}", daemon=True
+                )
+                self._thread.start()
+
+    def release(self, messages: list[Message]) -> None:
+        """``messages`` are committed (or left for redelivery)."""
+        with self._lock:
+            self._held.pop(id(messages), None)
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(self.interval + 5.0)
+
+    def _run(self) -> None:
+        while not self._closed.wait(self.interval / 2):
+            now = time.monotonic()
+            with self._lock:
+                old = [m for m, since in self._held.values() if now - since >= self.interval]
+            if not old:
+                continue
+            try:
+                self.consumer.extend([m for batch in old for m in batch])
+            except Exception as exc:  # the claim may lapse; the write goes on regardless
+                log_.warning("source %r: cannot extend the batches in hand: %s", self.name, exc)
+
+
 class _Worker:
     """One source's loop: poll, write, dead-letter, commit; heartbeat in between."""
 
@@ -316,6 +369,7 @@ class _Worker:
         self._needs: tuple[int, Needs, list[FeatureView], StreamSource] | None = None
         self._beat_at = 0.0
         self._records: Any = None
+        self.keepalive = _Keepalive(consumer, runner.options.claim_idle / 3, source.name)
         self._started = datetime.now(UTC)
         self._warned_no_views = False
 
@@ -329,15 +383,27 @@ class _Worker:
                     self._idle()
                     continue
                 if poller is None:
-                    poller = Poller(self.consumer, self.runner.batch_size, self.runner._stop, name)
+                    poller = Poller(
+                        self.consumer,
+                        self.runner.batch_size,
+                        self.runner._stop,
+                        name,
+                        on_fetch=self.keepalive.hold,
+                    )
                 messages = poller.next()
                 if messages:
-                    self._handle(messages)
+                    try:
+                        self._handle(messages)
+                    finally:
+                        self.keepalive.release(messages)
                 if poller.error:
                     self.stats.error = poller.error
                 self._maybe_beat()
             for messages in poller.drain() if poller is not None else []:
-                self._handle(messages, draining=True)
+                try:
+                    self._handle(messages, draining=True)
+                finally:
+                    self.keepalive.release(messages)
         except BaseException as exc:  # recorded, then the thread ends; run() re-raises it
             log_.exception("source %r: consumer stopped: %s", name, exc)
             self.stats.error = f"{type(exc).__name__}: {exc}"
@@ -346,6 +412,7 @@ class _Worker:
             with self.stats.lock:
                 self.stats.threads -= 1
                 last = self.stats.threads == 0
+            self.keepalive.close()
             self.consumer.close()  # sends what commit(wait=False) left
             if last:  # one record per source and runner: the last thread out stops it
                 self._beat(final=True)
@@ -384,14 +451,17 @@ class _Worker:
         with self.stats.lock:
             self.stats.consumed += len(messages)
         delay = 0.05
+        unique = _unique(messages)  # a broker may hand one message over twice in a batch
+        prepared: tuple[Decoded, list[DeadLetter]] | None = None  # decoded once per batch
         while True:
             ctx, source, views = self._context()
             assert self._needs is not None
             needs = self._needs[1]
             started = time.perf_counter()
             try:
-                decoded = decode(messages, source, needs)
-                decoded, late = self._late(decoded, source)
+                if prepared is None:
+                    prepared = self._late(decode(unique, source, needs), source)
+                decoded, late = prepared
                 written, letters = self._write(ctx, source, views, decoded)
                 letters = decoded.letters + late + letters
                 self.consumer.dead_letter(letters)
@@ -483,14 +553,18 @@ class _Worker:
         """Write ``decoded``'s rows; rows the ingestion path refuses become ``value`` letters.
         Returns what was written and those letters."""
         letters: list[DeadLetter] = []
+        logged: set[str] = set()
+        again = [m for m in decoded.messages if m.redelivered]
+        if source.to == "online_and_offline" and again:
+            logged = _logged(log.log_dir(ctx.offline_log, source.name), again)
         while decoded.table.num_rows:
             try:
-                self._ingest(ctx, source, views, decoded)
+                self._ingest(ctx, source, views, decoded, logged)
                 return decoded, letters
             except IngestError as exc:
                 row = exc.row
                 if row is None or not 0 <= row < decoded.table.num_rows:
-                    return self._one_by_one(ctx, source, views, decoded, letters)
+                    return self._one_by_one(ctx, source, views, decoded, letters, logged)
                 letters.append(DeadLetter(decoded.messages[row], "value", str(exc), None))
                 decoded = _without(decoded, row)
         return decoded, letters
@@ -502,13 +576,14 @@ class _Worker:
         views: list[FeatureView],
         decoded: Decoded,
         letters: list[DeadLetter],
+        logged: set[str],
     ) -> tuple[Decoded, list[DeadLetter]]:
         """A batch refused as a whole: each event alone, so only the bad ones are set aside."""
         keep: list[int] = []
         for i in range(decoded.table.num_rows):
             one = Decoded(decoded.table.slice(i, 1), [decoded.messages[i]], [])
             try:
-                self._ingest(ctx, source, views, one)
+                self._ingest(ctx, source, views, one, logged)
                 keep.append(i)
             except IngestError as exc:
                 letters.append(DeadLetter(decoded.messages[i], "value", str(exc), None))
@@ -516,24 +591,52 @@ class _Worker:
         return Decoded(decoded.table.take(pa.array(keep, pa.int64())), messages, []), letters
 
     def _ingest(
-        self, ctx: WriteContext, source: StreamSource, views: list[FeatureView], rows: Decoded
+        self,
+        ctx: WriteContext,
+        source: StreamSource,
+        views: list[FeatureView],
+        rows: Decoded,
+        logged: set[str],
     ) -> None:
-        to = source.to
-        if to == "online_and_offline":
-            again = [m for m in rows.messages if m.redelivered]
-            logged = _logged(log.log_dir(ctx.offline_log, source.name), again) if again else set()
-            if logged and len(rows.messages) > 1:  # one at a time: a refused row is named
-                raise IngestError(f"{len(logged)} event(s) of the batch are logged", row=-1)
-            if logged:  # in the offline log already (a crash before the commit): online only
-                to = "online"
+        """One write through the ingestion path. Events the offline log holds already (a
+        redelivery after a crash) are written online only; the offline append is named by
+        its events (``push-stream-<digest of their offsets>``), so a retry after a failed
+        online write appends nothing twice and writes online what did not land."""
+        if source.to == "online" or not logged:
+            self._ingest_part(ctx, source, views, rows, source.to)
+            return
+        seen = [i for i, m in enumerate(rows.messages) if m.offset in logged]
+        fresh = [i for i, m in enumerate(rows.messages) if m.offset not in logged]
+        for part, to in ((seen, "online"), (fresh, "online_and_offline")):
+            if not part:
+                continue
+            sub = Decoded(
+                rows.table.take(pa.array(part, pa.int64())), [rows.messages[i] for i in part], []
+            )
+            try:
+                self._ingest_part(ctx, source, views, sub, to)
+            except IngestError as exc:  # name the row of ``rows``, not of the part
+                r = exc.row
+                raise IngestError(
+                    str(exc), row=part[r] if r is not None and 0 <= r < len(part) else -1
+                ) from exc
+
+    def _ingest_part(
+        self,
+        ctx: WriteContext,
+        source: StreamSource,
+        views: list[FeatureView],
+        rows: Decoded,
+        to: str,
+    ) -> None:
         ingest(
             ctx,
             source,
             views,
             rows.table,
-            to=to,
+            to=to,  # type: ignore[arg-type]
             kind="stream",
-            push_id=None if to == "online" else _STREAM_PUSH + log.new_push_id(),
+            push_id=None if to == "online" else _content_id(rows.messages),
             message_ids=rows.message_ids,
         )
 
@@ -649,6 +752,19 @@ class _Worker:
         )
 
 
+def _unique(messages: list[Message]) -> list[Message]:
+    """The first delivery of each offset, in order."""
+    seen: set[str] = set()
+    out = [m for m in messages if not (m.offset in seen or seen.add(m.offset))]  # type: ignore[func-returns-value]
+    return out if len(out) < len(messages) else messages
+
+
+def _content_id(messages: Sequence[Message]) -> str:
+    """A push id naming exactly these events: the same events, the same id."""
+    digest = hashlib.sha256("\n".join(m.offset for m in messages).encode()).hexdigest()
+    return f"{_STREAM_PUSH}{digest[:40]}"
+
+
 def _kv(fields: dict[str, Any]) -> str:
     """``key=value`` pairs: one line a log shipper splits without a pattern (the same fields
     are on the record as ``record.parity`` for a JSON formatter)."""
@@ -669,18 +785,17 @@ def _without(decoded: Decoded, row: int) -> Decoded:
 
 def _logged(folder: Path, messages: Sequence[Message]) -> set[str]:
     """Which of ``messages`` the offline log already holds. Only stream files written since
-    the oldest of them reached the broker can (a file's name starts with the time it was
-    written, ``log.new_push_id``), less ``_CLOCK_SKEW`` for clocks that disagree."""
+    the oldest of them reached the broker can (less ``_CLOCK_SKEW`` for clocks that
+    disagree), so only those are read."""
     if not folder.is_dir():
         return set()
     wanted = pa.array([m.offset for m in messages], pa.string())
-    since = datetime.fromtimestamp(min(m.append_us for m in messages) / 1e6, UTC) - _CLOCK_SKEW
-    floor = f"push-{_STREAM_PUSH}{since:%Y%m%dT%H%M%S%f}Z"
+    since = min(m.append_us for m in messages) / 1e6 - _CLOCK_SKEW.total_seconds()
     found: set[str] = set()
     for path in folder.glob(f"push-{_STREAM_PUSH}*.parquet"):
-        if path.name < floor:
-            continue
         try:
+            if path.stat().st_mtime < since:
+                continue
             t = pq.read_table(path, columns=[MESSAGE_ID])
         except (OSError, KeyError, pa.ArrowInvalid):
             continue
