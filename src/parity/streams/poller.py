@@ -63,6 +63,12 @@ class Poller:
         except queue.Empty:
             return []
 
+    @property
+    def fetching_ahead(self) -> bool:
+        """Whether the next batch is fetched already (the poll after it starts as soon as
+        it is taken), rather than a poll being under way that may block for ``block``."""
+        return self._ahead is not None and not self._ahead.empty()
+
     def drain(self) -> list[list[Message]]:
         """After ``stop``: the batches fetched ahead and not handed out yet (taken while the
         fetching thread finishes its last poll, which may hand over one more)."""

@@ -139,6 +139,11 @@ class StreamRunner:
         self._threads: list[threading.Thread] = []
         self._failures: list[BaseException] = []
         self._sources = self._select(sources)
+        # What the first batch would otherwise wait for, done while the runner is made:
+        # pyarrow imports pandas the first time a zoned timestamp is made (a third of a
+        # second), and the online store is built on first use.
+        pa.array([0], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+        _ = store.online
         self._stats = {s.name: SourceStats(s.name, self.consumer) for s in self._sources}
 
     # -- choosing -------------------------------------------------------------------------
@@ -181,9 +186,6 @@ class StreamRunner:
         one thread per source; returns at once."""
         if self._threads:
             raise RuntimeError("this stream runner was started already")
-        # pyarrow imports pandas the first time a zoned timestamp is made (a third of a
-        # second): done now, so the first batch's freshness is not that import's.
-        pa.array([0], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
         host, port = self._metrics_at
         if port is not None:
             self._metrics_server = self.metrics.serve(port, host)
@@ -369,6 +371,7 @@ class _Worker:
         self._needs: tuple[int, Needs, list[FeatureView], StreamSource] | None = None
         self._beat_at = 0.0
         self._records: Any = None
+        self.poller: Poller | None = None
         self.keepalive = _Keepalive(consumer, runner.options.claim_idle / 3, source.name)
         self._started = datetime.now(UTC)
         self._warned_no_views = False
@@ -390,6 +393,7 @@ class _Worker:
                         name,
                         on_fetch=self.keepalive.hold,
                     )
+                    self.poller = poller
                 messages = poller.next()
                 if messages:
                     try:
@@ -465,9 +469,11 @@ class _Worker:
                 written, letters = self._write(ctx, source, views, decoded)
                 letters = decoded.letters + late + letters
                 self.consumer.dead_letter(letters)
-                # Written: acknowledged now, or with the poll already under way on the
-                # poller's thread (one round trip less; a crash before it only redelivers).
-                self.consumer.commit(messages, wait=not self.consumer.concurrent_poll)
+                # Written: acknowledged now, or, when the next batch is fetched already,
+                # with the poll that follows it (one round trip less; a crash before it only
+                # redelivers). Not with a poll that may block: the ack would wait for it.
+                later = self.poller is not None and self.poller.fetching_ahead
+                self.consumer.commit(messages, wait=not later)
             except (ConfigError, ObjectNotFoundError):
                 raise  # the definitions changed under the runner: stop, say why
             except Exception as exc:
