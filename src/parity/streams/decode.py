@@ -35,6 +35,7 @@ from typing import Any
 import msgpack
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from parity import types as T
 from parity.clock import MAX_US, MIN_US, iso_time
@@ -224,7 +225,7 @@ def _columns(
             bad.update({i: ("timestamp", f"created time {cr!r}: {w}", cr) for i, w in errs.items()})
             if cols[cr].null_count:  # the broker's append time: the same on every delivery
                 appended = pa.array([m.append_us for m in messages], pa.int64()).cast(_UTC_US)
-                cols[cr] = pa.compute.coalesce(cols[cr], appended)
+                cols[cr] = pc.coalesce(cols[cr], appended)
         for col, (name, dtype) in needs.keys.items():
             cols[name], errs = _values(_column(events, col), dtype)
             bad.update({i: ("type", f"join key {col!r}: {w}", col) for i, w in errs.items()})

@@ -405,7 +405,7 @@ class _Worker:
                 self._maybe_beat()
             for messages in poller.drain() if poller is not None else []:
                 try:
-                    self._handle(messages, draining=True)
+                    self._handle(messages)
                 finally:
                     self.keepalive.release(messages)
         except BaseException as exc:  # recorded, then the thread ends; run() re-raises it
@@ -445,10 +445,10 @@ class _Worker:
         self.runner._stop.wait(1.0)
         self._maybe_beat()
 
-    def _handle(self, messages: list[Message], *, draining: bool = False) -> None:
+    def _handle(self, messages: list[Message]) -> None:
         """Write a batch (retrying what fails for reasons outside the messages), then
-        dead-letter and commit it. ``draining``: fetched before a stop, written all the same
-        (unless the write fails: then it stays pending for the next consumer)."""
+        dead-letter and commit it. After a stop a failed write is not retried: the batch
+        stays pending for the next consumer."""
         name = self.source.name
         self.metrics.consumed.labels(name).inc(len(messages))
         self.metrics.batch_size.labels(name).observe(len(messages))
@@ -477,7 +477,7 @@ class _Worker:
             except (ConfigError, ObjectNotFoundError):
                 raise  # the definitions changed under the runner: stop, say why
             except Exception as exc:
-                if self.runner.stopping and (draining or delay > 0.05):
+                if self.runner.stopping:  # no retries after a stop: it stays pending
                     log_.warning("source %r: stopping with a batch not written: %s", name, exc)
                     return  # not committed: delivered again to whoever runs next
                 self.metrics.errors.labels(name).inc()
