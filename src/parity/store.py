@@ -20,7 +20,14 @@ from parity.config import RepoConfig
 from parity.hooks import Hooks, HookSet
 
 if TYPE_CHECKING:
-    from parity.definitions import DataSource, Definition, Entity, FeatureService, FeatureView
+    from parity.definitions import (
+        DataSource,
+        Definition,
+        Entity,
+        FeatureService,
+        FeatureView,
+        OnDemandFeatureView,
+    )
     from parity.ingest import MaterializeResult, WriteContext
     from parity.offline.base import OfflineEngine, RetrievalJob
     from parity.online.base import OnlineStore
@@ -211,6 +218,9 @@ class FeatureStore:
     def list_feature_views(self) -> list[FeatureView]:
         return self.catalog().views()
 
+    def list_on_demand_feature_views(self) -> list[OnDemandFeatureView]:
+        return self.catalog().on_demand_views()
+
     def list_feature_services(self) -> list[FeatureService]:
         return list(self.catalog().objects["feature_service"].values())  # type: ignore[arg-type]
 
@@ -222,6 +232,9 @@ class FeatureStore:
 
     def get_feature_view(self, name: str) -> FeatureView:
         return self.catalog().view(name)
+
+    def get_on_demand_feature_view(self, name: str) -> OnDemandFeatureView:
+        return self.catalog().on_demand_view(name)
 
     def get_feature_service(self, name: str) -> FeatureService:
         return self.catalog().service(name)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from parity import (
     FeatureStore,
+    ObjectNotFoundError,
     RequestDataError,
     RetrievalError,
     TransformationError,
@@ -91,6 +92,18 @@ def entity_frame(repo: Path) -> pd.DataFrame:
     df["val_to_add"] = range(len(df))
     df["amount"] = [1.25 * i for i in range(len(df))]
     return df
+
+
+def test_the_facade_lists_and_gets_on_demand_views(store):
+    assert [v.name for v in store.list_on_demand_feature_views()] == [
+        "cents",
+        "conv_plus",
+        "scored",
+    ]
+    assert store.get_on_demand_feature_view("scored").mode == "pandas"
+    assert "scored" not in [v.name for v in store.list_feature_views()]
+    with pytest.raises(ObjectNotFoundError, match="conv_plus"):
+        store.get_on_demand_feature_view("conv_pluss")
 
 
 def test_historical_runs_the_function_on_every_row(repo, store):
