@@ -154,6 +154,14 @@ def _feast_value(text: str) -> str:
     return value if isinstance(value, str) else text
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def redis_url(connection: str, cluster: bool = False) -> tuple[str, bool | list[str], list[str]]:
     """Feast's ``host:port,db=1,password=x,ssl=true`` as a ``redis://`` URL, the cluster
     setting (a list of nodes when several are named) and the settings left out."""
@@ -171,6 +179,13 @@ def redis_url(connection: str, cluster: bool = False) -> tuple[str, bool | list[
     username = params.pop("username", None)
     db = params.pop("db", "0")
     auth = ""
+    if password is not None and not _utf8(password):
+        # Not text a URL (or Redis) can carry: a lone surrogate from a YAML escape.
+        password = None
+        params["password (not UTF-8 text)"] = ""
+    if username is not None and not _utf8(username):
+        username = None
+        params["username (not UTF-8 text)"] = ""
     if password is not None:
         auth = f"{quote(username or '', safe='')}:{quote(password, safe='')}@"
     url = f"{'rediss' if ssl else 'redis'}://{auth}{first}/{db}"
