@@ -174,18 +174,15 @@ def redis_url(connection: str, cluster: bool = False) -> tuple[str, bool | list[
     first = nodes[0] if nodes else "localhost:6379"
     if ":" not in first:
         first += ":6379"
+    for key in ("password", "username"):
+        if key in params and not _utf8(params[key]):
+            # Not text a URL (or Redis) can carry: a lone surrogate from a YAML escape.
+            params[f"{key} (not UTF-8 text)"] = params.pop(key)
     ssl = params.pop("ssl", "false").lower() in ("true", "1", "yes")
     password = params.pop("password", None)
     username = params.pop("username", None)
     db = params.pop("db", "0")
     auth = ""
-    if password is not None and not _utf8(password):
-        # Not text a URL (or Redis) can carry: a lone surrogate from a YAML escape.
-        password = None
-        params["password (not UTF-8 text)"] = ""
-    if username is not None and not _utf8(username):
-        username = None
-        params["username (not UTF-8 text)"] = ""
     if password is not None:
         auth = f"{quote(username or '', safe='')}:{quote(password, safe='')}@"
     url = f"{'rediss' if ssl else 'redis'}://{auth}{first}/{db}"
