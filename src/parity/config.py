@@ -7,6 +7,8 @@
     offline_store: { type: duckdb }     # the default
     online_store:  { type: sqlite, path: data/online.db }
     server:        { errors: feast }        # parity serve's error shape (default: parity)
+    serving_log:   { sample_rate: 0.01 }    # what parity serve served, for `parity skew`
+    monitoring:    { enabled: true, every: 60s, webhooks: [http://alerts.example/hook] }
 
 Relative paths are resolved against the repo folder. Every failure is a ``ConfigError`` that
 names the file and the key.
@@ -14,6 +16,7 @@ names the file and the key.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validat
 from pydantic import ValidationError as PydanticValidationError
 
 from parity import plugins
-from parity.definitions.base import NAME_RE
+from parity.definitions.base import NAME_RE, Duration
 from parity.errors import ConfigError
 
 CONFIG_FILE = "parity.yaml"
@@ -96,6 +99,79 @@ class ServerConfig(BaseModel):
     )
 
 
+class ServingLogConfig(BaseModel):
+    """The feature server's log of what it served (``parity.monitoring.serving_log``), which
+    ``parity skew`` replays through the point-in-time join."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample_rate: float = Field(
+        default=0.01, ge=0, le=1, description="the fraction of requests logged"
+    )
+    path: str = Field(
+        default="data/serving_log", description="the folder the log's Parquet files go to"
+    )
+    flush_seconds: float = Field(
+        default=5.0, gt=0, description="how often logged rows are written out at the latest"
+    )
+    max_rows_per_file: int = Field(default=100_000, ge=1)
+
+
+class WebhookConfig(BaseModel):
+    """Where an alert is sent: a JSON POST to ``url`` (with ``headers``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    headers: dict[str, str] = {}
+    timeout_seconds: float = Field(default=5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"a webhook url starts with http:// or https://, got {v!r}")
+        return v
+
+
+class MonitoringConfig(BaseModel):
+    """What ``parity monitor run`` (and ``parity serve`` when ``enabled``) evaluates, how
+    often, and where alerts go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=False, description="whether parity serve runs the monitor")
+    every: Duration = Field(
+        default=timedelta(seconds=60), description="how often the rules are evaluated"
+    )
+    webhooks: list[WebhookConfig] = []
+    grace: Duration = Field(
+        default=timedelta(minutes=2), description="how far past a view's freshness SLA it may lag"
+    )
+    drift_window: Duration | None = Field(
+        default=None,
+        description="drift of the last window against the one before (e.g. 1d); None: off",
+    )
+    checks_window: Duration | None = Field(
+        default=timedelta(days=1),
+        description="the window of source rows the checks run over; None: off",
+    )
+
+    @field_validator("webhooks", mode="before")
+    @classmethod
+    def _webhooks(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"url": w} if isinstance(w, str) else w for w in v]
+        return v
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError(f"every must be positive, got {v}")
+        return v
+
+
 class RepoConfig(BaseModel):
     """The whole of ``parity.yaml``."""
 
@@ -108,6 +184,8 @@ class RepoConfig(BaseModel):
     )
     cache: CacheConfig | None = None
     server: ServerConfig = ServerConfig()
+    serving_log: ServingLogConfig | None = None
+    monitoring: MonitoringConfig = MonitoringConfig()
     offline_log: str = Field(
         default="data/offline_log",
         description="where rows pushed to push sources' offline side are appended",

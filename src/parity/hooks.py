@@ -27,14 +27,19 @@ The calls and what they get:
 ``after_online_read``       project, plan, rows, response (None on error), seconds, error
 ``before_historical``       project, plan, entity_rows
 ``after_historical``        project, plan, rows (None on error), seconds, error
-``before_write``            project, kind, target, views, rows (None: not known yet), data
-``after_write``             project, kind, target, views, rows, stored, seconds, error
+``before_write``            project, kind, target, views, rows (None: not known yet), data,
+                            to, catalog
+``after_write``             project, kind, target, views, rows, stored, newest_event_us,
+                            to, catalog, seconds, error
 ``after_registry_refresh``  project, revision, previous_revision (None at the first read)
 ==========================  ================================================================
 
 ``kind`` of a write is ``push``, ``write`` (``write_to_online_store``), ``materialize``,
 ``delete`` (``delete_entities``) or ``stream``; ``target`` is the push source or view name;
-``data`` is the conformed Arrow table when there is one (pushes and direct writes).
+``data`` is the conformed Arrow table when there is one (pushes, direct writes, stream
+batches); ``to`` is ``online``, ``offline`` or ``online_and_offline``; ``catalog`` the
+definitions the write used (``parity.registry.catalog.Catalog``); ``newest_event_us`` the
+newest event time written (µs since the epoch, None when nothing was).
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
         OnDemandFeatureView,
     )
     from parity.ingest import MaterializeResult, WriteContext
+    from parity.monitoring.result import MonitorResult
+    from parity.monitoring.runner import MonitorRunner
     from parity.offline.base import OfflineEngine, RetrievalJob
     from parity.online.base import OnlineStore
     from parity.online.reader import OnlineResponse
@@ -57,12 +59,15 @@ class FeatureStore:
         online_wrapper: OnlineWrapper | None = None,
     ):
         """``clock`` (UTC now) decides online expiry; tests and replays may pass their own.
-        ``hooks`` observe every apply, read and write; ``online_wrapper`` wraps the online
-        store when it is built."""
+        ``hooks`` observe every apply, read and write (after monitoring's own: the write
+        gate and the freshness marks, ``parity.monitoring.hooks``); ``online_wrapper`` wraps
+        the online store when it is built."""
         self.config = config or RepoConfig.load(repo_path)
         self.repo_path = self.config.repo_path
         self.clock = Clock(clock)
-        self.hooks = HookSet(hooks)
+        from parity.monitoring.hooks import builtin_hooks
+
+        self.hooks = HookSet([*builtin_hooks(self), *hooks])
         self._online_wrapper = online_wrapper
 
     @property
@@ -370,3 +375,87 @@ class FeatureStore:
             full_feature_names=full_feature_names,
             timestamp_column=timestamp_column,
         )
+
+    # -- monitoring ----------------------------------------------------------------------
+    def profile(
+        self,
+        view: str,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        *,
+        online: bool = False,
+        save: bool = True,
+    ) -> MonitorResult:
+        """Statistics per feature of the view's source rows with event time in [start, end]
+        (None: unbounded), or of the online store's current values (``online=True``); stored
+        in the registry unless ``save=False`` (``parity.monitoring.profile``)."""
+        from parity.monitoring import profile
+
+        return profile.profile(self, view, start, end, online=online, save=save)
+
+    def profiles(self, view: str) -> list[Any]:
+        """The stored profiles of a view, newest first (``ResultRecord``s)."""
+        from parity.monitoring import profile
+
+        return profile.history(self, view)
+
+    def check(
+        self,
+        view: str,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        *,
+        save: bool = True,
+    ) -> MonitorResult:
+        """The view's declared checks evaluated over its source rows in [start, end]: one row
+        per feature and rule, with the observed value and whether it passed
+        (``parity.monitoring.checks``)."""
+        from parity.monitoring import checks
+
+        return checks.check(self, view, start, end, save=save)
+
+    def drift(
+        self,
+        view: str,
+        baseline: tuple[Any, Any] | str,
+        current: tuple[Any, Any] | str = "online",
+        *,
+        features: Sequence[str] | None = None,
+        save: bool = True,
+    ) -> MonitorResult:
+        """Whether the view's features drifted from ``baseline`` (a (start, end) range of
+        source rows, or a saved baseline's name) to ``current`` (a range, or ``"online"``):
+        one row per feature and test (``parity.monitoring.drift``)."""
+        from parity.monitoring import drift
+
+        return drift.drift(self, view, baseline, current, features=features, save=save)
+
+    def freshness(self, *, window: Any = None) -> MonitorResult:
+        """One row per view: the newest event time online (and offline), its lag, its SLA,
+        the score ``max(0, 1 - lag / SLA)``, whether it is breached, and the SLA compliance
+        over ``window`` (``parity.monitoring.freshness``)."""
+        from parity.monitoring import freshness
+
+        return freshness.freshness(self, window=window)
+
+    def skew(
+        self,
+        since: datetime | str | None = None,
+        *,
+        until: datetime | str | None = None,
+        out: str | Path | None = None,
+    ) -> MonitorResult:
+        """What the feature server served (its serving log) replayed through the
+        point-in-time join at the request times: per feature, match rate and differences;
+        mismatched rows are written to ``out`` (``parity.monitoring.skew``)."""
+        from parity.monitoring import skew
+
+        return skew.skew(self, since, until=until, out=out)
+
+    def monitor_runner(self, **options: Any) -> MonitorRunner:
+        """The monitor: freshness, checks and drift evaluated on a schedule, alerts sent to
+        the configured webhooks and exported as Prometheus gauges
+        (``parity.monitoring.runner``)."""
+        from parity.monitoring.runner import MonitorRunner
+
+        return MonitorRunner(self, **options)

@@ -21,6 +21,8 @@ from parity.types import ValueType
 EXPORTED = {
     # definitions
     "Aggregation",
+    "Checks",
+    "DriftPolicy",
     "DataSource",
     "Entity",
     "FeatureService",

@@ -14,6 +14,12 @@
     parity teardown                    clear the project's online data
     parity serve [--port N]            the HTTP feature server
     parity stream run | status         the stream consumers, and what they have done
+    parity profile VIEW                statistics of a view's features (--history, --online)
+    parity check VIEW                  its quality checks, each violation with what was seen
+    parity drift VIEW --baseline ...   KS, PSI, chi-squared, JS per feature
+    parity freshness                   every view's lag, score and SLA compliance
+    parity skew [--since]              what was served against the point-in-time join
+    parity monitor run | report        alerts on a schedule; an HTML report
     parity import-feast PATH [--out D] a Feast repo as a Parity repo
     parity version
 """
@@ -26,7 +32,24 @@ from pathlib import Path
 import typer
 
 from parity import __version__
-from parity.cli import adopt, browse, get, historical, online, push, render, repo, serve, stream
+from parity.cli import (
+    adopt,
+    browse,
+    drift,
+    freshness,
+    get,
+    historical,
+    monitor,
+    online,
+    profile,
+    push,
+    quality,
+    render,
+    repo,
+    serve,
+    skew,
+    stream,
+)
 from parity.cli.common import CONFIG_FILE, RepoOption, VerboseOption, handles_errors
 
 app = typer.Typer(
@@ -58,6 +81,12 @@ app.command("teardown")(online.teardown)
 app.command("serve")(serve.serve)
 app.command("import-feast")(adopt.import_feast)
 app.add_typer(stream.app, name="stream")
+app.command("profile")(profile.profile)
+app.command("check")(quality.check)
+app.command("drift")(drift.drift)
+app.command("freshness")(freshness.freshness)
+app.command("skew")(skew.skew)
+app.add_typer(monitor.app, name="monitor")
 
 
 @app.command("version")

@@ -8,7 +8,14 @@ from parity.definitions.aggregation import Aggregation
 from parity.definitions.base import Definition, parse_duration, spec_hash
 from parity.definitions.entity import Entity
 from parity.definitions.feature_service import FeatureService
-from parity.definitions.feature_view import FeatureView, FeatureViewProjection, Field, Sla
+from parity.definitions.feature_view import (
+    Checks,
+    DriftPolicy,
+    FeatureView,
+    FeatureViewProjection,
+    Field,
+    Sla,
+)
 from parity.definitions.on_demand import (
     OnDemandFeatureView,
     RequestSource,
@@ -47,8 +54,10 @@ def from_spec(kind: str, spec: dict[str, Any]) -> Definition:
 __all__ = [
     "KINDS",
     "Aggregation",
+    "Checks",
     "DataSource",
     "Definition",
+    "DriftPolicy",
     "Entity",
     "FeatureService",
     "FeatureView",

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, field_serializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from parity.definitions.aggregation import Aggregation
@@ -16,7 +24,23 @@ from parity.definitions.source import DataSource, source_from_spec
 from parity.errors import DefinitionError
 
 
-class _Part(BaseModel):
+class _Sparse:
+    """Settings added after specs were first stored are left out of a spec while unset, so
+    a definition that does not use them keeps its stored content hash."""
+
+    _sparse: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in self._sparse:
+                if data.get(key, 0) is None:
+                    del data[key]
+        return data
+
+
+class _Part(_Sparse, BaseModel):
     """A value inside a definition; invalid input raises DefinitionError, like definitions."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -30,16 +54,140 @@ class _Part(BaseModel):
             raise definition_error(self._label, data.get("name"), exc) from None
 
 
+CheckValue = bool | int | float | str
+
+
+class Checks(_Part):
+    """Quality rules of one feature (``parity.monitoring.checks`` evaluates them).
+
+    Ratios are fractions in [0, 1]; ``min``/``max`` bound every non-null value (inclusive);
+    an outlier lies beyond ``outlier_k`` interquartile ranges outside [p25, p75]. ``min``,
+    ``max`` and ``max_outlier_ratio`` apply to numbers only; ``allowed`` lists the only
+    values a non-null value may take.
+    """
+
+    _label: ClassVar[str] = "checks"
+
+    max_null_ratio: float | None = None
+    min: float | None = None
+    max: float | None = None
+    allowed: list[CheckValue] | None = None
+    min_unique: int | None = None
+    max_outlier_ratio: float | None = None
+    outlier_k: float = 1.5
+    unique: bool = False
+
+    @field_validator("max_null_ratio", "max_outlier_ratio")
+    @classmethod
+    def _ratio(cls, v: float | None) -> float | None:
+        if v is not None and not 0 <= v <= 1:
+            raise ValueError(f"a ratio is a fraction in [0, 1], got {v}")
+        return v
+
+    @field_validator("min_unique")
+    @classmethod
+    def _min_unique(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"min_unique must be at least 1, got {v}")
+        return v
+
+    @field_validator("outlier_k")
+    @classmethod
+    def _k(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError(f"outlier_k must be positive, got {v}")
+        return v
+
+    @field_validator("allowed")
+    @classmethod
+    def _allowed(cls, v: list[CheckValue] | None) -> list[CheckValue] | None:
+        if v is not None and not v:
+            raise ValueError("allowed: list at least one value (or leave the rule out)")
+        return v
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Checks:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+    @property
+    def rules(self) -> dict[str, Any]:
+        """The rules set, by name (``outlier_k`` is a setting of ``max_outlier_ratio``)."""
+        out = {k: v for k, v in self.model_dump().items() if k != "outlier_k"}
+        return {k: v for k, v in out.items() if v is not None and v is not False}
+
+
+class DriftPolicy(_Part):
+    """When a feature counts as drifted, and how its distributions are binned.
+
+    Numbers: two-sample KS (drifted when p < ``ks_pvalue``), PSI over ``bins``
+    equal-frequency bins of the baseline (drifted when PSI > ``psi``), Jensen-Shannon
+    distance (base 2, over the same bins) and the Wasserstein distance. Strings and bools:
+    chi-squared (drifted when p < ``chi2_pvalue``), PSI and JS over the categories. Empty
+    bins get ``epsilon`` before logs are taken. A threshold of None reports the figure
+    without judging it.
+    """
+
+    _label: ClassVar[str] = "drift"
+
+    ks_pvalue: float | None = 0.01
+    psi: float | None = 0.2
+    chi2_pvalue: float | None = 0.01
+    js: float | None = 0.1
+    wasserstein: float | None = None
+    bins: int = 10
+    epsilon: float = 1e-4
+
+    @field_validator("bins")
+    @classmethod
+    def _bins(cls, v: int) -> int:
+        if not 2 <= v <= 1000:
+            raise ValueError(f"bins must be between 2 and 1000, got {v}")
+        return v
+
+    @field_validator("epsilon")
+    @classmethod
+    def _eps(cls, v: float) -> float:
+        if not 0 < v < 1:
+            raise ValueError(f"epsilon must be in (0, 1), got {v}")
+        return v
+
+    @field_validator("ks_pvalue", "chi2_pvalue")
+    @classmethod
+    def _p(cls, v: float | None) -> float | None:
+        if v is not None and not 0 < v < 1:
+            raise ValueError(f"a p-value threshold is in (0, 1), got {v}")
+        return v
+
+    @field_validator("psi", "js", "wasserstein")
+    @classmethod
+    def _positive(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError(f"a distance threshold must be positive, got {v}")
+        return v
+
+
+_NUMERIC_RULES = ("min", "max", "max_outlier_ratio")
+
+
 class Field(_Part):
-    """One feature column: its name, type and metadata."""
+    """One feature column: its name, type and metadata.
+
+    ``checks`` are its quality rules (``Checks``, or a dict of them); ``drift`` overrides
+    the view's drift thresholds for this feature.
+    """
 
     _label: ClassVar[str] = "field"
+    _sparse: ClassVar[tuple[str, ...]] = ("checks", "drift")
 
     name: Name
     dtype: DType
     description: str = ""
     tags: dict[str, str] = {}
     pii: bool = False
+    checks: Checks | None = None
+    drift: DriftPolicy | None = None
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -48,17 +196,64 @@ class Field(_Part):
             return {str(k): str(val) for k, val in v.items()}
         return v
 
+    @field_validator("checks", mode="before")
+    @classmethod
+    def _checks(cls, v: Any) -> Any:
+        return Checks(**v) if isinstance(v, dict) else v
+
+    @field_validator("drift", mode="before")
+    @classmethod
+    def _drift(cls, v: Any) -> Any:
+        return DriftPolicy(**v) if isinstance(v, dict) else v
+
+    @model_validator(mode="after")
+    def _checks_fit_type(self) -> Field:
+        if self.checks is None:
+            return self
+        kind = getattr(self.dtype, "kind", None)  # None: an Array
+        for rule in _NUMERIC_RULES:
+            if getattr(self.checks, rule) is not None and kind not in ("int", "float"):
+                raise ValueError(
+                    f"checks: {rule!r} applies to numbers, and {self.name!r} is {self.dtype}"
+                )
+        if self.checks.allowed is not None:
+            if kind not in _ALLOWED_TYPES:
+                raise ValueError(
+                    f"checks: 'allowed' applies to numbers, strings and bools, and "
+                    f"{self.name!r} is {self.dtype}"
+                )
+            for value in self.checks.allowed:
+                if not isinstance(value, _ALLOWED_TYPES[kind]) or (
+                    kind != "bool" and isinstance(value, bool)
+                ):
+                    raise ValueError(
+                        f"checks: allowed value {value!r} is not a {self.dtype} "
+                        f"(the type of {self.name!r})"
+                    )
+        return self
+
+
+_ALLOWED_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "string": (str,),
+    "bool": (bool,),
+}
+
 
 class Sla(_Part):
     """What the owners promise about a view: how fresh, how available."""
 
     _label: ClassVar[str] = "sla"
+    _sparse: ClassVar[tuple[str, ...]] = ("grace",)
 
     freshness: Duration | None = None
     availability: str | None = None
+    grace: Duration | None = None
+    """How far past ``freshness`` a view may lag before it alerts (None: 2 minutes)."""
 
 
-class FeatureView(Definition):
+class FeatureView(_Sparse, Definition):
     """Features of one or more entities, read point-in-time correctly from ``source``.
 
     ``ttl`` bounds how old a value may be when it is joined or served: a row stamped ``t``
@@ -72,6 +267,7 @@ class FeatureView(Definition):
     """
 
     kind: ClassVar[str] = "feature_view"
+    _sparse: ClassVar[tuple[str, ...]] = ("on_check_failure", "drift")
 
     entities: list[Entity | Name]
     source: DataSource | Name
@@ -82,6 +278,12 @@ class FeatureView(Definition):
     online: bool = True
     sla: Sla | None = None
     pii: bool = False
+    on_check_failure: Literal["warn", "block"] | None = None
+    """Whether writes (materialize, push, stream) evaluate the features' checks on each
+    batch: ``warn`` logs the violations and writes, ``block`` refuses the batch and writes
+    nothing of it; None (the default) does not check writes."""
+    drift: DriftPolicy | None = None
+    """The view's drift thresholds (a feature's own ``drift`` wins)."""
 
     def __init__(self, **data: Any) -> None:
         if "schema" in data:
@@ -112,6 +314,11 @@ class FeatureView(Definition):
         if v is not None and v <= timedelta(0):
             raise ValueError(f"ttl must be positive or None (no limit), got {v}")
         return v
+
+    @field_validator("drift", mode="before")
+    @classmethod
+    def _drift(cls, v: Any) -> Any:
+        return DriftPolicy(**v) if isinstance(v, dict) else v
 
     @field_validator("aggregations", mode="before")
     @classmethod

@@ -28,6 +28,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pyarrow.compute as pc
+
 from parity.aggregates.state import AggregatePlan
 from parity.clock import MAX_TIME, MIN_TIME, parse_time, utc
 from parity.definitions import FeatureView
@@ -53,6 +55,8 @@ class ViewMaterialization:
     rows: int
     stored: int
     seconds: float
+    newest_event_us: int | None = None
+    """The newest event time written online (µs since the epoch); None when nothing was."""
 
 
 @dataclass(frozen=True)
@@ -245,9 +249,9 @@ def _observed_view(
 ) -> ViewMaterialization:
     result: list[ViewMaterialization] = []
 
-    def run() -> tuple[int, int]:
+    def run() -> tuple[int, int, int | None]:
         result.append(materialize_view(ctx, view, start, end, on_batch=on_batch, now_us=now_us))
-        return result[0].rows, result[0].stored
+        return result[0].rows, result[0].stored, result[0].newest_event_us
 
     ctx.observed("materialize", view.name, [view.name], None, None, run)
     return result[0]
@@ -281,9 +285,12 @@ def materialize_view(
     catalog, online, registry = ctx.catalog, ctx.online(), ctx.registry()
     ov = OnlineView.of(view, catalog.join_keys_of(view))
     if view.is_aggregated:
-        rows, stored = _materialize_aggregates(ctx, view, ov, end, now_us=now_us, on_batch=on_batch)
+        rows, stored, newest = _materialize_aggregates(
+            ctx, view, ov, end, now_us=now_us, on_batch=on_batch
+        )
         registry.record_materialization(view.name, start, end, rows=rows, stored=stored)
-        return ViewMaterialization(view.name, start, end, rows, stored, time.perf_counter() - began)
+        seconds = time.perf_counter() - began
+        return ViewMaterialization(view.name, start, end, rows, stored, seconds, newest)
     vj = ViewJoin(
         view=view,
         source=catalog.source_of(view),
@@ -293,6 +300,7 @@ def materialize_view(
         dtypes=tuple(f.dtype for f in view.schema),
     )
     rows = stored = 0
+    newest: int | None = None
     # Encoding batch n+1 (Python, holds the GIL) overlaps writing batch n (mostly waiting
     # on the store's socket or disk, GIL released): at most two batches are in memory.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-write") as writer:
@@ -311,6 +319,8 @@ def materialize_view(
             if batch.num_rows == 0:
                 continue
             encoded = encode_batch(batch, ov)
+            top = pc.max(batch.column("__event_us")).as_py()
+            newest = top if newest is None or (top is not None and top > newest) else newest
             if pending is not None:
                 stored += pending.result()
             pending = writer.submit(online.write, ov, encoded)
@@ -320,7 +330,8 @@ def materialize_view(
         if pending is not None:
             stored += pending.result()
     registry.record_materialization(view.name, start, end, rows=rows, stored=stored)
-    return ViewMaterialization(view.name, start, end, rows, stored, time.perf_counter() - began)
+    seconds = time.perf_counter() - began
+    return ViewMaterialization(view.name, start, end, rows, stored, seconds, newest)
 
 
 def _materialize_aggregates(
@@ -331,11 +342,11 @@ def _materialize_aggregates(
     *,
     now_us: int | None,
     on_batch: Progress | None,
-) -> tuple[int, int]:
+) -> tuple[int, int, int | None]:
     """Rebuild the partial aggregates of every entity with events in the windows' horizon
     up to ``end``; entries after it, pushed since, are kept. When ``end`` lies in a hop bucket
     that has already closed, the rebuild stops at that bucket's start (a closed bucket is one
-    entry and cannot be split). Returns (events read, records written)."""
+    entry and cannot be split). Returns (events read, records written, newest event µs)."""
     catalog, offline = ctx.catalog, ctx.offline()
     if not isinstance(offline, SupportsEvents):
         raise OnlineStoreError(
@@ -369,4 +380,5 @@ def _materialize_aggregates(
         stored += write_events(ctx.online(), ov, plan, part, now, replace_until=until)
         if on_batch is not None:
             on_batch(view.name, sum(len(v) for v in part.values()))
-    return table.num_rows, stored
+    top = pc.max(table.column(EVENT_US)).as_py() if table.num_rows else None
+    return table.num_rows, stored, top

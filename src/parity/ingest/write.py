@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from parity.clock import Clock
 from parity.definitions import DataSource, FeatureView, PushSource
@@ -44,6 +45,7 @@ from parity.registry.registry import Registry
 
 __all__ = [
     "PUSH_TARGETS",
+    "Done",
     "WriteContext",
     "Written",
     "delete_entities",
@@ -76,16 +78,19 @@ class WriteContext:
         views: Sequence[str],
         rows: int | None,
         data: Any,
-        write: Callable[[], tuple[int, int]],
-    ) -> tuple[int, int]:
-        """``write()`` -> (rows, stored) between the ``before_write``/``after_write`` hooks."""
+        write: Callable[[], Done],
+        *,
+        to: str = "online",
+    ) -> Done:
+        """``write()`` -> (rows, stored, newest event µs) between the ``before_write`` and
+        ``after_write`` hooks."""
         return self.hooks.around(
             "write",
             write,
             lambda done: (
-                {"rows": rows, "stored": None}
+                {"rows": rows, "stored": None, "newest_event_us": None}
                 if done is None
-                else {"rows": done[0], "stored": done[1]}
+                else {"rows": done[0], "stored": done[1], "newest_event_us": done[2]}
             ),
             project=self.project,
             kind=kind,
@@ -93,7 +98,14 @@ class WriteContext:
             views=tuple(views),
             rows=rows,
             data=data,
+            to=to,
+            catalog=self.catalog,
         )
+
+
+Done = tuple[int, int, int | None]
+"""What a write did: rows accepted, online records stored, the newest event time written
+(µs since the epoch; None when nothing was)."""
 
 
 class Written(int):
@@ -170,7 +182,7 @@ def ingest(
         if to != "online" or i > 0:
             check_view(fv, rows, catalog=ctx.catalog, online=ctx.online(), now_us=now_us)
 
-    def write() -> tuple[int, int]:
+    def write() -> Done:
         stored = 0
         if to != "online" and not replayed:
             if online_views:
@@ -190,11 +202,16 @@ def ingest(
                 log.set_pending(folder, pid, done)
         if to != "online" and online_views:
             log.set_pending(folder, pid, None)
-        return rows.num_rows, stored
+        return rows.num_rows, stored, _newest(rows)
 
     names = [v.name for v in views]
-    accepted = ctx.observed(kind, source.name, names, rows.num_rows, rows.table, write)[0]
+    accepted = ctx.observed(kind, source.name, names, rows.num_rows, rows.table, write, to=to)[0]
     return Written(accepted, ignored_columns=rows.ignored, push_id=pid, replayed=replayed)
+
+
+def _newest(rows: ConformedRows) -> int | None:
+    newest = pc.max(rows.event_us).as_py()
+    return None if newest is None else int(newest)
 
 
 def _ensure(folder: Path) -> Path:
@@ -266,11 +283,10 @@ def write_to_online_store(ctx: WriteContext, view_name: str, df: Any) -> int:
         as_table(df), [fv], ctx.catalog.source_of(fv), ctx.catalog, label=f"rows for {fv.name!r}"
     )
 
-    def write() -> tuple[int, int]:
+    def write() -> Done:
         now_us = ctx.clock.now_us()
-        return rows.num_rows, write_view(
-            fv, rows, catalog=ctx.catalog, online=ctx.online(), now_us=now_us
-        )
+        stored = write_view(fv, rows, catalog=ctx.catalog, online=ctx.online(), now_us=now_us)
+        return rows.num_rows, stored, _newest(rows)
 
     return ctx.observed("write", fv.name, [fv.name], rows.num_rows, rows.table, write)[1]
 
@@ -295,8 +311,8 @@ def delete_entities(ctx: WriteContext, view_or_entity: str, keys: Sequence[Any])
         check_key_types(cols, types, where="keys")
         plans.append((ov, entity_keys(keys, ov.join_keys)))
 
-    def delete() -> tuple[int, int]:
-        return len(keys), sum(ctx.online().delete(ov, encoded) for ov, encoded in plans)
+    def delete() -> Done:
+        return len(keys), sum(ctx.online().delete(ov, encoded) for ov, encoded in plans), None
 
     return ctx.observed("delete", view_or_entity, [v.name for v in views], len(keys), None, delete)[
         1

@@ -23,9 +23,11 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -169,14 +171,79 @@ stream_consumers = Table(
     ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
 )
 
+monitor_results = Table(
+    "parity_monitor_results",
+    metadata,
+    # What monitoring computed and keeps (``parity.registry.monitoring``): profiles, drift
+    # reports, check runs, skew reports, freshness samples. ``data`` is the result table as
+    # Arrow IPC; ``summary`` what a listing shows without reading it.
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("project", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    # the view ("" for a result about every view, e.g. a freshness sample)
+    Column("view", String(128), nullable=False),
+    Column("view_version", Integer, nullable=True),
+    # the event-time range the result covers (null: open), and where the values came from
+    Column("start_at", DateTime(timezone=True), nullable=True),
+    Column("end_at", DateTime(timezone=True), nullable=True),
+    Column("scope", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
+    Index(None, "project", "kind", "view", "created_at"),
+)
+
+view_freshness = Table(
+    "parity_view_freshness",
+    metadata,
+    # Per view and target (online | offline), the newest event time known to have reached
+    # it: what freshness SLAs are measured against. Only ever moves forward.
+    Column("project", String(128), primary_key=True),
+    Column("view", String(128), primary_key=True),
+    Column("target", String(16), primary_key=True),
+    Column("newest_event_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
+)
+
+alerts = Table(
+    "parity_alerts",
+    metadata,
+    # Monitoring's alerts (``parity.registry.monitoring``): one row per firing, open until
+    # the rule holds again. ``feature`` is "" for a rule about a whole view.
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("project", String(128), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("view", String(128), nullable=False),
+    Column("feature", String(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("observed", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("message", Text, nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("state IN ('open', 'resolved')", name="state"),
+    ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
+    Index(None, "project", "state", "rule", "view", "feature"),
+)
+
 __all__ = [
     "ACTIONS",
     "ALEMBIC_VERSION_TABLE",
+    "alerts",
     "materialization_jobs",
     "materializations",
     "metadata",
+    "monitor_results",
     "objects",
     "projects",
     "stream_consumers",
     "versions",
+    "view_freshness",
 ]

@@ -106,9 +106,11 @@ _VIEW_KEYS = _COMMON | {
     "pii",
     "aggregations",
     "hop",
+    "on_check_failure",
+    "drift",
 }
 _SERVICE_KEYS = _COMMON | {"features"}
-_FIELD_KEYS = {"name", "dtype", "type", "description", "tags", "pii"}
+_FIELD_KEYS = {"name", "dtype", "type", "description", "tags", "pii", "checks", "drift"}
 _SINGLE_KEYS = _COMMON | {
     "entity",
     "source",

@@ -1,0 +1,14 @@
+"""``parity profile``: placeholder until the command is built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from parity.cli.common import RepoOption, VerboseOption, handles_errors
+from parity.errors import ParityError
+
+
+@handles_errors
+def profile(repo: RepoOption = Path("."), verbose: VerboseOption = False) -> None:
+    """Statistics of a view's features (to be built)."""
+    raise ParityError("parity profile is not built yet")
