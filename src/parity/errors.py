@@ -15,7 +15,8 @@
     │   └── DataSourceNotFoundError(FileNotFoundError)
     ├── RetrievalError(ValueError)           bad input to a feature retrieval (entity frame, feature refs)
     │   └── RequestDataError                 an on-demand view's request data is missing or null
-    └── TransformationError(RuntimeError)    an on-demand view's function failed or returned bad output
+    ├── TransformationError(RuntimeError)    an on-demand view's function failed or returned bad output
+    └── MonitoringError(ValueError)          bad input to monitoring: a feature, range or baseline
 
 Each error carries ``http_status`` as plain data so the HTTP layer can map it without the
 core knowing about the web.
@@ -135,3 +136,10 @@ class TransformationError(ParityError, RuntimeError):
     """
 
     http_status = 500
+
+
+class MonitoringError(ParityError, ValueError):
+    """Bad input to a monitoring call: an unknown feature, an empty range, a baseline with no
+    rows, a rule that cannot apply. The message names it."""
+
+    http_status = 400

@@ -166,3 +166,25 @@ class SupportsEvents(ABC):
         the event id column when the source has one (replays already dropped: the first by
         created time is kept), ``__event_us`` and ``__created_us``.
         """
+
+
+class SupportsSourceRows(ABC):
+    """Source rows in a time range, as a view names them: what monitoring reads (drift,
+    checks, the skew replay's inputs)."""
+
+    @abstractmethod
+    def source_rows(
+        self,
+        view: ViewJoin,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        columns: tuple[str, ...] | None = None,
+    ) -> pa.Table:
+        """The rows of the view's source with ``start <= event time <= end`` (None: no
+        bound), every row (no "latest" rule), in no particular order.
+
+        Columns: the join keys, the view's features (or ``columns``, by the view's names,
+        source columns renamed by ``field_mapping`` and cast to their types) and
+        ``__event_us`` (int64 µs since the epoch).
+        """

@@ -36,6 +36,7 @@ from parity.offline.base import (
     RetrievalJob,
     SupportsCountedLatest,
     SupportsEvents,
+    SupportsSourceRows,
     SupportsSQL,
     ViewJoin,
 )
@@ -99,7 +100,9 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-class DuckDBOfflineEngine(OfflineEngine, SupportsSQL, SupportsEvents, SupportsCountedLatest):
+class DuckDBOfflineEngine(
+    OfflineEngine, SupportsSQL, SupportsEvents, SupportsCountedLatest, SupportsSourceRows
+):
     """Point-in-time joins and source reads with an in-process DuckDB."""
 
     def __init__(self, config: DuckDBOfflineConfig, repo_path: Path, log_root: Path | None = None):
@@ -388,6 +391,47 @@ class DuckDBOfflineEngine(OfflineEngine, SupportsSQL, SupportsEvents, SupportsCo
             return self._con().cursor().sql(sql).to_arrow_table()
         except duckdb.Error as exc:
             raise DataSourceError(f"reading the events of {view.view.name!r}: {exc}") from None
+
+    def source_rows_sql(
+        self,
+        view: ViewJoin,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        columns: tuple[str, ...] | None = None,
+    ) -> str:
+        """The SQL of ``source_rows`` (for callers that aggregate over it in SQL)."""
+        src = view.source
+        types = {f.name: f.type for f in self.source_schema(src)}
+        dtypes = dict(zip(view.features, view.dtypes, strict=True))
+        ts_col = src.timestamp_field
+        cols = [f"{ident(src.column_for(k))} AS {ident(k)}" for k in view.join_keys]
+        for c in columns if columns is not None else view.features:
+            raw = ident(src.column_for(c))
+            cols.append(
+                f"CAST({raw} AS {duck_type(dtypes[c])}) AS {ident(c)}" if c in dtypes else raw
+            )
+        cols.append(f"{_micros(ident(ts_col), types.get(ts_col))} AS __event_us")
+        where = [f"{ident(ts_col)} IS NOT NULL"]
+        if start is not None:
+            where.append(_bound(ident(ts_col), types.get(ts_col), ">=", _us(start)))
+        if end is not None:
+            where.append(_bound(ident(ts_col), types.get(ts_col), "<=", _us(end)))
+        return f"SELECT {', '.join(cols)} FROM {self._scan(src)} WHERE {' AND '.join(where)}"
+
+    def source_rows(
+        self,
+        view: ViewJoin,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        columns: tuple[str, ...] | None = None,
+    ) -> pa.Table:
+        sql = self.source_rows_sql(view, start, end, columns=columns)
+        try:
+            return self._con().cursor().sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise DataSourceError(f"reading the rows of {view.view.name!r}: {exc}") from None
 
     def _window_query(self, join: PointInTimeJoin, vj: ViewJoin) -> WindowQuery:
         src = vj.source
