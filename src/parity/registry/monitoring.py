@@ -188,7 +188,7 @@ class MonitorRecords:
             with self.registry._read("read a monitoring result") as conn:
                 data = conn.execute(query).scalar_one_or_none()
         if data is None:
-            raise ObjectNotFoundError(f"no monitoring result with id {result_id}")
+            raise ObjectNotFoundError("monitoring result", str(result_id), self.registry.project)
         return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
     # -- freshness ------------------------------------------------------------------------
