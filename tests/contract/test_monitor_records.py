@@ -41,7 +41,7 @@ def test_a_result_keeps_its_table_summary_and_range(registry: Registry):
     assert (record.start, record.end) == (T0, T0 + timedelta(days=1))
     assert [r.id for r in kept.results(view="driver_stats")] == [other, rid]  # newest first
     assert kept.results("profile", "another_view") == []
-    with pytest.raises(ObjectNotFoundError, match="monitoring result .* not found"):
+    with pytest.raises(ObjectNotFoundError, match=r"monitoring result .* not found"):
         kept.table(rid + other + 100)
     with pytest.raises(ValueError, match="kind must be one of"):
         kept.save("nonsense", "v", table)
