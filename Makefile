@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo install test lint bench bench-tools services clean fuzz
+.PHONY: demo install test lint bench bench-tools services browser clean fuzz
 
 # Everything: Parity with every extra, the test and lint tools.
 $(STAMP): pyproject.toml
@@ -32,7 +32,11 @@ demo: $(DEMO_STAMP)
 services:
 	bash scripts/services.sh
 
-test: $(STAMP) services
+# The headless browser the report test opens pages in (Debian's chromium package).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: $(STAMP) services browser
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # The HTTP fuzz run, long: schemathesis over /openapi.json on SQLite and Redis, many more

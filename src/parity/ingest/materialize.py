@@ -285,12 +285,12 @@ def materialize_view(
     catalog, online, registry = ctx.catalog, ctx.online(), ctx.registry()
     ov = OnlineView.of(view, catalog.join_keys_of(view))
     if view.is_aggregated:
-        rows, stored, newest = _materialize_aggregates(
+        rows, stored, top = _materialize_aggregates(
             ctx, view, ov, end, now_us=now_us, on_batch=on_batch
         )
         registry.record_materialization(view.name, start, end, rows=rows, stored=stored)
         seconds = time.perf_counter() - began
-        return ViewMaterialization(view.name, start, end, rows, stored, seconds, newest)
+        return ViewMaterialization(view.name, start, end, rows, stored, seconds, top)
     vj = ViewJoin(
         view=view,
         source=catalog.source_of(view),
