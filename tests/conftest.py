@@ -40,3 +40,22 @@ def memory_store_installed(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     install_memory_store(tmp_path_factory.mktemp("site-packages"))
     return "memory"
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (Debian's package, installed by `make test`),
+    driven by Playwright's sync API; closed with the module, so the event loop Playwright
+    runs never outlives the module's tests. Fails loudly when Chromium is missing."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make browser` installs it"
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
