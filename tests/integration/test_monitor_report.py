@@ -20,7 +20,7 @@ VIEWS = ("driver_hourly_stats", "driver_profile", "driver_rating")
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("report")
-    repo = create_repo(root / "fleet", "fleet")
+    repo = create_repo("fleet", root / "fleet").path
     parity("apply", "--repo", repo)
     parity("materialize-incremental", "now", "--repo", repo)
     with FeatureStore(repo) as store:
