@@ -123,6 +123,9 @@ _SINGLE_KEYS = _COMMON | {
     "transformation",
     "column",
     "hop",
+    "checks",
+    "drift",
+    "on_check_failure",
 }
 _SINGLE_MARKERS = {"entity", "source", "dtype", "type", "transformation"}
 
@@ -339,9 +342,10 @@ def _single_feature(doc: dict[str, Any], where: str) -> FeatureView:
             f"missing: {', '.join(missing)}"
         )
     field: dict[str, Any] = {"name": doc["name"], "dtype": doc.get("dtype", doc.get("type"))}
-    if "pii" in doc:
-        field["pii"] = doc["pii"]
-    data = {k: v for k, v in doc.items() if k not in ("entity", "dtype", "type")}
+    for key in ("pii", "checks", "drift"):  # the one field's own (drift also the view's)
+        if key in doc:
+            field[key] = doc[key]
+    data = {k: v for k, v in doc.items() if k not in ("entity", "dtype", "type", "checks")}
     data["entities"] = _entity_refs(doc, where, label)
     data["source"] = _source_ref(doc["source"], where, label)
     data["schema"] = [_field(field, 0, where, label)]
@@ -444,7 +448,13 @@ def _single_aggregation(doc: dict[str, Any], where: str, label: str) -> FeatureV
         raise DefinitionError(
             f"{where}: {label}: dtype: {agg.function} gives {fixed[agg.function]}, not {dtype}"
         )
-    keep = ("description", "owner", "tags", "sla", "pii", "online", "hop", "name")
+    if "checks" in doc:
+        raise DefinitionError(
+            f"{where}: {label}: checks: an aggregated single feature has no field to check; "
+            "declare the view with kind: feature_view and put checks on its schema's columns"
+        )
+    keep = ("description", "owner", "tags", "sla", "pii", "online", "hop", "name", "drift")
+    keep += ("on_check_failure",)
     data: dict[str, Any] = {k: doc[k] for k in keep if k in doc}
     data["entities"] = _entity_refs(doc, where, label)
     data["source"] = _source_ref(doc["source"], where, label)
