@@ -91,7 +91,9 @@ def _repo(root: Path, rides_speed: list[float | None]) -> Path:
         {
             "driver_id": pa.array(range(1, n + 1), pa.int64()),
             "speed": pa.array(rides_speed, pa.float64()),
-            "ts": pa.array([T0 + timedelta(minutes=i) for i in range(n)], pa.timestamp("us", "UTC")),
+            "ts": pa.array(
+                [T0 + timedelta(minutes=i) for i in range(n)], pa.timestamp("us", "UTC")
+            ),
         },
     )
     with FeatureStore(root) as store:

@@ -108,7 +108,7 @@ def test_rules_that_cannot_apply() -> None:
     with pytest.raises(DefinitionError, match="'unique' and 'min_unique' apply to single"):
         Field(name="s", dtype=T.Array(T.Int64), checks={"unique": True})
     f = Field(name="x", dtype=T.Float64, checks={"min": 0})
-    with pytest.raises(MonitoringError, match="'x'.*applies to numbers.*string"):
+    with pytest.raises(MonitoringError, match=r"'x'.*applies to numbers.*string"):
         evaluate(pa.table({"x": ["a"]}), [f], view="v")
     with pytest.raises(MonitoringError, match="'x' has checks but is not among"):
         evaluate(pa.table({"y": [1.0]}), [f], view="v")
