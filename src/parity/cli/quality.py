@@ -62,7 +62,7 @@ def _document(result: MonitorResult) -> dict[str, Any]:
         "start": result.start,
         "end": result.end,
         "id": result.id,
-        **result.summary,
+        **{k: v for k, v in result.summary.items() if k != "rules"},
         "rules": rows,
     }
 
