@@ -176,9 +176,12 @@ def definition_error(kind: str, name: Any, exc: PydanticValidationError) -> Defi
     parts = []
     for err in exc.errors():
         # FeatureView stores its schema as ``schema_`` (BaseModel owns ``schema``); users wrote "schema".
-        loc = ".".join("schema" if p == "schema_" else str(p) for p in err["loc"]) or "(object)"
+        loc = ".".join("schema" if p == "schema_" else str(p) for p in err["loc"])
         msg = err["msg"]
         msg = msg.removeprefix("Value error, ")
+        if not loc:  # the object's own validator: the label names it already
+            parts.append(msg)
+            continue
         msg = msg.removeprefix(f"{loc}: ")  # a nested part (Sla, Field) already named itself
         parts.append(f"{loc}: {msg}")
     return DefinitionError(f"{label}: " + "; ".join(parts))

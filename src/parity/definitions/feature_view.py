@@ -216,6 +216,11 @@ class Field(_Part):
                 raise ValueError(
                     f"checks: {rule!r} applies to numbers, and {self.name!r} is {self.dtype}"
                 )
+        if kind is None and (self.checks.unique or self.checks.min_unique is not None):
+            raise ValueError(  # lists cannot be hashed into distinct values
+                f"checks: 'unique' and 'min_unique' apply to single values, and {self.name!r} "
+                f"is {self.dtype}"
+            )
         if self.checks.allowed is not None:
             if kind not in _ALLOWED_TYPES:
                 raise ValueError(

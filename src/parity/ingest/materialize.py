@@ -23,11 +23,12 @@ window is recorded in the registry once its rows are all written, and
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from parity.aggregates.state import AggregatePlan
@@ -235,7 +236,16 @@ def materialize(
             pool.submit(_observed_view, ctx, ctx.catalog.view(name), start, end, on_batch, now_us)
             for name, start in starts.items()
         ]
-        runs = [f.result() for f in futures]
+        runs, errors = [], []
+        for f in futures:  # every view runs: one refused (its checks) leaves the others be
+            try:
+                runs.append(f.result())
+            except Exception as exc:
+                errors.append(exc)
+    if errors:
+        for other in errors[1:]:
+            errors[0].add_note(f"also: {type(other).__name__}: {other}")
+        raise errors[0]
     return MaterializeResult(tuple(runs))
 
 
@@ -248,13 +258,50 @@ def _observed_view(
     now_us: int,
 ) -> ViewMaterialization:
     result: list[ViewMaterialization] = []
+    read: Read | None = None
+    if _gated(view):  # the gate sees every row before any is written
+        read = _read_all(ctx, view, start, end, now_us)
+    data = None if read is None else read.table
 
     def run() -> tuple[int, int, int | None]:
-        result.append(materialize_view(ctx, view, start, end, on_batch=on_batch, now_us=now_us))
+        result.append(
+            materialize_view(ctx, view, start, end, on_batch=on_batch, now_us=now_us, read=read)
+        )
         return result[0].rows, result[0].stored, result[0].newest_event_us
 
-    ctx.observed("materialize", view.name, [view.name], None, None, run)
+    rows = None if data is None else data.num_rows
+    ctx.observed("materialize", view.name, [view.name], rows, data, run)
     return result[0]
+
+
+def _gated(view: FeatureView) -> bool:
+    """Whether writes to the view are checked (``on_check_failure`` and some checks)."""
+    return view.on_check_failure is not None and any(f.checks is not None for f in view.schema)
+
+
+@dataclass(frozen=True)
+class Read:
+    """A view's rows read before its write, for the ``before_write`` hooks to see them: the
+    latest rows of a plain view, or an aggregated view's raw events."""
+
+    table: pa.Table
+    until: int | None = None
+    """An aggregated view's rebuild end (µs)."""
+
+
+def _read_all(
+    ctx: WriteContext, view: FeatureView, start: datetime, end: datetime, now_us: int
+) -> Read:
+    """Everything the view's run would write, read at once (memory: the whole window's
+    latest rows, or events): a view whose writes are checked is checked as a whole."""
+    ov = OnlineView.of(view, ctx.catalog.join_keys_of(view))
+    if view.is_aggregated:
+        table, until = _events(ctx, view, ov, end, now_us=now_us)
+        return Read(table, until)
+    reader = ctx.offline().latest(
+        _plain_join(ctx.catalog, view, ov), start, end, batch_rows=BATCH_ROWS
+    )
+    return Read(reader.read_all())
 
 
 def online_views(catalog: Catalog, names: Sequence[str] | None) -> list[FeatureView]:
@@ -279,26 +326,21 @@ def materialize_view(
     *,
     on_batch: Progress | None = None,
     now_us: int | None = None,
+    read: Read | None = None,
 ) -> ViewMaterialization:
-    """One view's run: the engine's latest rows (or events) written online, then recorded."""
+    """One view's run: the engine's latest rows (or events) written online, then recorded.
+    ``read``: the rows read already (``_read_all``), written instead of reading again."""
     began = time.perf_counter()
     catalog, online, registry = ctx.catalog, ctx.online(), ctx.registry()
     ov = OnlineView.of(view, catalog.join_keys_of(view))
     if view.is_aggregated:
         rows, stored, top = _materialize_aggregates(
-            ctx, view, ov, end, now_us=now_us, on_batch=on_batch
+            ctx, view, ov, end, now_us=now_us, on_batch=on_batch, read=read
         )
         registry.record_materialization(view.name, start, end, rows=rows, stored=stored)
         seconds = time.perf_counter() - began
         return ViewMaterialization(view.name, start, end, rows, stored, seconds, top)
-    vj = ViewJoin(
-        view=view,
-        source=catalog.source_of(view),
-        join_keys=ov.join_keys,
-        features=ov.features,
-        output_names=ov.features,
-        dtypes=tuple(f.dtype for f in view.schema),
-    )
+    vj = _plain_join(catalog, view, ov)
     rows = stored = 0
     newest: int | None = None
     # Encoding batch n+1 (Python, holds the GIL) overlaps writing batch n (mostly waiting
@@ -306,7 +348,12 @@ def materialize_view(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parity-write") as writer:
         pending: Future[int] | None = None
         offline = ctx.offline()
-        if (
+        reader: Iterable[pa.RecordBatch]
+        if read is not None:
+            reader = read.table.to_batches(max_chunksize=BATCH_ROWS)
+            if isinstance(on_batch, RowCounter):
+                on_batch.set_total(view.name, read.table.num_rows)
+        elif (
             isinstance(on_batch, RowCounter)
             and on_batch.wants_totals
             and isinstance(offline, SupportsCountedLatest)
@@ -334,6 +381,17 @@ def materialize_view(
     return ViewMaterialization(view.name, start, end, rows, stored, seconds, newest)
 
 
+def _plain_join(catalog: Catalog, view: FeatureView, ov: OnlineView) -> ViewJoin:
+    return ViewJoin(
+        view=view,
+        source=catalog.source_of(view),
+        join_keys=ov.join_keys,
+        features=ov.features,
+        output_names=ov.features,
+        dtypes=tuple(f.dtype for f in view.schema),
+    )
+
+
 def _materialize_aggregates(
     ctx: WriteContext,
     view: FeatureView,
@@ -342,11 +400,34 @@ def _materialize_aggregates(
     *,
     now_us: int | None,
     on_batch: Progress | None,
+    read: Read | None = None,
 ) -> tuple[int, int, int | None]:
     """Rebuild the partial aggregates of every entity with events in the windows' horizon
     up to ``end``; entries after it, pushed since, are kept. When ``end`` lies in a hop bucket
     that has already closed, the rebuild stops at that bucket's start (a closed bucket is one
     entry and cannot be split). Returns (events read, records written, newest event µs)."""
+    plan = AggregatePlan.of(view, ctx.catalog.source_of(view).event_id_field)
+    now = time.time_ns() // 1000 if now_us is None else now_us
+    if read is None or read.until is None:
+        table, until = _events(ctx, view, ov, end, now_us=now)
+    else:
+        table, until = read.table, read.until
+    groups = events_by_entity(plan, ov, table, table.column(EVENT_US), table.column(CREATED_US))
+    if isinstance(on_batch, RowCounter):  # the events are read: their count is free
+        on_batch.set_total(view.name, table.num_rows)
+    stored = 0
+    for part in chunks(groups, 1000):
+        stored += write_events(ctx.online(), ov, plan, part, now, replace_until=until)
+        if on_batch is not None:
+            on_batch(view.name, sum(len(v) for v in part.values()))
+    top = pc.max(table.column(EVENT_US)).as_py() if table.num_rows else None
+    return table.num_rows, stored, top
+
+
+def _events(
+    ctx: WriteContext, view: FeatureView, ov: OnlineView, end: datetime, *, now_us: int | None
+) -> tuple[pa.Table, int]:
+    """An aggregated view's raw events to rebuild from, and the rebuild's end (µs)."""
     catalog, offline = ctx.catalog, ctx.offline()
     if not isinstance(offline, SupportsEvents):
         raise OnlineStoreError(
@@ -371,14 +452,4 @@ def _materialize_aggregates(
         dtypes=tuple(f.dtype for f in view.features),
     )
     # Older events are outside every window a read at or after ``now`` can ask for.
-    table = offline.events(vj, now - plan.horizon_us, until)
-    groups = events_by_entity(plan, ov, table, table.column(EVENT_US), table.column(CREATED_US))
-    if isinstance(on_batch, RowCounter):  # the events are read: their count is free
-        on_batch.set_total(view.name, table.num_rows)
-    stored = 0
-    for part in chunks(groups, 1000):
-        stored += write_events(ctx.online(), ov, plan, part, now, replace_until=until)
-        if on_batch is not None:
-            on_batch(view.name, sum(len(v) for v in part.values()))
-    top = pc.max(table.column(EVENT_US)).as_py() if table.num_rows else None
-    return table.num_rows, stored, top
+    return offline.events(vj, now - plan.horizon_us, until), until

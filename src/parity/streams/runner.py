@@ -19,7 +19,8 @@ Why a redelivered message changes nothing a second time:
   is written online only, never appended twice.
 
 A row the ingestion path refuses (a non-finite float an exact sum cannot hold, a time out
-of range) is dead-lettered (``value``) and the rest of the batch written. A write that fails
+of range) is dead-lettered (``value``) and the rest of the batch written; a batch a view's
+checks refuse (``on_check_failure: block``) is dead-lettered whole (``check``). A write that fails
 for another reason (the online store unreachable) is retried with backoff, and nothing is
 committed meanwhile: the stream waits, it loses nothing.
 
@@ -568,6 +569,11 @@ class _Worker:
                 self._ingest(ctx, source, views, decoded, logged)
                 return decoded, letters
             except IngestError as exc:
+                reason = getattr(exc, "letter_reason", None)
+                if reason is not None:  # refused as a whole (a view's checks): all set aside
+                    field = getattr(exc, "field", None)
+                    letters += [DeadLetter(m, reason, str(exc), field) for m in decoded.messages]
+                    return Decoded(decoded.table.slice(0, 0), [], []), letters
                 row = exc.row
                 if row is None or not 0 <= row < decoded.table.num_rows:
                     return self._one_by_one(ctx, source, views, decoded, letters, logged)
@@ -592,7 +598,8 @@ class _Worker:
                 self._ingest(ctx, source, views, one, logged)
                 keep.append(i)
             except IngestError as exc:
-                letters.append(DeadLetter(decoded.messages[i], "value", str(exc), None))
+                why = getattr(exc, "letter_reason", None) or "value"
+                letters.append(DeadLetter(decoded.messages[i], why, str(exc), None))
         messages = [decoded.messages[i] for i in keep]
         return Decoded(decoded.table.take(pa.array(keep, pa.int64())), messages, []), letters
 
@@ -622,6 +629,8 @@ class _Worker:
             try:
                 self._ingest_part(ctx, source, views, sub, to)
             except IngestError as exc:  # name the row of ``rows``, not of the part
+                if getattr(exc, "letter_reason", None) is not None:
+                    raise  # the batch as a whole
                 r = exc.row
                 raise IngestError(
                     str(exc), row=part[r] if r is not None and 0 <= r < len(part) else -1
