@@ -211,7 +211,9 @@ def _source_newest(
             value = None
         newest = None if value is None else _EPOCH + timedelta(microseconds=int(value))
     except ParityError as exc:
-        log.warning("freshness of %r: its source %r cannot be read: %s", view.name, source.name, exc)
+        log.warning(
+            "freshness of %r: its source %r cannot be read: %s", view.name, source.name, exc
+        )
     cache[source.name] = newest
     return newest
 
