@@ -46,7 +46,15 @@ if TYPE_CHECKING:
     from parity.registry.monitoring import MonitorRecords
     from parity.store import FeatureStore
 
-__all__ = ["DEFAULT_WINDOW", "SCHEMA", "ViewFreshness", "freshness", "parse_window"]
+__all__ = [
+    "DEFAULT_WINDOW",
+    "SCHEMA",
+    "ViewFreshness",
+    "evaluate",
+    "freshness",
+    "judge",
+    "parse_window",
+]
 
 log = logging.getLogger("parity.monitoring.freshness")
 
@@ -94,6 +102,15 @@ class ViewFreshness:
     def measured_lag(self) -> float | None:
         """The lag the SLA is judged on (online, or offline for an offline-only view)."""
         return self.lag_seconds if self.sla_on == "online" else self.offline_lag_seconds
+
+
+def judge(lag: float | None, sla: float | None, grace: float) -> tuple[float | None, bool]:
+    """(score, breached) of a lag against an SLA: ``max(0, 1 - lag / sla)`` clipped to
+    [0, 1] (an event stamped ahead of now scores 1), and lag > sla + grace. No SLA or no
+    lag: (None, False)."""
+    if sla is None or lag is None:
+        return None, False
+    return min(1.0, max(0.0, 1.0 - lag / sla)), lag > sla + grace
 
 
 def parse_window(window: Any) -> timedelta:
@@ -162,10 +179,7 @@ def evaluate(store: FeatureStore, now: datetime) -> list[ViewFreshness]:
         offline_lag = _lag(now, offline)
         sla_on = "online" if view.online else "offline"
         measured = lag if view.online else offline_lag
-        score = breached = None
-        if sla_s is not None and measured is not None:
-            score = min(1.0, max(0.0, 1.0 - measured / sla_s))
-            breached = measured > sla_s + grace_s
+        score, breached = judge(measured, sla_s, grace_s)
         rows.append(
             ViewFreshness(
                 view=view.name,
@@ -174,7 +188,7 @@ def evaluate(store: FeatureStore, now: datetime) -> list[ViewFreshness]:
                 sla_seconds=sla_s,
                 grace_seconds=grace_s,
                 score=score,
-                breached=bool(breached),
+                breached=breached,
                 offline_newest_event_time=offline,
                 offline_lag_seconds=offline_lag,
                 sla_on=sla_on,
