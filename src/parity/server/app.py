@@ -129,6 +129,7 @@ class ParityApp:
         self._get: dict[str, Callable[[], Any]] = {}
         self._post: dict[str, Callable[[bytes], Any]] = {}
         self._post_query: dict[str, Callable[[bytes, bytes], Any]] = {}
+        self.monitor: Any = None  # the monitor's background thread (monitoring.enabled)
 
     # -- lifespan -----------------------------------------------------------------------------
     def startup(self) -> None:
@@ -174,6 +175,8 @@ class ParityApp:
             parity_server_plans_cached=("Read plans cached", serving.plans_cached),
             parity_server_modules_loaded=("Python modules loaded", lambda: len(sys.modules)),
         )
+        if serving.store.config.monitoring.enabled:
+            self.monitor = serving.store.monitor_runner().start()  # its gauges join /metrics
         cache = serving.cache_settings
         log.info(
             "serving project %r from %s; online cache %s",
@@ -202,6 +205,8 @@ class ParityApp:
     def shutdown(self) -> None:
         if self._warming is not None:
             self._warming.cancel()
+        if self.monitor is not None:
+            self.monitor.stop()
         if self._reader is not None:
             self._reader.shutdown(wait=True)
         if self._writer is not None:
@@ -368,6 +373,8 @@ class ParityApp:
         return b'{"status":"ok"}'
 
     def _metrics(self) -> bytes:
+        if self.monitor is not None:
+            return self.metrics.render() + self.monitor.metrics.render()
         return self.metrics.render()
 
     def _push(self, body: bytes) -> Any:
