@@ -42,6 +42,7 @@ EXPORTED = {
     "DataSourceError",
     "DataSourceNotFoundError",
     "DefinitionError",
+    "MonitoringError",
     "ObjectNotFoundError",
     "OnlineStoreError",
     "PartialWriteError",

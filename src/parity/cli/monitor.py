@@ -23,7 +23,6 @@ from parity.cli.common import (
     open_store,
     require_registry,
 )
-from parity.errors import ParityError
 
 if TYPE_CHECKING:
     from parity.monitoring.runner import MonitorRound
@@ -129,6 +128,59 @@ def _logging(level: str) -> None:
 
 @app.command("report")
 @handles_errors
-def report(repo: RepoOption = Path("."), verbose: VerboseOption = False) -> None:
-    """Write the HTML monitoring report (to be built)."""
-    raise ParityError("parity monitor report is not built yet")
+def report(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    views: Annotated[
+        str | None, typer.Option("--views", help="Comma-separated views (default: all).")
+    ] = None,
+    window: Annotated[
+        str,
+        typer.Option(
+            "--window",
+            help="Length of the current window (up to each source's newest event) and of "
+            "the baseline before it.",
+        ),
+    ] = "1d",
+    baseline: Annotated[
+        str | None, typer.Option("--baseline", help="START..END instead of the window before.")
+    ] = None,
+    current: Annotated[
+        str | None, typer.Option("--current", help="START..END instead of the last window.")
+    ] = None,
+    repo: RepoOption = Path("."),
+    verbose: VerboseOption = False,
+) -> None:
+    """Write one self-contained HTML page: per view, histograms of baseline vs current,
+    freshness lag over time, null ratios, drift scores, and the open alerts."""
+    from rich.text import Text
+
+    from parity.definitions.base import parse_duration
+    from parity.monitoring.report import write_report
+
+    names = [v.strip() for v in views.split(",") if v.strip()] if views else None
+    if (baseline is None) != (current is None):
+        raise typer.BadParameter("give both --baseline and --current, or neither")
+    try:
+        length = parse_duration(window)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--window") from None
+    with open_store(repo) as store:
+        require_registry(store)
+        path = write_report(
+            store,
+            out,
+            views=names,
+            window=length,
+            baseline=_span(baseline, "--baseline") if baseline else None,
+            current=_span(current, "--current") if current else None,
+        )
+    render.console().print(Text(f"Wrote {path}"))
+
+
+def _span(text: str, option: str) -> tuple[str, str]:
+    start, sep, end = text.partition("..")
+    if not sep or not start or not end:
+        raise typer.BadParameter(f"expected START..END, got {text!r}", param_hint=option)
+    return start, end
