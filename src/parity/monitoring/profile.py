@@ -120,9 +120,11 @@ def history(store: FeatureStore, view: str) -> list[ResultRecord]:
 def _range_text(lo: datetime | None, hi: datetime | None) -> str:
     if lo is None and hi is None:
         return "its source (no range given)"
-    a = lo.isoformat() if lo is not None else "the beginning"
-    b = hi.isoformat() if hi is not None else "the end"
-    return f"the range {a} .. {b}"
+    if hi is None:
+        return f"the range from {lo.isoformat()} on"  # type: ignore[union-attr]
+    if lo is None:
+        return f"the range up to {hi.isoformat()}"
+    return f"the range {lo.isoformat()} .. {hi.isoformat()}"
 
 
 def _offline(
