@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -440,21 +441,12 @@ class DuckDBOfflineEngine(
             raise DataSourceError(f"reading the rows of {view.view.name!r}: {exc}") from None
 
     def profile(
-        self,
-        view: ViewJoin,
-        start: datetime | None,
-        end: datetime | None,
-        *,
-        distinct: str = "exact",
-        bins: int = 20,
-        top_k: int = 10,
+        self, view: ViewJoin, start: datetime | None, end: datetime | None, **options: Any
     ) -> pa.Table:
         from parity.offline.duckdb import profile
 
         sql = self.source_rows_sql(view, start, end, columns=view.features)
-        return profile.profile(
-            self._con().cursor(), sql, view, distinct=distinct, bins=bins, top_k=top_k
-        )
+        return profile.profile(self._con().cursor(), sql, view, **options)
 
     def _window_query(self, join: PointInTimeJoin, vj: ViewJoin) -> WindowQuery:
         src = vj.source
