@@ -2,6 +2,7 @@
 
 python -m bench.run [--runs N] [--scale S]
     [--only historical,materialize,online,serve,serve_large,aggregates,startup,streams,
+            profile,
             reference,parity]
 """
 
@@ -20,6 +21,7 @@ from bench import (
     historical,
     materialize,
     online,
+    profile,
     serve,
     serve_large,
     startup,
@@ -37,6 +39,7 @@ BENCHMARKS: dict[str, Callable[..., Report]] = {
     "aggregates": aggregates.run,
     "startup": startup.run,
     "streams": streams.run,
+    "profile": profile.run,
 }
 CONTENDERS = ("reference", "parity")
 
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         help="comma-separated benchmarks (historical, materialize, online, serve, serve_large,"
-        " aggregates, startup, streams) and/or"
+        " aggregates, startup, streams, profile) and/or"
         " one side"
         " (reference, parity); default: everything",
     )

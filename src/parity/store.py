@@ -385,13 +385,18 @@ class FeatureStore:
         *,
         online: bool = False,
         save: bool = True,
+        features: Sequence[str] | None = None,
+        distinct: str = "exact",
     ) -> MonitorResult:
         """Statistics per feature of the view's source rows with event time in [start, end]
         (None: unbounded), or of the online store's current values (``online=True``); stored
-        in the registry unless ``save=False`` (``parity.monitoring.profile``)."""
+        in the registry unless ``save=False`` (``parity.monitoring.profile``).
+        ``features``: some of them only; ``distinct``: ``"exact"`` or ``"approx"``."""
         from parity.monitoring import profile
 
-        return profile.profile(self, view, start, end, online=online, save=save)
+        return profile.profile(
+            self, view, start, end, online=online, save=save, features=features, distinct=distinct
+        )
 
     def profiles(self, view: str) -> list[Any]:
         """The stored profiles of a view, newest first (``ResultRecord``s)."""

@@ -188,3 +188,82 @@ class SupportsSourceRows(ABC):
         source columns renamed by ``field_mapping`` and cast to their types) and
         ``__event_us`` (int64 µs since the epoch).
         """
+
+
+PROFILE_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+"""The quantiles a profile reports, as columns ``p1`` ... ``p99``."""
+PROFILE_BIN = pa.struct([("lower", pa.float64()), ("upper", pa.float64()), ("count", pa.int64())])
+PROFILE_TOP = pa.struct([("value", pa.string()), ("count", pa.int64())])
+PROFILE_SCHEMA = pa.schema(
+    [
+        ("feature", pa.string()),
+        ("dtype", pa.string()),
+        ("rows", pa.int64()),
+        ("nulls", pa.int64()),
+        ("null_ratio", pa.float64()),
+        ("distinct", pa.int64()),
+        ("distinct_exact", pa.bool_()),
+        ("mean", pa.float64()),
+        ("std", pa.float64()),
+        ("min", pa.float64()),
+        ("max", pa.float64()),
+        *((f"p{round(q * 100)}", pa.float64()) for q in PROFILE_QUANTILES),
+        ("histogram", pa.list_(PROFILE_BIN)),
+        ("top", pa.list_(PROFILE_TOP)),
+    ]
+)
+"""One row per feature; what every ``SupportsProfile.profile`` returns."""
+_NUMERIC = frozenset({"Int32", "Int64", "Float32", "Float64"})
+
+
+def profile_kind(dtype: ValueType) -> str:
+    """``numeric`` | ``timestamp`` | ``categorical`` (strings, bools) | ``bytes`` | ``array``:
+    which statistics a profile gives a feature of this type."""
+    if getattr(dtype, "element", None) is not None:
+        return "array"
+    if dtype.name in _NUMERIC:
+        return "numeric"
+    if dtype.name == "Timestamp":
+        return "timestamp"
+    if dtype.name in ("String", "Bool"):
+        return "categorical"
+    return "bytes"
+
+
+def profile_bins(lo: float, hi: float, bins: int) -> list[tuple[float, float]]:
+    """A profile's equal-width bins (lower, upper) from ``lo`` to ``hi``, the last ending
+    at ``hi`` exactly; one bin when they are equal. A value ``x`` falls in bin
+    ``min(floor((x - lo) / (hi - lo) * bins), bins - 1)``."""
+    if lo == hi:
+        return [(lo, hi)]
+    width = (hi - lo) / bins
+    return [(lo + k * width, hi if k == bins - 1 else lo + (k + 1) * width) for k in range(bins)]
+
+
+class SupportsProfile(ABC):
+    """Statistics of a view's source rows computed inside the engine: what
+    ``store.profile`` runs (without it, monitoring computes them in Arrow over
+    ``SupportsSourceRows.source_rows``)."""
+
+    @abstractmethod
+    def profile(
+        self,
+        view: ViewJoin,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        distinct: str = "exact",
+        bins: int = 20,
+        top_k: int = 10,
+    ) -> pa.Table:
+        """``PROFILE_SCHEMA``, one row per feature of ``view`` in its order, over the rows
+        ``source_rows`` returns for the same arguments (zero rows: every count 0).
+
+        ``distinct``: ``"exact"`` (count distinct) or ``"approx"`` (HyperLogLog).
+        Numeric and timestamp features (timestamps as seconds since the epoch, UTC) get
+        mean, sample std (ddof 1, null below two values), min, max, the quantiles by linear
+        interpolation (numpy's default) and ``bins`` equal-width bins from min to max (the
+        last closed; one bin when min equals max). Strings and bools get the ``top_k``
+        most frequent values (ties by value), bools as ``"true"``/``"false"``.
+        Bytes and arrays get counts only.
+        """

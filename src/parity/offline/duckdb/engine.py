@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -36,6 +37,7 @@ from parity.offline.base import (
     RetrievalJob,
     SupportsCountedLatest,
     SupportsEvents,
+    SupportsProfile,
     SupportsSourceRows,
     SupportsSQL,
     ViewJoin,
@@ -101,7 +103,12 @@ def literal(text: str) -> str:
 
 
 class DuckDBOfflineEngine(
-    OfflineEngine, SupportsSQL, SupportsEvents, SupportsCountedLatest, SupportsSourceRows
+    OfflineEngine,
+    SupportsSQL,
+    SupportsEvents,
+    SupportsCountedLatest,
+    SupportsSourceRows,
+    SupportsProfile,
 ):
     """Point-in-time joins and source reads with an in-process DuckDB."""
 
@@ -432,6 +439,14 @@ class DuckDBOfflineEngine(
             return self._con().cursor().sql(sql).to_arrow_table()
         except duckdb.Error as exc:
             raise DataSourceError(f"reading the rows of {view.view.name!r}: {exc}") from None
+
+    def profile(
+        self, view: ViewJoin, start: datetime | None, end: datetime | None, **options: Any
+    ) -> pa.Table:
+        from parity.offline.duckdb import profile
+
+        sql = self.source_rows_sql(view, start, end, columns=view.features)
+        return profile.profile(self._con().cursor(), sql, view, **options)
 
     def _window_query(self, join: PointInTimeJoin, vj: ViewJoin) -> WindowQuery:
         src = vj.source
