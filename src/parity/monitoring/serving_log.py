@@ -2,11 +2,14 @@
 background (``serving_log:`` in ``parity.yaml``; ``parity skew`` replays it).
 
 ``ServingLog`` is a hook (``parity.hooks.Hooks``) observing ``after_online_read``. A request
-costs one random draw when it is not sampled; a sampled one is kept by reference (its
-entity columns and the ``OnlineResponse``: nothing is copied or converted on the request's
-path) in a bounded in-memory buffer. A background thread turns the buffer into Arrow and
-writes it every ``flush_seconds``, or as soon as ``max_rows_per_file`` rows wait; ``close()``
-writes what is left. The buffer never blocks a request: past ``max_buffered_rows`` the oldest
+costs one random draw when it is not sampled; a sampled one has its entity columns, values,
+statuses and event times copied into one flat tuple of tuples (a few C calls, no per-value
+Python; the garbage collector stops tracking it at its first pass) and kept in a bounded
+in-memory buffer. A background thread turns the buffer into Arrow every
+``CONVERT_SECONDS`` (Python objects kept for seconds would make the interpreter's full
+garbage collections, which pause requests too, grow with them) and writes files every
+``flush_seconds``, or as soon as ``max_rows_per_file`` rows wait; ``close()`` writes what is
+left. The buffer never blocks a request: past ``max_buffered_rows`` the oldest
 requests are dropped and counted (``dropped_rows``).
 
 Layout under the log folder (Hive-style partitions, so DuckDB and pyarrow datasets read them
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from parity.hooks import Hooks
@@ -67,10 +71,16 @@ REQUEST_TIME = "__request_time"
 FEATURES_KEY = b"parity.features"
 FULL_NAMES_KEY = b"parity.full_feature_names"
 _HOUR_US = 3_600_000_000
+CONVERT_SECONDS = 0.1
+"""How often the writer thread turns sampled requests into Arrow (files: ``flush_seconds``)."""
 _TS = pa.timestamp("us", tz="UTC")
 
-# One sampled request: (request µs, plan, entity columns, response, rows).
-_Entry = tuple[int, "FeaturePlan", dict[str, list[Any]], "OnlineResponse", int]
+# One sampled request, flat: (request µs, id of its plan, rows, entity names, output names,
+# *entity columns, *values, *statuses, *event µs), every column a tuple. Tuples of plain
+# values are untracked by the garbage collector at its first pass, so a buffered request
+# adds nothing to the collections that walk old objects (the plan is kept aside, by id).
+_Entry = tuple[Any, ...]
+_PLAN, _ROWS, _KEYS, _OUTS, _HEAD = 1, 2, 3, 4, 5
 
 
 class ServingLog(Hooks):
@@ -104,9 +114,13 @@ class ServingLog(Hooks):
         self._random = random
         self._clock = clock or (lambda: time.time_ns() // 1000)
         self._buffer: deque[_Entry] = deque()
+        self._plans: dict[int, FeaturePlan] = {}  # the buffered requests' plans, by id
         self._buffered = 0
         self._lock = threading.Lock()
-        self._write_lock = threading.Lock()  # one flush at a time (thread and close())
+        self._convert_lock = threading.Lock()  # one conversion at a time (thread, flush())
+        self._write_lock = threading.Lock()  # one write at a time
+        self._pending: dict[tuple[Any, ...], list[pa.Table]] = {}  # converted, not written
+        self._pending_rows = 0
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -149,13 +163,27 @@ class ServingLog(Hooks):
             return
         if now_us is None:  # a caller of the hook without the read's clock
             now_us = self._clock()
+        values, statuses, stamps = response.values, response.statuses, response.event_micros
+        outs = tuple(values)
+        entry = (
+            now_us,
+            id(plan),
+            rows,
+            tuple(entities),
+            outs,
+            *map(tuple, entities.values()),
+            *map(tuple, values.values()),
+            *map(tuple, map(statuses.__getitem__, outs)),
+            *map(tuple, map(stamps.__getitem__, outs)),
+        )
         with self._lock:
-            self._buffer.append((now_us, plan, entities, response, rows))
+            self._plans[id(plan)] = plan
+            self._buffer.append(entry)
             self._buffered += rows
             while self._buffered > self.max_buffered_rows:  # drop-oldest, never block
-                dropped = self._buffer.popleft()
-                self._buffered -= dropped[4]
-                self.dropped_rows += dropped[4]
+                dropped = self._buffer.popleft()[_ROWS]  # (its plan stays till the next round)
+                self._buffered -= dropped
+                self.dropped_rows += dropped
             full = self._buffered >= self.max_rows_per_file
         if full:
             self._wake.set()
@@ -180,10 +208,25 @@ class ServingLog(Hooks):
         return self
 
     def _run(self) -> None:
+        # Sampled requests are turned into Arrow every CONVERT_SECONDS, files written every
+        # flush_seconds: requests kept as Python objects for seconds would make the
+        # interpreter's full garbage collections (which walk every live object, on the
+        # request path too) grow with the buffer; Arrow buffers are not walked.
+        interval = min(CONVERT_SECONDS, self.flush_seconds)
+        last = time.monotonic()
         while not self._stopping:
-            self._wake.wait(self.flush_seconds)
+            self._wake.wait(interval)
             self._wake.clear()
-            self.flush()
+            try:
+                self._convert()
+                if (
+                    time.monotonic() - last >= self.flush_seconds
+                    or self._pending_rows >= self.max_rows_per_file
+                ):
+                    last = time.monotonic()
+                    self._write_pending()
+            except Exception:  # never let the thread die: the next round tries again
+                log.exception("serving log: the writer failed")
 
     def close(self) -> None:
         """Stop the writer thread and write everything buffered."""
@@ -195,22 +238,45 @@ class ServingLog(Hooks):
         self.flush()
 
     def flush(self) -> list[Path]:
-        """Write what is buffered now; returns the files written. Never raises: a file that
-        cannot be written is logged and its rows counted in ``failed_rows``."""
-        with self._write_lock:
+        """Write what is buffered now; returns the files written. Never raises: rows that
+        cannot be written are logged and counted in ``failed_rows``."""
+        self._convert()
+        return self._write_pending()
+
+    def _convert(self) -> None:
+        """The buffered requests as Arrow tables, one per request shape and hour."""
+        with self._convert_lock:
             with self._lock:
                 entries, self._buffer = self._buffer, deque()
+                plans, self._plans = self._plans, {}
                 self._buffered = 0
-            if not entries:
-                return []
-            written = []
-            for key, group in _grouped(entries).items():
-                rows = sum(e[4] for e in group)
+            for (hour, plan_id, names, _), group in _grouped(entries).items():
+                rows = sum(e[_ROWS] for e in group)
+                plan = plans[plan_id]
                 try:
-                    table = _table(group)
+                    table = _table(plan, group)
+                except Exception:
+                    log.exception("serving log: %d row(s) could not be converted", rows)
+                    self.failed_rows += rows
+                    continue
+                key = (hour, _shape(plan), names)
+                with self._lock:
+                    self._pending.setdefault(key, []).append(table)
+                    self._pending_rows += rows
+
+    def _write_pending(self) -> list[Path]:
+        with self._write_lock:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+                self._pending_rows = 0
+            written = []
+            for (hour, _, _), tables in sorted(pending.items(), key=lambda kv: kv[0][0]):
+                rows = sum(t.num_rows for t in tables)
+                try:
+                    table = pa.concat_tables(tables, promote_options="permissive")
                     for start in range(0, table.num_rows, self.max_rows_per_file):
                         written.append(
-                            self._write(key[0], table.slice(start, self.max_rows_per_file))
+                            self._write(hour, table.slice(start, self.max_rows_per_file))
                         )
                 except Exception:
                     log.exception("serving log: %d row(s) could not be written", rows)
@@ -218,9 +284,7 @@ class ServingLog(Hooks):
             return written
 
     def _write(self, hour: int, table: pa.Table) -> Path:
-        times = table.column(REQUEST_TIME).cast(pa.int64())
-        import pyarrow.compute as pc
-
+        times = pc.cast(table.column(REQUEST_TIME), pa.int64())
         first, last = pc.min(times).as_py(), pc.max(times).as_py()
         at = datetime.fromtimestamp(hour * 3600, UTC)
         folder = self.root / f"date={at:%Y-%m-%d}" / f"hour={at:%H}"
@@ -235,42 +299,55 @@ class ServingLog(Hooks):
         return final
 
 
-def _grouped(entries: deque[_Entry]) -> dict[tuple[Any, ...], list[_Entry]]:
-    """Entries by (hour, plan, entity columns): each group becomes files of one schema."""
+def _grouped(entries: deque[_Entry] | list[_Entry]) -> dict[tuple[Any, ...], list[_Entry]]:
+    """Entries by (hour, plan, entity and output names): each group becomes one table."""
     groups: dict[tuple[Any, ...], list[_Entry]] = {}
     for entry in entries:
-        key = (entry[0] // _HOUR_US, id(entry[1]), tuple(entry[2]))
+        key = (entry[0] // _HOUR_US, entry[_PLAN], entry[_KEYS], entry[_OUTS])
         groups.setdefault(key, []).append(entry)
     return groups
 
 
-def _table(group: list[_Entry]) -> pa.Table:
+def _shape(plan: FeaturePlan) -> tuple[Any, ...]:
+    """What makes two plans' tables one schema (plans of two registry revisions may differ
+    in types: those go to separate files)."""
+    return (
+        plan.feature_refs,
+        tuple(o.name for o in plan.outputs),
+        tuple(str(o.dtype) for o in plan.outputs),
+    )
+
+
+def _table(plan: FeaturePlan, group: list[_Entry]) -> pa.Table:
     """One group's requests as one table: lists are extended per request (no per-value
     Python), then each column becomes one Arrow array."""
-    plan = group[0][1]
-    names = list(group[0][2])
-    outputs = [(o.name, o.dtype) for o in plan.outputs]
+    names = group[0][_KEYS]
+    given = group[0][_OUTS]
+    positions = {o: i for i, o in enumerate(given)}
+    n_keys, n_outs = len(names), len(given)
+    outputs = [(o.name, positions[o.name], o.dtype) for o in plan.outputs]
     times: list[int] = []
-    keys: dict[str, list[Any]] = {k: [] for k in names}
-    values: dict[str, list[Any]] = {o: [] for o, _ in outputs}
-    statuses: dict[str, list[str]] = {o: [] for o, _ in outputs}
-    stamps: dict[str, list[int | None]] = {o: [] for o, _ in outputs}
-    for now_us, _, cols, response, rows in group:
-        times.extend([now_us] * rows)
-        for k in names:
-            keys[k].extend(cols[k])
-        got, status, event = response.values, response.statuses, response.event_micros
-        for o, _ in outputs:
-            values[o].extend(got[o])
-            statuses[o].extend(status[o])
-            stamps[o].extend(event[o])
+    keys: list[list[Any]] = [[] for _ in names]
+    values: list[list[Any]] = [[] for _ in outputs]
+    statuses: list[list[str]] = [[] for _ in outputs]
+    stamps: list[list[int | None]] = [[] for _ in outputs]
+    at_values = _HEAD + n_keys
+    at_statuses, at_stamps = at_values + n_outs, at_values + 2 * n_outs
+    for entry in group:
+        times.extend([entry[0]] * entry[_ROWS])
+        for k, acc in enumerate(keys):
+            acc.extend(entry[_HEAD + k])
+        for j, (_, i, _) in enumerate(outputs):
+            values[j].extend(entry[at_values + i])
+            statuses[j].extend(entry[at_statuses + i])
+            stamps[j].extend(entry[at_stamps + i])
     arrays: dict[str, pa.Array] = {REQUEST_TIME: pa.array(times, pa.int64()).cast(_TS)}
-    for k in names:
-        arrays[k] = _column(keys[k])
-    for o, dtype in outputs:
-        arrays[o] = pa.array(values[o], dtype.to_arrow())
-        arrays[f"{o}__status"] = pa.array(statuses[o], pa.string())
-        arrays[f"{o}__event_timestamp"] = pa.array(stamps[o], pa.int64()).cast(_TS)
+    for k, col in zip(names, keys, strict=True):
+        arrays[k] = _column(col)
+    for j, (o, _, dtype) in enumerate(outputs):
+        arrays[o] = pa.array(values[j], dtype.to_arrow())
+        arrays[f"{o}__status"] = pa.array(statuses[j], pa.string())
+        arrays[f"{o}__event_timestamp"] = pa.array(stamps[j], pa.int64()).cast(_TS)
     full = bool(plan.outputs) and plan.outputs[0].name != plan.outputs[0].feature
     metadata = {
         FEATURES_KEY: json.dumps(list(plan.feature_refs)).encode(),
