@@ -38,6 +38,7 @@ from bench.serve import (
     Server,
     _shift_sources,
     _wrk,
+    measure,
     shifted,
     write_script,
 )
@@ -201,7 +202,7 @@ def run(
         for i in range(runs):
             order = RATES[i % len(RATES) :] + RATES[: i % len(RATES)]
             for rate in order:
-                figures = _wrk(servers[rate].port, script, duration, connections, threads)
+                figures = measure(servers[rate], script, duration, connections, threads)
                 results[rate].append(figures)
                 served[rate] += figures["requests"]
         for rate, server in servers.items():
@@ -238,6 +239,21 @@ def _fill(
     report.rows.append(
         ("p99 ms (median)", *("-" if v is None else f"{v:.2f}" for v in p99.values()), "", "")
     )
+    cpu = {
+        r: statistics.median(f["server_cpu_s"] / f["requests"] * 1e6 for f in runs)
+        if runs
+        else None
+        for r, runs in results.items()
+    }
+    cells = ("-" if v is None else f"{v:,.0f}" for v in cpu.values())
+    report.rows.append(("server CPU µs/request", *cells, "", ""))
+    for rate in GOALS:
+        ratio = None if cpu[None] is None or cpu[rate] is None else cpu[None] / cpu[rate]
+        cells = ["" for _ in RATES]
+        cells[RATES.index(rate)] = "-" if ratio is None else f"{ratio:.3f}"
+        report.rows.append(
+            (f"CPU-bound ratio: µs/request off / with ({label(rate)})", *cells, "", "")
+        )
     for rate, goal in GOALS.items():
         ratio = None if base is None or med[rate] is None else med[rate] / base
         cells = ["" for _ in RATES]

@@ -3,11 +3,10 @@ background (``serving_log:`` in ``parity.yaml``; ``parity skew`` replays it).
 
 ``ServingLog`` is a hook (``parity.hooks.Hooks``) observing ``after_online_read``. A request
 costs one random draw when it is not sampled; a sampled one has its entity columns, values,
-statuses and event times copied into one flat tuple of tuples (a few C calls, no per-value
-Python; the garbage collector stops tracking it at its first pass) and kept in a bounded
-in-memory buffer. A background thread turns the buffer into Arrow every
-``CONVERT_SECONDS`` (Python objects kept for seconds would make the interpreter's full
-garbage collections, which pause requests too, grow with them) and writes files every
+statuses and event times marshalled into one bytes object (one C call, no per-value Python;
+bytes are not tracked by the garbage collector, so buffered requests add nothing to its
+collections, which would pause requests too) and kept in a bounded in-memory buffer. A background thread turns the buffer into Arrow every
+``CONVERT_SECONDS`` and writes files every
 ``flush_seconds``, or as soon as ``max_rows_per_file`` rows wait; ``close()`` writes what is
 left. The buffer never blocks a request: past ``max_buffered_rows`` the oldest
 requests are dropped and counted (``dropped_rows``).
@@ -32,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import marshal
 import os
 import random
 import threading
@@ -76,9 +76,10 @@ CONVERT_SECONDS = 0.1
 _TS = pa.timestamp("us", tz="UTC")
 
 # One sampled request, flat: (request µs, id of its plan, rows, entity names, output names,
-# *entity columns, *values, *statuses, *event µs), every column a tuple. Tuples of plain
-# values are untracked by the garbage collector at its first pass, so a buffered request
-# adds nothing to the collections that walk old objects (the plan is kept aside, by id).
+# *entity columns, *values, *statuses, *event µs), as ``marshal`` bytes: bytes are not tracked
+# by the garbage collector, so a buffered request neither triggers nor lengthens its
+# collections (the plan is kept aside, by id). Values marshal cannot hold (datetimes of a
+# Timestamp feature) leave the entry a tuple of tuples instead.
 _Entry = tuple[Any, ...]
 _PLAN, _ROWS, _KEYS, _OUTS, _HEAD = 1, 2, 3, 4, 5
 
@@ -113,7 +114,7 @@ class ServingLog(Hooks):
         self.max_buffered_rows = max_buffered_rows or max(4 * max_rows_per_file, 10_000)
         self._random = random
         self._clock = clock or (lambda: time.time_ns() // 1000)
-        self._buffer: deque[_Entry] = deque()
+        self._buffer: deque[bytes | _Entry] = deque()
         self._plans: dict[int, FeaturePlan] = {}  # the buffered requests' plans, by id
         self._buffered = 0
         self._lock = threading.Lock()
@@ -165,23 +166,28 @@ class ServingLog(Hooks):
             now_us = self._clock()
         values, statuses, stamps = response.values, response.statuses, response.event_micros
         outs = tuple(values)
-        entry = (
+        entry: bytes | _Entry = (
             now_us,
             id(plan),
             rows,
             tuple(entities),
             outs,
-            *map(tuple, entities.values()),
-            *map(tuple, values.values()),
-            *map(tuple, map(statuses.__getitem__, outs)),
-            *map(tuple, map(stamps.__getitem__, outs)),
+            *entities.values(),
+            *values.values(),
+            *map(statuses.__getitem__, outs),
+            *map(stamps.__getitem__, outs),
         )
+        try:
+            entry = marshal.dumps(entry)
+        except ValueError:  # a value marshal cannot hold: keep it as tuples
+            entry = tuple(v if i < _HEAD else tuple(v) for i, v in enumerate(entry))
         with self._lock:
             self._plans[id(plan)] = plan
             self._buffer.append(entry)
             self._buffered += rows
             while self._buffered > self.max_buffered_rows:  # drop-oldest, never block
-                dropped = self._buffer.popleft()[_ROWS]  # (its plan stays till the next round)
+                oldest = self._buffer.popleft()  # (its plan is kept till the next round)
+                dropped = (marshal.loads(oldest) if type(oldest) is bytes else oldest)[_ROWS]
                 self._buffered -= dropped
                 self.dropped_rows += dropped
             full = self._buffered >= self.max_rows_per_file
@@ -250,19 +256,28 @@ class ServingLog(Hooks):
                 entries, self._buffer = self._buffer, deque()
                 plans, self._plans = self._plans, {}
                 self._buffered = 0
-            for (hour, plan_id, names, _), group in _grouped(entries).items():
-                rows = sum(e[_ROWS] for e in group)
-                plan = plans[plan_id]
+            # Each entry is unmarshalled and added to its group's columns at once (never all
+            # unmarshalled together: that would fill the collector's generations).
+            groups: dict[tuple[Any, ...], _Columns] = {}
+            for item in entries:
+                entry: _Entry = marshal.loads(item) if isinstance(item, bytes) else item
+                key = (entry[0] // _HOUR_US, entry[_PLAN], entry[_KEYS], entry[_OUTS])
+                columns = groups.get(key)
+                if columns is None:
+                    columns = groups[key] = _Columns(plans[entry[_PLAN]], entry)
+                columns.add(entry)
+            del entries
+            for (hour, _, names, _), columns in groups.items():
                 try:
-                    table = _table(plan, group)
+                    table = columns.table()
                 except Exception:
-                    log.exception("serving log: %d row(s) could not be converted", rows)
-                    self.failed_rows += rows
+                    log.exception("serving log: %d row(s) could not be converted", columns.rows)
+                    self.failed_rows += columns.rows
                     continue
-                key = (hour, _shape(plan), names)
+                shape = (hour, _shape(columns.plan), names)
                 with self._lock:
-                    self._pending.setdefault(key, []).append(table)
-                    self._pending_rows += rows
+                    self._pending.setdefault(shape, []).append(table)
+                    self._pending_rows += columns.rows
 
     def _write_pending(self) -> list[Path]:
         with self._write_lock:
@@ -299,15 +314,6 @@ class ServingLog(Hooks):
         return final
 
 
-def _grouped(entries: deque[_Entry] | list[_Entry]) -> dict[tuple[Any, ...], list[_Entry]]:
-    """Entries by (hour, plan, entity and output names): each group becomes one table."""
-    groups: dict[tuple[Any, ...], list[_Entry]] = {}
-    for entry in entries:
-        key = (entry[0] // _HOUR_US, entry[_PLAN], entry[_KEYS], entry[_OUTS])
-        groups.setdefault(key, []).append(entry)
-    return groups
-
-
 def _shape(plan: FeaturePlan) -> tuple[Any, ...]:
     """What makes two plans' tables one schema (plans of two registry revisions may differ
     in types: those go to separate files)."""
@@ -318,42 +324,53 @@ def _shape(plan: FeaturePlan) -> tuple[Any, ...]:
     )
 
 
-def _table(plan: FeaturePlan, group: list[_Entry]) -> pa.Table:
-    """One group's requests as one table: lists are extended per request (no per-value
-    Python), then each column becomes one Arrow array."""
-    names = group[0][_KEYS]
-    given = group[0][_OUTS]
-    positions = {o: i for i, o in enumerate(given)}
-    n_keys, n_outs = len(names), len(given)
-    outputs = [(o.name, positions[o.name], o.dtype) for o in plan.outputs]
-    times: list[int] = []
-    keys: list[list[Any]] = [[] for _ in names]
-    values: list[list[Any]] = [[] for _ in outputs]
-    statuses: list[list[str]] = [[] for _ in outputs]
-    stamps: list[list[int | None]] = [[] for _ in outputs]
-    at_values = _HEAD + n_keys
-    at_statuses, at_stamps = at_values + n_outs, at_values + 2 * n_outs
-    for entry in group:
-        times.extend([entry[0]] * entry[_ROWS])
-        for k, acc in enumerate(keys):
+class _Columns:
+    """One group's requests as columns: lists extended per request (no per-value Python),
+    then one Arrow array per column."""
+
+    def __init__(self, plan: FeaturePlan, first: _Entry):
+        self.plan = plan
+        self.names = first[_KEYS]
+        given = first[_OUTS]
+        positions = {o: i for i, o in enumerate(given)}
+        self.outputs = [(o.name, positions[o.name], o.dtype) for o in plan.outputs]
+        self.at_values = _HEAD + len(self.names)
+        self.at_statuses = self.at_values + len(given)
+        self.at_stamps = self.at_values + 2 * len(given)
+        self.rows = 0
+        self.times: list[int] = []
+        self.keys: list[list[Any]] = [[] for _ in self.names]
+        self.values: list[list[Any]] = [[] for _ in self.outputs]
+        self.statuses: list[list[str]] = [[] for _ in self.outputs]
+        self.stamps: list[list[int | None]] = [[] for _ in self.outputs]
+
+    def add(self, entry: _Entry) -> None:
+        rows = entry[_ROWS]
+        self.rows += rows
+        self.times.extend([entry[0]] * rows)
+        for k, acc in enumerate(self.keys):
             acc.extend(entry[_HEAD + k])
-        for j, (_, i, _) in enumerate(outputs):
-            values[j].extend(entry[at_values + i])
-            statuses[j].extend(entry[at_statuses + i])
-            stamps[j].extend(entry[at_stamps + i])
-    arrays: dict[str, pa.Array] = {REQUEST_TIME: pa.array(times, pa.int64()).cast(_TS)}
-    for k, col in zip(names, keys, strict=True):
-        arrays[k] = _column(col)
-    for j, (o, _, dtype) in enumerate(outputs):
-        arrays[o] = pa.array(values[j], dtype.to_arrow())
-        arrays[f"{o}__status"] = pa.array(statuses[j], pa.string())
-        arrays[f"{o}__event_timestamp"] = pa.array(stamps[j], pa.int64()).cast(_TS)
-    full = bool(plan.outputs) and plan.outputs[0].name != plan.outputs[0].feature
-    metadata = {
-        FEATURES_KEY: json.dumps(list(plan.feature_refs)).encode(),
-        FULL_NAMES_KEY: b"true" if full else b"false",
-    }
-    return pa.table(arrays).replace_schema_metadata(metadata)
+        at_values, at_statuses, at_stamps = self.at_values, self.at_statuses, self.at_stamps
+        for j, (_, i, _) in enumerate(self.outputs):
+            self.values[j].extend(entry[at_values + i])
+            self.statuses[j].extend(entry[at_statuses + i])
+            self.stamps[j].extend(entry[at_stamps + i])
+
+    def table(self) -> pa.Table:
+        arrays: dict[str, pa.Array] = {REQUEST_TIME: pa.array(self.times, pa.int64()).cast(_TS)}
+        for k, col in zip(self.names, self.keys, strict=True):
+            arrays[k] = _column(col)
+        for j, (o, _, dtype) in enumerate(self.outputs):
+            arrays[o] = pa.array(self.values[j], dtype.to_arrow())
+            arrays[f"{o}__status"] = pa.array(self.statuses[j], pa.string())
+            arrays[f"{o}__event_timestamp"] = pa.array(self.stamps[j], pa.int64()).cast(_TS)
+        plan = self.plan
+        full = bool(plan.outputs) and plan.outputs[0].name != plan.outputs[0].feature
+        metadata = {
+            FEATURES_KEY: json.dumps(list(plan.feature_refs)).encode(),
+            FULL_NAMES_KEY: b"true" if full else b"false",
+        }
+        return pa.table(arrays).replace_schema_metadata(metadata)
 
 
 def _column(values: list[Any]) -> pa.Array:

@@ -274,3 +274,23 @@ def test_an_old_request_time_is_kept_as_is(store, tmp_path) -> None:
     (path,) = log.flush()
     (when,) = pq.read_table(path).column(REQUEST_TIME).to_pylist()
     assert when == NOW and datetime.now(UTC) - when > timedelta(days=1)
+
+
+def test_values_marshal_cannot_hold_are_logged_too(store, tmp_path) -> None:
+    """A request-data column of datetimes (as a Timestamp feature's values would be) takes
+    the tuple path instead of marshal's bytes, and is written all the same."""
+    log = ServingLog(tmp_path, sample_rate=1.0)
+    store.hooks.add(log)
+    try:
+        store.get_online_features(
+            REFS, entities={"driver_id": [1001, 1002], "seen": [NOW, NOW - timedelta(hours=1)]}
+        )
+        store.get_online_features(REFS, entities={"driver_id": [1003]})
+    finally:
+        store.hooks.remove(log)
+    assert type(log._buffer[0]) is tuple and type(log._buffer[1]) is bytes
+    files = log.flush()
+    tables = [pq.read_table(f) for f in files]
+    with_seen = next(t for t in tables if "seen" in t.column_names)
+    assert with_seen.column("seen").to_pylist() == [NOW, NOW - timedelta(hours=1)]
+    assert sum(t.num_rows for t in tables) == 3
