@@ -24,7 +24,8 @@ The calls and what they get:
 ``before_apply``            project, objects (None: the repo folder), delete_missing, author
 ``after_apply``             project, plan (what was done, None on error), author, seconds, error
 ``before_online_read``      project, plan (``parity.query.plan.FeaturePlan``), entities (columns)
-``after_online_read``       project, plan, rows, response (None on error), seconds, error
+``after_online_read``       project, plan, rows, response (None on error), entities, now_us
+                            (the store clock the read used, µs), seconds, error
 ``before_historical``       project, plan, entity_rows
 ``after_historical``        project, plan, rows (None on error), seconds, error
 ``before_write``            project, kind, target, views, rows (None: not known yet), data,

@@ -88,6 +88,8 @@ class OnlineReads:
             plan=read.plan,
             rows=len(next(iter(read.cols.values()), [])),
             response=read.response,
+            entities=read.cols,
+            now_us=read.now_us,
             seconds=time.perf_counter() - read.began,
             error=error,
         )
@@ -105,7 +107,7 @@ class OnlineReads:
             plan, cols = read.plan, read.cols = self._start(
                 features, entity_rows, entities, full_feature_names
             )
-            now_us = self.clock.now_us()
+            now_us = read.now_us = self.clock.now_us()
             records = None
             if plan.fetch:
                 records = self.store().read(online_requests(plan.online(), cols))
@@ -124,7 +126,7 @@ class OnlineReads:
             plan, cols = read.plan, read.cols = self._start(
                 features, None, entities, full_feature_names
             )
-            now_us = self.clock.now_us()
+            now_us = read.now_us = self.clock.now_us()
             records = None
             if plan.fetch:
                 store = self.store()
@@ -140,7 +142,7 @@ class OnlineReads:
 class _Read:
     """One read under way, as a context: what the hooks are told about it when it ends."""
 
-    __slots__ = ("began", "cols", "plan", "reads", "response")
+    __slots__ = ("began", "cols", "now_us", "plan", "reads", "response")
 
     def __init__(self, reads: OnlineReads):
         self.reads = reads
@@ -148,6 +150,7 @@ class _Read:
         self.plan: FeaturePlan | None = None
         self.cols: dict[str, list[Any]] = {}
         self.response: OnlineResponse | None = None
+        self.now_us: int | None = None
 
     def __enter__(self) -> _Read:
         return self

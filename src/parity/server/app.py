@@ -177,6 +177,12 @@ class ParityApp:
         )
         if serving.store.config.monitoring.enabled:
             self.monitor = serving.store.monitor_runner().start()  # its gauges join /metrics
+        served = serving.serving_log
+        if served is not None:
+            self.metrics.gauges["parity_serving_log_dropped_rows"] = (
+                "Serving log rows dropped because its writer fell behind",
+                lambda: float(served.dropped_rows),
+            )
         cache = serving.cache_settings
         log.info(
             "serving project %r from %s; online cache %s",
@@ -199,6 +205,8 @@ class ParityApp:
                 await warm_on_loop(self.serving, reads)
         except Exception as exc:
             log.warning("warm-up failed (%s); the first requests will pay for it", exc)
+        if self.serving.serving_log is not None:  # what it serves from now on is logged
+            self.serving.serving_log.resume()
         self.warm = True
         log.info("warm in %.0f ms", (time.perf_counter() - started) * 1e3)
 

@@ -1,7 +1,9 @@
 """What the server serves: a plain ``FeatureStore`` with the server's parts handed in.
 
 The store is built with a seam, not subclassed: an online wrapper (``ServingOnlineStore``: the
-record cache and the per-view read counts for ``/metrics``) handed in at construction. Everything
+record cache and the per-view read counts for ``/metrics``) handed in at construction, and,
+with ``serving_log`` in parity.yaml, the serving log's hook (``parity.monitoring.serving_log``,
+written out at shutdown). Everything
 else is the facade itself, so the server returns exactly what ``get_online_features``
 returns; the event loop uses ``get_online_features_async`` (the store's round trip awaited
 where the store allows it).
@@ -11,13 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from parity.config import RepoConfig
 from parity.online.base import OnlineStore
 from parity.server.cache import CacheSettings, ServingOnlineStore
 from parity.store import FeatureStore
 from parity.types import ValueType
+
+if TYPE_CHECKING:
+    from parity.monitoring.serving_log import ServingLog
 
 
 def cache_settings(config: RepoConfig) -> CacheSettings | None:
@@ -49,6 +54,15 @@ class Serving:
         self.cache_settings = (
             cache_settings(self.store.config) if cache is None else (cache or None)
         )
+        self.serving_log: ServingLog | None = None  # parity.yaml's serving_log; None: off
+        if self.store.config.serving_log is not None:
+            from parity.monitoring.serving_log import ServingLog
+
+            # paused until the app is warm: warm-up reads are not what it served
+            self.serving_log = ServingLog.from_config(
+                self.store.config.serving_log, self.store.repo_path, paused=True
+            ).start()
+            self.store.hooks.add(self.serving_log)
         self._hashes: tuple[Any, dict[str, str]] = (None, {})
         self._key_types: tuple[Any, dict[str, ValueType | None]] = (None, {})
 
@@ -98,4 +112,6 @@ class Serving:
         return len(self.store._online_reads.planner)
 
     def close(self) -> None:
+        if self.serving_log is not None:  # what is buffered is written before the exit
+            self.serving_log.close()
         self.store.close()

@@ -1,0 +1,399 @@
+"""The serving log: what the feature server served, sampled, as Parquet, written in the
+background (``serving_log:`` in ``parity.yaml``; ``parity skew`` replays it).
+
+``ServingLog`` is a hook (``parity.hooks.Hooks``) observing ``after_online_read``. A request
+costs one random draw when it is not sampled; a sampled one has its entity columns, values,
+statuses and event times marshalled into one bytes object (one C call, no per-value Python;
+bytes are not tracked by the garbage collector, so buffered requests add nothing to its
+collections, which would pause requests too) and kept in a bounded in-memory buffer. A background thread turns the buffer into Arrow every
+``CONVERT_SECONDS`` and writes files every
+``flush_seconds``, or as soon as ``max_rows_per_file`` rows wait; ``close()`` writes what is
+left. The buffer never blocks a request: past ``max_buffered_rows`` the oldest
+requests are dropped and counted (``dropped_rows``).
+
+Layout under the log folder (Hive-style partitions, so DuckDB and pyarrow datasets read them
+too; a file's name gives the request times it holds, so a reader selects files by time
+without opening them)::
+
+    date=2024-01-03/hour=22/<first µs>-<last µs>-<pid>-<n>.parquet
+
+Each file holds one request shape (the same features, names and entity columns): column
+``__request_time`` (the store clock of the read, ``timestamp[us, UTC]``), the entity
+columns, then per feature ``f`` (the name the caller got) ``f``, ``f__status`` and
+``f__event_timestamp``. Its schema metadata has ``parity.features`` (JSON list of
+``view:feature`` references) and ``parity.full_feature_names``. Files are written under a
+dot-name and renamed, so a reader never sees half a file.
+
+A large read the server answers in pieces is logged piece by piece, each sampled on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import marshal
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from itertools import count
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from parity.hooks import Hooks
+
+if TYPE_CHECKING:
+    from parity.config import ServingLogConfig
+    from parity.online.reader import OnlineResponse
+    from parity.query.plan import FeaturePlan
+
+__all__ = [
+    "DEFAULT_PATH",
+    "FEATURES_KEY",
+    "FULL_NAMES_KEY",
+    "REQUEST_TIME",
+    "ServingLog",
+    "file_bounds",
+    "log_folder",
+]
+
+log = logging.getLogger("parity.monitoring.serving_log")
+
+DEFAULT_PATH = "data/serving_log"
+REQUEST_TIME = "__request_time"
+FEATURES_KEY = b"parity.features"
+FULL_NAMES_KEY = b"parity.full_feature_names"
+_HOUR_US = 3_600_000_000
+CONVERT_SECONDS = 0.1
+"""How often the writer thread turns sampled requests into Arrow (files: ``flush_seconds``)."""
+_TS = pa.timestamp("us", tz="UTC")
+
+# One sampled request, flat: (request µs, id of its plan, rows, entity names, output names,
+# *entity columns, *values, *statuses, *event µs), as ``marshal`` bytes: bytes are not tracked
+# by the garbage collector, so a buffered request neither triggers nor lengthens its
+# collections (the plan is kept aside, by id). Values marshal cannot hold (datetimes of a
+# Timestamp feature) leave the entry a tuple of tuples instead.
+_Entry = tuple[Any, ...]
+_PLAN, _ROWS, _KEYS, _OUTS, _HEAD = 1, 2, 3, 4, 5
+
+
+class ServingLog(Hooks):
+    """Logs a sample of online reads to Parquet under ``root``; see the module docstring.
+
+    ``start()`` starts the writer thread (without it, ``flush()`` writes on demand);
+    ``close()`` stops it and writes what is buffered. ``paused``: log nothing until
+    ``resume()``. ``random`` and ``clock`` (µs) are seams for tests.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        sample_rate: float = 0.01,
+        flush_seconds: float = 5.0,
+        max_rows_per_file: int = 100_000,
+        max_buffered_rows: int | None = None,
+        random: Callable[[], float] = random.random,
+        clock: Callable[[], int] | None = None,
+        paused: bool = False,
+    ):
+        if not 0.0 <= sample_rate <= 1.0:
+            raise ValueError(f"serving_log.sample_rate must be in [0, 1], not {sample_rate}")
+        self.root = Path(root)
+        self.sample_rate = sample_rate
+        self._rate = 0.0 if paused else sample_rate  # what the draw is checked against
+        self.flush_seconds = flush_seconds
+        self.max_rows_per_file = max_rows_per_file
+        self.max_buffered_rows = max_buffered_rows or max(4 * max_rows_per_file, 10_000)
+        self._random = random
+        self._clock = clock or (lambda: time.time_ns() // 1000)
+        self._buffer: deque[bytes | _Entry] = deque()
+        self._plans: dict[int, FeaturePlan] = {}  # the buffered requests' plans, by id
+        self._buffered = 0
+        self._lock = threading.Lock()
+        self._convert_lock = threading.Lock()  # one conversion at a time (thread, flush())
+        self._write_lock = threading.Lock()  # one write at a time
+        self._pending: dict[tuple[Any, ...], list[pa.Table]] = {}  # converted, not written
+        self._pending_rows = 0
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._serial = count(1)
+        self.dropped_rows = 0
+        """Rows dropped because the buffer was full (the writer fell behind)."""
+        self.failed_rows = 0
+        """Rows that could not be written (logged with the reason)."""
+        self.written_rows = 0
+        self.files_written = 0
+
+    @classmethod
+    def from_config(
+        cls, config: ServingLogConfig, repo_path: Path, *, paused: bool = False
+    ) -> ServingLog:
+        """The log ``parity.yaml``'s ``serving_log`` describes (its path relative to the repo)."""
+        return cls(
+            log_folder(config, repo_path),
+            sample_rate=config.sample_rate,
+            flush_seconds=config.flush_seconds,
+            max_rows_per_file=config.max_rows_per_file,
+            paused=paused,
+        )
+
+    # -- the request's side: a draw, then an append ---------------------------------------
+    def after_online_read(
+        self,
+        *,
+        plan: FeaturePlan,
+        response: OnlineResponse | None,
+        entities: dict[str, list[Any]] | None = None,
+        now_us: int | None = None,
+        **_: Any,
+    ) -> None:
+        """Keep a sampled answered read (by reference) for the writer thread."""
+        if self._random() >= self._rate or response is None or not entities:
+            return
+        rows = len(response)
+        if rows == 0:
+            return
+        if now_us is None:  # a caller of the hook without the read's clock
+            now_us = self._clock()
+        values, statuses, stamps = response.values, response.statuses, response.event_micros
+        outs = tuple(values)
+        entry: bytes | _Entry = (
+            now_us,
+            id(plan),
+            rows,
+            tuple(entities),
+            outs,
+            *entities.values(),
+            *values.values(),
+            *map(statuses.__getitem__, outs),
+            *map(stamps.__getitem__, outs),
+        )
+        try:
+            entry = marshal.dumps(entry)
+        except ValueError:  # a value marshal cannot hold: keep it as tuples
+            entry = tuple(v if i < _HEAD else tuple(v) for i, v in enumerate(entry))
+        with self._lock:
+            self._plans[id(plan)] = plan
+            self._buffer.append(entry)
+            self._buffered += rows
+            while self._buffered > self.max_buffered_rows:  # drop-oldest, never block
+                oldest = self._buffer.popleft()  # (its plan is kept till the next round)
+                dropped = (marshal.loads(oldest) if type(oldest) is bytes else oldest)[_ROWS]
+                self._buffered -= dropped
+                self.dropped_rows += dropped
+            full = self._buffered >= self.max_rows_per_file
+        if full:
+            self._wake.set()
+
+    def resume(self) -> None:
+        """Start sampling (a log made ``paused`` logs nothing until then: the server's
+        warm-up reads are not what it served)."""
+        self._rate = self.sample_rate
+
+    @property
+    def buffered_rows(self) -> int:
+        return self._buffered
+
+    # -- the writer's side ----------------------------------------------------------------
+    def start(self) -> ServingLog:
+        """Start the writer thread (once); returns self."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="parity-serving-log", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        # Sampled requests are turned into Arrow every CONVERT_SECONDS, files written every
+        # flush_seconds: requests kept as Python objects for seconds would make the
+        # interpreter's full garbage collections (which walk every live object, on the
+        # request path too) grow with the buffer; Arrow buffers are not walked.
+        interval = min(CONVERT_SECONDS, self.flush_seconds)
+        last = time.monotonic()
+        while not self._stopping:
+            self._wake.wait(interval)
+            self._wake.clear()
+            try:
+                self._convert()
+                if (
+                    time.monotonic() - last >= self.flush_seconds
+                    or self._pending_rows >= self.max_rows_per_file
+                ):
+                    last = time.monotonic()
+                    self._write_pending()
+            except Exception:  # never let the thread die: the next round tries again
+                log.exception("serving log: the writer failed")
+
+    def close(self) -> None:
+        """Stop the writer thread and write everything buffered."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.flush()
+
+    def flush(self) -> list[Path]:
+        """Write what is buffered now; returns the files written. Never raises: rows that
+        cannot be written are logged and counted in ``failed_rows``."""
+        self._convert()
+        return self._write_pending()
+
+    def _convert(self) -> None:
+        """The buffered requests as Arrow tables, one per request shape and hour."""
+        with self._convert_lock:
+            with self._lock:
+                entries, self._buffer = self._buffer, deque()
+                plans, self._plans = self._plans, {}
+                self._buffered = 0
+            # Each entry is unmarshalled and added to its group's columns at once (never all
+            # unmarshalled together: that would fill the collector's generations).
+            groups: dict[tuple[Any, ...], _Columns] = {}
+            for item in entries:
+                entry: _Entry = marshal.loads(item) if isinstance(item, bytes) else item
+                key = (entry[0] // _HOUR_US, entry[_PLAN], entry[_KEYS], entry[_OUTS])
+                columns = groups.get(key)
+                if columns is None:
+                    columns = groups[key] = _Columns(plans[entry[_PLAN]], entry)
+                columns.add(entry)
+            del entries
+            for (hour, _, names, _), columns in groups.items():
+                try:
+                    table = columns.table()
+                except Exception:
+                    log.exception("serving log: %d row(s) could not be converted", columns.rows)
+                    self.failed_rows += columns.rows
+                    continue
+                shape = (hour, _shape(columns.plan), names)
+                with self._lock:
+                    self._pending.setdefault(shape, []).append(table)
+                    self._pending_rows += columns.rows
+
+    def _write_pending(self) -> list[Path]:
+        with self._write_lock:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+                self._pending_rows = 0
+            written = []
+            for (hour, _, _), tables in sorted(pending.items(), key=lambda kv: kv[0][0]):
+                rows = sum(t.num_rows for t in tables)
+                try:
+                    table = pa.concat_tables(tables, promote_options="permissive")
+                    for start in range(0, table.num_rows, self.max_rows_per_file):
+                        written.append(
+                            self._write(hour, table.slice(start, self.max_rows_per_file))
+                        )
+                except Exception:
+                    log.exception("serving log: %d row(s) could not be written", rows)
+                    self.failed_rows += rows
+            return written
+
+    def _write(self, hour: int, table: pa.Table) -> Path:
+        times = pc.cast(table.column(REQUEST_TIME), pa.int64())
+        first, last = pc.min(times).as_py(), pc.max(times).as_py()
+        at = datetime.fromtimestamp(hour * 3600, UTC)
+        folder = self.root / f"date={at:%Y-%m-%d}" / f"hour={at:%H}"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{first}-{last}-{os.getpid()}-{next(self._serial)}.parquet"
+        temporary = folder / f".{name}.tmp"
+        pq.write_table(table, temporary)
+        final = folder / name
+        os.replace(temporary, final)
+        self.written_rows += table.num_rows
+        self.files_written += 1
+        return final
+
+
+def _shape(plan: FeaturePlan) -> tuple[Any, ...]:
+    """What makes two plans' tables one schema (plans of two registry revisions may differ
+    in types: those go to separate files)."""
+    return (
+        plan.feature_refs,
+        tuple(o.name for o in plan.outputs),
+        tuple(str(o.dtype) for o in plan.outputs),
+    )
+
+
+class _Columns:
+    """One group's requests as columns: lists extended per request (no per-value Python),
+    then one Arrow array per column."""
+
+    def __init__(self, plan: FeaturePlan, first: _Entry):
+        self.plan = plan
+        self.names = first[_KEYS]
+        given = first[_OUTS]
+        positions = {o: i for i, o in enumerate(given)}
+        self.outputs = [(o.name, positions[o.name], o.dtype) for o in plan.outputs]
+        self.at_values = _HEAD + len(self.names)
+        self.at_statuses = self.at_values + len(given)
+        self.at_stamps = self.at_values + 2 * len(given)
+        self.rows = 0
+        self.times: list[int] = []
+        self.keys: list[list[Any]] = [[] for _ in self.names]
+        self.values: list[list[Any]] = [[] for _ in self.outputs]
+        self.statuses: list[list[str]] = [[] for _ in self.outputs]
+        self.stamps: list[list[int | None]] = [[] for _ in self.outputs]
+
+    def add(self, entry: _Entry) -> None:
+        rows = entry[_ROWS]
+        self.rows += rows
+        self.times.extend([entry[0]] * rows)
+        for k, acc in enumerate(self.keys):
+            acc.extend(entry[_HEAD + k])
+        at_values, at_statuses, at_stamps = self.at_values, self.at_statuses, self.at_stamps
+        for j, (_, i, _) in enumerate(self.outputs):
+            self.values[j].extend(entry[at_values + i])
+            self.statuses[j].extend(entry[at_statuses + i])
+            self.stamps[j].extend(entry[at_stamps + i])
+
+    def table(self) -> pa.Table:
+        arrays: dict[str, pa.Array] = {REQUEST_TIME: pa.array(self.times, pa.int64()).cast(_TS)}
+        for k, col in zip(self.names, self.keys, strict=True):
+            arrays[k] = _column(col)
+        for j, (o, _, dtype) in enumerate(self.outputs):
+            arrays[o] = pa.array(self.values[j], dtype.to_arrow())
+            arrays[f"{o}__status"] = pa.array(self.statuses[j], pa.string())
+            arrays[f"{o}__event_timestamp"] = pa.array(self.stamps[j], pa.int64()).cast(_TS)
+        plan = self.plan
+        full = bool(plan.outputs) and plan.outputs[0].name != plan.outputs[0].feature
+        metadata = {
+            FEATURES_KEY: json.dumps(list(plan.feature_refs)).encode(),
+            FULL_NAMES_KEY: b"true" if full else b"false",
+        }
+        return pa.table(arrays).replace_schema_metadata(metadata)
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """An entity or request-data column; values of mixed types are kept as JSON text."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else json.dumps(v, default=str) for v in values])
+
+
+def log_folder(config: ServingLogConfig | None, repo_path: Path) -> Path:
+    """The log's folder: ``serving_log.path`` (default ``data/serving_log``), relative to
+    the repo unless absolute."""
+    root = Path(config.path if config is not None else DEFAULT_PATH)
+    return root if root.is_absolute() else repo_path / root
+
+
+def file_bounds(path: Path) -> tuple[int, int] | None:
+    """(first, last) request µs of a log file, from its name; None for another file."""
+    if path.name.startswith(".") or path.suffix != ".parquet":
+        return None
+    parts = path.stem.split("-")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return None
