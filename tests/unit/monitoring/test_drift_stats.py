@@ -144,9 +144,7 @@ def test_ks_and_wasserstein_equal_scipy(n1, n2, shift):
     ref = stats.ks_2samp(a, b)
     assert got["ks"].statistic == pytest.approx(ref.statistic, abs=1e-12)
     assert got["ks"].p_value == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-12)
-    assert got["wasserstein"].statistic == pytest.approx(
-        stats.wasserstein_distance(a, b), rel=1e-9
-    )
+    assert got["wasserstein"].statistic == pytest.approx(stats.wasserstein_distance(a, b), rel=1e-9)
 
 
 def test_ks_with_ties_equals_scipy():
