@@ -2,7 +2,7 @@
 
 python -m bench.run [--runs N] [--scale S]
     [--only historical,materialize,online,serve,serve_large,aggregates,startup,streams,
-            reference,parity]
+            drift,reference,parity]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from bench import (
     aggregates,
     datagen,
+    drift,
     historical,
     materialize,
     online,
@@ -37,6 +38,7 @@ BENCHMARKS: dict[str, Callable[..., Report]] = {
     "aggregates": aggregates.run,
     "startup": startup.run,
     "streams": streams.run,
+    "drift": drift.run,
 }
 CONTENDERS = ("reference", "parity")
 
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         help="comma-separated benchmarks (historical, materialize, online, serve, serve_large,"
-        " aggregates, startup, streams) and/or"
+        " aggregates, startup, streams, drift) and/or"
         " one side"
         " (reference, parity); default: everything",
     )

@@ -194,9 +194,11 @@ def _smirnov(n: int, e: float) -> float:
     for v = 0 .. floor(n (1 - e)). Each term in log space with ln C(n, v) by Stirling's
     series, so no two large logs are subtracted (lgamma(n + 1) alone would lose 1e-9)."""
     nn = math.floor(n * (1.0 - e))
-    v = np.arange(1, min(nn, n - 1) + 1, dtype=np.float64)
-    w = n - v
     en = e * n
+    v = np.arange(1, min(nn, n - 1) + 1, dtype=np.float64)
+    # floor(n (1 - e)) may round one past the last term with 1 - e - v/n >= 0: drop it.
+    v = v[n - v >= en]
+    w = n - v
     # ln C(n,v) + (v-1) ln(e + v/n) + (n-v) ln(1 - e - v/n), regrouped around v/n and w/n.
     with np.errstate(divide="ignore"):  # 1 - e - v/n = 0 at v = n (1 - e): a zero term
         logs = (
