@@ -2,8 +2,7 @@
 
 python -m bench.run [--runs N] [--scale S]
     [--only historical,materialize,online,serve,serve_large,aggregates,startup,streams,
-            profile,
-            reference,parity]
+            profile,drift,serve_log,reference,parity]
 """
 
 from __future__ import annotations
@@ -18,12 +17,14 @@ from pathlib import Path
 from bench import (
     aggregates,
     datagen,
+    drift,
     historical,
     materialize,
     online,
     profile,
     serve,
     serve_large,
+    serve_log,
     startup,
     streams,
 )
@@ -40,6 +41,8 @@ BENCHMARKS: dict[str, Callable[..., Report]] = {
     "startup": startup.run,
     "streams": streams.run,
     "profile": profile.run,
+    "drift": drift.run,
+    "serve_log": serve_log.run,
 }
 CONTENDERS = ("reference", "parity")
 
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         help="comma-separated benchmarks (historical, materialize, online, serve, serve_large,"
-        " aggregates, startup, streams, profile) and/or"
+        " aggregates, startup, streams, profile, drift, serve_log) and/or"
         " one side"
         " (reference, parity); default: everything",
     )

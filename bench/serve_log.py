@@ -157,6 +157,7 @@ def _logged_rows(repo: Path) -> int:
 def run(
     data_dir: Path,
     runs: int = RUNS,
+    only: str | None = None,
     duration: float = DURATION_S,
     warmup: float = WARMUP_S,
     connections: int = CONNECTIONS,
