@@ -298,7 +298,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     datagen.ensure(data_dir, scale=args.scale)
     report = run(
-        data_dir, args.runs, args.duration, args.warmup, args.connections, args.threads, args.seed
+        data_dir,
+        args.runs,
+        duration=args.duration,
+        warmup=args.warmup,
+        connections=args.connections,
+        threads=args.threads,
+        seed=args.seed,
     )
     render(report)
     sys.exit(0 if report.ok else 1)

@@ -220,11 +220,11 @@ def test_store_check_stores_a_result(tmp_path: Path) -> None:
 
     cli = CliRunner()
     out = cli.invoke(app, ["check", "rides_checked", "--repo", str(root), "--json"])
-    assert out.exit_code == 1, out.output
+    assert out.exit_code == 3, out.output
     got = json.loads(out.stdout)
     assert {r["rule"]: r["passed"] for r in got["rules"]} == {"max": False, "unique": False}
     out = cli.invoke(app, ["check", "rides_checked", "--repo", str(root)])
-    assert out.exit_code == 1 and "FAIL" in out.output and "212" in out.output, out.output
+    assert out.exit_code == 3 and "FAIL" in out.output and "212" in out.output, out.output
     out = cli.invoke(app, ["check", "rides_plain", "--repo", str(root)])
     assert out.exit_code == 0 and "no checks" in out.output, out.output
     out = cli.invoke(app, ["check", "rides_checked", "--repo", str(root), "--end", str(T0)])

@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cli_utils import parity
 
+from cli_utils import parity
 from parity import FeatureStore
 from parity.cli.scaffold import create_repo
 from parity.registry.monitoring import MonitorRecords

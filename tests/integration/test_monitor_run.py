@@ -177,7 +177,6 @@ def test_a_stale_view_alerts_once_and_resolves_and_a_fresh_one_never_does(
 
 
 def test_checks_of_views_with_checks_alert(tmp_path: Path, receiver: Receiver) -> None:
-    pytest.importorskip("parity.monitoring.checks")
     root = make_repo(tmp_path / "repo", receiver)
     text = (
         (root / "features.yaml")
@@ -276,7 +275,6 @@ def test_parity_serve_runs_the_monitor_when_enabled(tmp_path: Path, receiver: Re
 
 
 def test_drift_between_the_last_two_windows_alerts(tmp_path: Path, receiver: Receiver) -> None:
-    pytest.importorskip("parity.monitoring.drift")
     root = make_repo(tmp_path / "repo", receiver, extra=", drift_window: 1d, checks_window: null")
     text = (
         (root / "features.yaml")

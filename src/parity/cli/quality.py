@@ -1,8 +1,9 @@
-"""``parity check VIEW``: a view's quality checks over its source rows, exit 1 on a failure.
+"""``parity check VIEW``: a view's quality checks over its source rows, exit 3 on a failure.
 
 Every rule is listed with its threshold, the observed value, how many rows offend and a
-sample of them; failed rules are in red. The exit status is 1 when any rule fails (so CI can
-gate on it), 0 when all pass or the view declares no checks. The result is stored in the
+sample of them; failed rules are in red. The exit status is 3 when any rule fails (so CI can
+gate on it; 1 is an error, as for every command), 0 when all pass or the view declares no
+checks. The result is stored in the
 registry (``parity monitor report`` reads it) unless ``--no-save``.
 """
 
@@ -40,7 +41,7 @@ def check(
     verbose: VerboseOption = False,
 ) -> None:
     """Evaluate a view's quality checks over its source rows in [--start, --end]; print each
-    rule with the observed value; exit 1 when any rule fails."""
+    rule with the observed value; exit 3 when any rule fails."""
     with open_store(repo) as store:
         result = store.check(view, start, end, save=save)
     failed = int(result.summary.get("violations", 0))
@@ -49,7 +50,7 @@ def check(
     else:
         _print(result)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(3)
 
 
 def _document(result: MonitorResult) -> dict[str, Any]:

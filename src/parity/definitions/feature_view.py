@@ -134,7 +134,7 @@ class DriftPolicy(_Part):
     ks_pvalue: float | None = 0.01
     psi: float | None = 0.2
     chi2_pvalue: float | None = 0.01
-    js: float | None = 0.1
+    js: float | None = 0.2
     wasserstein: float | None = None
     bins: int = 10
     epsilon: float = 1e-4
