@@ -453,8 +453,8 @@ def _single_aggregation(doc: dict[str, Any], where: str, label: str) -> FeatureV
             f"{where}: {label}: checks: an aggregated single feature has no field to check; "
             "declare the view with kind: feature_view and put checks on its schema's columns"
         )
-    keep = ("description", "owner", "tags", "sla", "pii", "online", "hop", "name", "drift")
-    keep += ("on_check_failure",)
+    keep: tuple[str, ...] = ("description", "owner", "tags", "sla", "pii", "online", "hop")
+    keep += ("name", "drift", "on_check_failure")
     data: dict[str, Any] = {k: doc[k] for k in keep if k in doc}
     data["entities"] = _entity_refs(doc, where, label)
     data["source"] = _source_ref(doc["source"], where, label)
