@@ -44,7 +44,7 @@ FEATURES = [
     "driver_rating:driver_rating",
 ]
 OLD_TTL, NEW_TTL = "ttl=timedelta(days=1)", "ttl=timedelta(hours=2)"
-STEPS = 8
+STEPS = 9
 CHECKOUT = Path(__file__).resolve().parents[1]
 console = render.console()
 
@@ -316,6 +316,54 @@ def run(repo: Path) -> Scaffold:
                 f"{done.stored} entity records stored; {len(refs)} aggregates for "
                 f"{len(DRIVERS)} drivers, equal online and offline at {as_of:%Y-%m-%d %H:%M} UTC."
             )
+
+    with step(
+        9,
+        "monitoring: statistics, quality checks, freshness against the SLA",
+        "Parity profiles each feature where the data lives, evaluates the rules declared "
+        "with it, and measures how stale each view is against the freshness it promises.",
+    ):
+        with FeatureStore(repo) as store:
+            profile = store.profile("driver_hourly_stats")
+            show_rows(profile.table.select(["feature", "rows", "nulls", "mean", "p50", "p99"]))
+            rows = pq.read_metadata(repo / STATS_FILE).num_rows
+            check(profile.summary["rows"] == rows, "every source row is profiled")
+            checked = FeatureView(
+                name="driver_checked",
+                entities=["driver"],
+                source="driver_stats_source",
+                on_check_failure="block",
+                schema=[
+                    {"name": "conv_rate", "dtype": "Float64", "checks": {"min": 0, "max": 1}},
+                    {"name": "avg_daily_trips", "dtype": "Int64", "checks": {"min": 0}},
+                ],
+            )
+            store.apply([checked], author="demo")
+            result = store.check("driver_checked")
+            check(result.summary["violations"] == 0, "conv_rate lies in [0, 1], trips >= 0")
+            bad = {
+                "driver_id": [1001],
+                "event_timestamp": [datetime.now(UTC)],
+                "conv_rate": [1.7],
+                "avg_daily_trips": [3],
+            }
+            try:
+                store.write_to_online_store("driver_checked", bad)
+                refused = False
+            except ParityError as exc:
+                refused = "conv_rate" in str(exc)
+            check(refused, "a batch breaking a rule is refused, nothing of it written")
+            fresh = {r["view"]: r for r in store.freshness().to_pylist()}
+            rating = fresh["driver_rating"]
+            check(
+                rating["lag_seconds"] is not None and not rating["breached"],
+                "driver_rating is within its freshness SLA",
+            )
+            say(
+                f"{len(profile)} features profiled over {rows} rows; {len(result)} rules pass; "
+                f"driver_rating lags {rating['lag_seconds']:.0f} s against its "
+                f"{rating['sla_seconds']:.0f} s SLA (score {rating['score']:.2f})."
+            )
     return made
 
 
@@ -335,6 +383,8 @@ def next_steps(repo: Path, kept: bool) -> None:
         "parity list views",
         "parity describe driver_hourly_stats",
         "parity history driver_hourly_stats",
+        "parity profile driver_hourly_stats",
+        "parity freshness",
         f"pip install -e '{CHECKOUT}[server]'   # the server's extra (make test installs it)",
         "parity serve      # then: curl -s localhost:6566/get-online-features -d "
         '\'{"features": ["driver_hourly_stats:conv_rate"], "entities": {"driver_id": [1001]}}\'',

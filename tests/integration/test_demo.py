@@ -36,13 +36,14 @@ def test_the_demo_runs_end_to_end_and_keeps_its_repo_with_keep(tmp_path: Path):
     )
     out = done.stdout
     assert done.returncode == 0, f"stdout:\n{out}\nstderr:\n{done.stderr}"
-    for number in range(1, 9):
-        assert f"Step {number} of 8: " in out
+    for number in range(1, 10):
+        assert f"Step {number} of 9: " in out
     assert "360 rows of driver statistics: 5 drivers" in out
     assert "Plan: 6 to create, 0 to change, 0 to delete." in out
     assert "23 entity rows in, 23 rows back; 3 had no match (expected 3)." in out
     assert "ttl: 1d -> 2h" in out
     assert "15 values present for 5 drivers, 'missing' for the unknown driver 9999" in out
+    assert "3 features profiled over 360 rows; 3 rules pass; driver_rating lags" in out
     kept = re.search(r"The repo is kept at (\S+)\. Try:", out)
     assert kept, out
     repo = Path(kept.group(1))
