@@ -352,7 +352,13 @@ def run(repo: Path) -> Scaffold:
                 refused = False
             except ParityError as exc:
                 refused = "conv_rate" in str(exc)
-            check(refused, "a batch breaking a rule is refused, nothing of it written")
+            after = store.get_online_features(
+                ["driver_checked:conv_rate"], entities={"driver_id": [1001]}
+            )
+            check(
+                refused and after.statuses["conv_rate"] == ["missing"],
+                "a batch breaking a rule is refused, nothing of it written",
+            )
             fresh = {r["view"]: r for r in store.freshness().to_pylist()}
             rating = fresh["driver_rating"]
             check(
