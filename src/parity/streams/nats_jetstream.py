@@ -49,6 +49,7 @@ from parity.streams.base import (
     Message,
     StreamConsumer,
 )
+from parity.streams.nats_fast import FastClient, ack_commands, supported
 from parity.streams.nats_tools import add_stream, close_loop, redacted_url
 
 __all__ = ["MAX_ACK_PENDING", "NatsJetStreamConsumer"]
@@ -77,6 +78,20 @@ _FATAL = ("consumer deleted", "push based")  # 409 descriptions that end the con
 
 class _Refused(Exception):
     """The server ended this consumer's pulls for good (its durable was deleted...)."""
+
+
+class _Delivery:
+    """The token of a message read on the fast path: its ack subject, and whether it was
+    acknowledged (``Msg.is_acked``'s part)."""
+
+    __slots__ = ("acked", "reply")
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.acked = False
+
+
+_Raw = tuple[bytes, bytes, bytes]  # a fast-path delivery as read: subject, reply, data
 
 
 @dataclass(slots=True)
@@ -115,7 +130,12 @@ class NatsJetStreamConsumer(StreamConsumer):
         self._thread: threading.Thread | None = None
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
-        self._buffer: deque[Msg] = deque()
+        self.fast = False
+        """Whether this consumer reads through ``nats_fast`` (set by ``open()``; the public
+        nats-py API, ``Msg`` objects and a subscription callback, when False)."""
+        self._buffer: deque[Any] = deque()  # _Raw on the fast path, else Msg
+        self._dead_subject_b = self.dead_subject.encode()
+        self._tasks: set[asyncio.Future[None]] = set()
         self._pull: _Pull | None = None
         self._arrived: asyncio.Event | None = None
         self._inbox = ""
@@ -145,13 +165,16 @@ class NatsJetStreamConsumer(StreamConsumer):
         if max_messages < 1:
             raise ValueError(f"max_messages must be at least 1, got {max_messages}")
         msgs = self._run(self._poll(max_messages), "poll")
+        if self.fast:
+            return [_fast_message(*m) for m in msgs]
         return [_message(m) for m in msgs]
 
     def commit(self, messages: Sequence[Message], *, wait: bool = True) -> None:
         # Always now (``wait`` is a permission, not a request): acks are cheap publishes and
         # the last one's reply is awaited, so "commit returned" means acknowledged.
+        kind = _Delivery if self.fast else Msg
         for m in messages:
-            if not isinstance(m.token, Msg):
+            if not isinstance(m.token, kind):
                 raise DataSourceError(
                     f"stream source {self.source.name!r}: cannot commit message {m.offset}, "
                     "it was not delivered by JetStream"
@@ -189,8 +212,20 @@ class NatsJetStreamConsumer(StreamConsumer):
         """Tell JetStream these messages, and those delivered here and not polled yet, are
         still being worked on (+WPI: the ack wait starts again), so it does not deliver them
         to another consumer meanwhile."""
+        if self.fast:
+            replies = [m.token.reply for m in messages if isinstance(m.token, _Delivery)]
+            self._run(self._fast_in_progress(replies), "extend")
+            return
         tokens = [m.token for m in messages if isinstance(m.token, Msg) and not m.token.is_acked]
         self._run(self._in_progress(tokens), "extend")
+
+    async def _fast_in_progress(self, replies: list[bytes]) -> None:
+        # As _in_progress, in one buffer.
+        replies += [reply for _, reply, _ in self._buffer]
+        nc = self._nc_
+        assert isinstance(nc, FastClient)
+        await nc.send_raw(ack_commands(replies, b"+WPI"))
+        await nc.flush()
 
     async def _in_progress(self, tokens: list[Msg]) -> None:
         # Deliveries buffered here and not polled yet wait behind the same slow batch:
@@ -222,12 +257,16 @@ class NatsJetStreamConsumer(StreamConsumer):
             await self._ensure_durable()
             await self._ensure_dead_stream()
             self._inbox = self._nc.new_inbox()
-            await self._nc.subscribe(
+            sub = await self._nc.subscribe(
                 f"{self._inbox}.*",
                 cb=self._on_msg,
                 pending_msgs_limit=0,  # no limit: the callback only appends, drop nothing
                 pending_bytes_limit=0,
             )
+            if isinstance(self._nc, FastClient):
+                # Before any pull request is sent: nothing reached the callback.
+                self._nc.route(sub._id, self._on_delivery, self._on_fast_status)
+                self.fast = True
         except (nats.errors.Error, OSError, TimeoutError) as e:
             raise self._error("open", e) from e
 
@@ -243,7 +282,8 @@ class NatsJetStreamConsumer(StreamConsumer):
             self._pull = None
             log.info("stream source %r: reconnected to NATS at %s", self.source.name, self._url)
 
-        return await nats.connect(
+        nc = FastClient() if supported() else Client()
+        await nc.connect(
             self.source.url,
             name=self.options.consumer,
             connect_timeout=2,
@@ -252,6 +292,7 @@ class NatsJetStreamConsumer(StreamConsumer):
             error_cb=on_error,
             reconnected_cb=on_reconnect,
         )
+        return nc
 
     async def _ensure_stream(self) -> None:
         js, stream = self._jsx, self.source.stream
@@ -339,11 +380,45 @@ class NatsJetStreamConsumer(StreamConsumer):
 
     # -- reading ----------------------------------------------------------------------
 
+    def _on_delivery(self, subject: bytes, reply: bytes, data: bytes) -> None:
+        """A delivery on the fast path (``nats_fast.Deliver``): as ``_on_msg``, no Msg."""
+        pull = self._pull
+        if pull is not None:
+            pull.received += 1
+            if pull.received >= pull.batch:
+                self._pull = None  # a filled request ends without a status
+        if subject == self._dead_subject_b:
+            self._drop(reply)
+        else:
+            self._buffer.append((subject, reply, data))
+        if self._arrived is not None:
+            self._arrived.set()
+
+    def _on_fast_status(self, subject: bytes, headers: dict[str, str]) -> None:
+        """A pull status on the fast path (``nats_fast.Status``)."""
+        self._on_status(subject.decode(), headers, self._pull)
+        if self._arrived is not None:
+            self._arrived.set()
+
+    def _drop(self, reply: bytes) -> None:
+        # Our own dead letter: acknowledged, never returned (rare: one task each is fine).
+        nc = self._nc_
+        assert isinstance(nc, FastClient)
+        task = asyncio.ensure_future(nc.send_raw(ack_commands([reply])))
+        self._tasks.add(task)
+        task.add_done_callback(self._dropped)
+
+    def _dropped(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("stream source %r: dropping a dead letter: %s", self.source.name,
+                      task.exception())  # fmt: skip
+
     async def _on_msg(self, msg: Msg) -> None:
         """Every delivery and pull status lands here; the inbox's only reader."""
         pull = self._pull
         if not msg.reply:  # a status (no ack subject): the end of one of our requests
-            self._on_status(msg, pull)
+            self._on_status(msg.subject, msg.headers or {}, pull)
         else:
             if pull is not None:
                 pull.received += 1
@@ -356,12 +431,11 @@ class NatsJetStreamConsumer(StreamConsumer):
         if self._arrived is not None:
             self._arrived.set()
 
-    def _on_status(self, msg: Msg, pull: _Pull | None) -> None:
-        headers = msg.headers or {}
+    def _on_status(self, subject: str, headers: dict[str, str], pull: _Pull | None) -> None:
         code = headers.get("Status", "")
         if code == "100":  # heartbeat
             return
-        if pull is not None and msg.subject == pull.reply:
+        if pull is not None and subject == pull.reply:
             self._pull = None
         if code in _END_OF_REQUEST:
             return
@@ -371,7 +445,7 @@ class NatsJetStreamConsumer(StreamConsumer):
         else:  # e.g. 409 Exceeded MaxWaiting, Leadership Change: ask again later
             log.debug("stream source %r: pull ended %s %s", self.source.name, code, description)
 
-    async def _poll(self, n: int) -> list[Msg]:
+    async def _poll(self, n: int) -> list[Any]:  # _Raw or Msg, as _buffer
         loop, buffer = self._loopx, self._buffer
         deadline = loop.time() + self.options.block
         asked = False
@@ -424,6 +498,9 @@ class NatsJetStreamConsumer(StreamConsumer):
     # -- acknowledging, dead letters, status ---------------------------------------------
 
     async def _commit(self, messages: Sequence[Message]) -> None:
+        if self.fast:
+            await self._fast_commit([m.token for m in messages if not m.token.acked])
+            return
         todo = [m.token for m in messages if not m.token.is_acked]  # acking twice: a no-op
         if not todo:
             return
@@ -433,6 +510,19 @@ class NatsJetStreamConsumer(StreamConsumer):
         # so when it answers every ack is applied ("commit returned" means acknowledged;
         # a flush would only mean the server has the bytes, not the consumer's state).
         await todo[-1].ack_sync(timeout=_ACK_REPLY_TIMEOUT)
+
+    async def _fast_commit(self, todo: list[_Delivery]) -> None:
+        # As _commit: every ack but the last in one buffer, the last as a request whose
+        # reply says the durable applied them all; marked acknowledged only then (a failed
+        # commit sends them again, and a second ack of a message is harmless).
+        if not todo:
+            return
+        nc = self._nc_
+        assert isinstance(nc, FastClient)
+        await nc.send_raw(ack_commands([t.reply for t in todo[:-1]]))
+        await nc.request(todo[-1].reply.decode(), b"+ACK", timeout=_ACK_REPLY_TIMEOUT)
+        for t in todo:
+            t.acked = True
 
     async def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         js = self._jsx
@@ -538,6 +628,23 @@ def _message(msg: Msg) -> Message:
         redelivered=delivered != "1",
         subject=msg.subject,
         token=msg,
+    )
+
+
+def _fast_message(subject: bytes, reply: bytes, data: bytes) -> Message:
+    # As _message, from the bytes the fast path keeps.
+    t = reply.split(b".")
+    if len(t) == 9:
+        delivered, seq, ns = t[4], t[5], t[7]
+    else:
+        delivered, seq, ns = t[6], t[7], t[9]
+    return Message(
+        offset=seq.decode(),
+        payload=data,
+        append_us=int(ns) // 1000,
+        redelivered=delivered != b"1",
+        subject=subject.decode(),
+        token=_Delivery(reply),
     )
 
 
