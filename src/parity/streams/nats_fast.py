@@ -25,7 +25,16 @@ from importlib.metadata import PackageNotFoundError, version
 from nats.aio.client import Client
 from nats.protocol import parser as _parser
 
-__all__ = ["TESTED", "Deliver", "FastClient", "Status", "ack_commands", "supported"]
+__all__ = [
+    "TESTED",
+    "Deliver",
+    "FastClient",
+    "FastParser",
+    "Raw",
+    "Status",
+    "ack_commands",
+    "supported",
+]
 
 TESTED = ((2, 9), (3, 0))
 """nats-py versions the fast path was checked against: from 2.9 (inclusive) to 3.0."""
@@ -33,9 +42,13 @@ TESTED = ((2, 9), (3, 0))
 _PROCESS_MSG = ["self", "sid", "subject", "reply", "data", "headers"]
 
 
-Deliver = Callable[[bytes, bytes, bytes], None]
-"""Gets a routed message with a reply subject (a JetStream delivery): subject, reply, data;
-its headers are not read. Called on the client's loop; must not block."""
+Raw = tuple[bytes, bytes, bytes]
+"""A routed delivery as read: subject, reply subject, payload."""
+
+Deliver = Callable[[list[Raw]], None]
+"""Gets the routed messages with a reply subject (JetStream deliveries) of one read from the
+socket, in order; their headers are not read. Called on the client's loop; must not block
+(and may keep the list)."""
 
 Status = Callable[[bytes, dict[str, str]], None]
 """Gets a routed message without one (a pull status): subject, headers (``Status``,
@@ -108,6 +121,7 @@ class FastParser(_parser.Parser):
         pos = 0
         nc = self.fast_nc
         process = nc._process_msg
+        routed: list[Raw] = []  # handed over in one call; before anything else is processed
         whole = True  # False: the buffer ends inside a message; wait for more
         while pos < size:
             if view.startswith(b"MSG ", pos):
@@ -144,14 +158,16 @@ class FastParser(_parser.Parser):
                 break
             payload = view[body + head_size : end]
             pos = end + 2
-            routes = nc._routes
-            if sid_n == nc._routed_sid and reply and routes is not None:
-                nc.stats["in_msgs"] += 1
-                nc.stats["in_bytes"] += len(payload)
-                routes[0](subject, reply, payload)
+            if sid_n == nc._routed_sid and reply:
+                routed.append((subject, reply, payload))
             else:
+                if routed:
+                    nc._hand_over(routed)
+                    routed = []
                 headers = view[body : body + head_size] if head_size else None
                 await process(sid_n, subject, reply, payload, headers)  # type: ignore[arg-type]
+        if routed:
+            nc._hand_over(routed)
         if pos:
             del buf[:pos]
         if buf and whole:
@@ -179,13 +195,20 @@ class FastClient(Client):
         if sid != self._routed_sid or routes is None:
             await super()._process_msg(sid, subject, reply, data, headers)
             return
-        stats = self.stats
-        stats["in_msgs"] += 1
-        stats["in_bytes"] += len(data)
+        self.stats["in_msgs"] += 1
+        self.stats["in_bytes"] += len(data)
         if reply:
-            routes[0](subject, reply, data)
+            self._hand_over([(subject, reply, data)])
         else:
             routes[1](subject, await self._process_headers(headers) or {})
+
+    def _hand_over(self, routed: list[Raw]) -> None:
+        routes = self._routes
+        if routes is None:
+            return
+        self.stats["in_msgs"] += len(routed)
+        self.stats["in_bytes"] += sum(len(r[2]) for r in routed)
+        routes[0](routed)
 
     async def send_raw(self, commands: bytes) -> None:
         """Queue protocol ``commands`` (``ack_commands``) for the flusher, as ``publish``
