@@ -31,7 +31,7 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import nats
 import nats.errors
@@ -113,6 +113,9 @@ class NatsJetStreamConsumer(StreamConsumer):
 
     broker = "nats_jetstream"
     concurrent_poll = True  # every call runs on the consumer's own loop thread
+    fast_path: ClassVar[bool | None] = None
+    """Read through ``nats_fast`` when the installed nats-py is one it supports (None), never
+    (False: the public API only), or regardless (True: for tests)."""
 
     def __init__(self, source: StreamSource, options: ConsumerOptions) -> None:
         super().__init__(source, options)
@@ -279,7 +282,8 @@ class NatsJetStreamConsumer(StreamConsumer):
             self._pull = None
             log.info("stream source %r: reconnected to NATS at %s", self.source.name, self._url)
 
-        nc = FastClient() if supported() else Client()
+        fast = supported() if self.fast_path is None else self.fast_path
+        nc = FastClient() if fast else Client()
         await nc.connect(
             self.source.url,
             name=self.options.consumer,
