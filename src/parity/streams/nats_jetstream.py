@@ -209,13 +209,18 @@ class NatsJetStreamConsumer(StreamConsumer):
         still being worked on (+WPI: the ack wait starts again), so it does not deliver them
         to another consumer meanwhile."""
         if self.fast:
-            replies = [m.token[REPLY] for m in messages if isinstance(m.token, list)]
-            # Deliveries buffered here and not polled yet too, as in _in_progress.
-            replies += [reply for _, reply, _ in self._buffer]
-            self._run(self._fast_nc.in_progress(replies), "extend")
+            replies = [
+                m.token[REPLY] for m in messages if isinstance(m.token, list) and not m.token[ACKED]
+            ]
+            self._run(self._fast_in_progress(replies), "extend")
             return
         tokens = [m.token for m in messages if isinstance(m.token, Msg) and not m.token.is_acked]
         self._run(self._in_progress(tokens), "extend")
+
+    async def _fast_in_progress(self, replies: list[bytes]) -> None:
+        # On the loop: the buffer is only read there. As _in_progress, in one buffer.
+        replies += [reply for _, reply, _ in self._buffer]
+        await self._fast_nc.in_progress(replies)
 
     async def _in_progress(self, tokens: list[Msg]) -> None:
         # Deliveries buffered here and not polled yet wait behind the same slow batch:
@@ -229,6 +234,7 @@ class NatsJetStreamConsumer(StreamConsumer):
 
     async def _open(self) -> None:
         self._arrived = asyncio.Event()
+        self.fast = False
         try:
             self._nc = await asyncio.wait_for(self._connect(), CONNECT_GIVE_UP)
         except (nats.errors.Error, OSError, TimeoutError) as e:
@@ -432,7 +438,7 @@ class NatsJetStreamConsumer(StreamConsumer):
         else:  # e.g. 409 Exceeded MaxWaiting, Leadership Change: ask again later
             log.debug("stream source %r: pull ended %s %s", self.source.name, code, description)
 
-    async def _poll(self, n: int) -> list[Any]:  # _Raw or Msg, as _buffer
+    async def _poll(self, n: int) -> list[Any]:  # nats_fast.Raw or Msg, as _buffer
         loop, buffer = self._loopx, self._buffer
         deadline = loop.time() + self.options.block
         asked = False
