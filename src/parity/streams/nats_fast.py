@@ -2,17 +2,19 @@
 messages over raw, and acknowledgements written as one buffer.
 
 nats-py spends about 11 µs on each message it delivers: header parsing, a ``Msg`` object,
-the subscription's pending queue and the callback coroutine reading it. ``FastClient``
-overrides the client's ``_process_msg`` for one subscription (the consumer's pull inbox):
-a delivery goes straight to a ``Deliver`` callable as the bytes the protocol parser read,
-a status message (no reply subject: "404 No Messages", "408 Request Timeout", "409 ...",
+the subscription's pending queue and the callback coroutine reading it, and its protocol
+parser a regular expression and a buffer deletion each. ``FastClient`` routes one
+subscription (the consumer's pull inbox) around all that: its ``FastParser`` reads runs of
+MSG / HMSG without either and hands that subscription's deliveries, a socket read's worth
+at a time, to a ``Deliver`` callable as raw bytes; a status message (no reply subject: "404 No Messages", "408 Request Timeout", "409 ...",
 "100 Idle Heartbeat") to a ``Status`` one with its headers parsed by the client's own
 ``_process_headers``. Every other subscription (request replies, the JetStream API) takes
 nats-py's usual path.
 
 These are private parts of nats-py, so the fast path is used only where ``supported()``
-says so: a version in ``TESTED`` whose ``_process_msg``, ``_process_headers`` and
-``_send_command`` have the shapes read here. Elsewhere the consumer keeps to the public API
+says so: a version in ``TESTED`` whose ``_process_msg``, ``_process_headers``,
+``_send_command`` and protocol parser have the shapes read here (checked against 2.9.0's
+and 2.16.0's source; the tests run on the installed one). Elsewhere the consumer keeps to the public API
 (``NatsJetStreamConsumer.fast`` says which it took).
 """
 
@@ -87,6 +89,9 @@ def supported(installed: str | None = None) -> bool:
         return False
     parse = getattr(_parser.Parser, "parse", None)
     if not inspect.iscoroutinefunction(parse) or not hasattr(_parser, "AWAITING_CONTROL_LINE"):
+        return False
+    probe = _parser.Parser(None)  # the parser state FastParser shares with nats-py's loop
+    if not isinstance(getattr(probe, "buf", None), bytearray) or not hasattr(probe, "state"):
         return False
     return list(inspect.signature(process_msg).parameters) == _PROCESS_MSG  # type: ignore[arg-type]
 
