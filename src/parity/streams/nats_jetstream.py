@@ -19,13 +19,6 @@ batches of 2,000 (55,000 with both cores busy elsewhere). One request is out at 
 first a ``no_wait`` one (the server sends what it has, then "404 No Messages"), and when it
 found nothing, one that waits until the poll's deadline; what it delivers after the poll
 returned is kept for the next poll.
-
-On the nats-py versions ``nats_fast.supported()`` accepts (``fast`` says so), that inbox
-is read through ``nats_fast.FastClient``: deliveries reach the buffer as raw bytes, a
-socket read's worth at a time, without nats-py's ``Msg`` objects, subscription queue or
-callback, and a commit's acks go out as one buffer of PUBs before the last one's request.
-That takes the read and ack path from about 17 to 6 µs a message. Other versions use the
-public API as described above.
 """
 
 from __future__ import annotations
@@ -38,7 +31,7 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
@@ -56,7 +49,6 @@ from parity.streams.base import (
     Message,
     StreamConsumer,
 )
-from parity.streams.nats_fast import ACKED, REPLY, FastClient, Raw, fast_message, supported
 from parity.streams.nats_tools import add_stream, close_loop, redacted_url
 
 __all__ = ["MAX_ACK_PENDING", "NatsJetStreamConsumer"]
@@ -113,9 +105,6 @@ class NatsJetStreamConsumer(StreamConsumer):
 
     broker = "nats_jetstream"
     concurrent_poll = True  # every call runs on the consumer's own loop thread
-    fast_path: ClassVar[bool | None] = None
-    """Read through ``nats_fast`` when the installed nats-py is one it supports (None), never
-    (False: the public API only), or regardless (True: for tests)."""
 
     def __init__(self, source: StreamSource, options: ConsumerOptions) -> None:
         super().__init__(source, options)
@@ -126,12 +115,7 @@ class NatsJetStreamConsumer(StreamConsumer):
         self._thread: threading.Thread | None = None
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
-        self.fast = False
-        """Whether this consumer reads through ``nats_fast`` (set by ``open()``; the public
-        nats-py API, ``Msg`` objects and a subscription callback, when False)."""
-        self._buffer: deque[Any] = deque()  # nats_fast.Raw on the fast path, else Msg
-        self._dead_subject_b = self.dead_subject.encode()
-        self._reads_dead = True  # whether deliveries may be our own dead letters
+        self._buffer: deque[Msg] = deque()
         self._pull: _Pull | None = None
         self._arrived: asyncio.Event | None = None
         self._inbox = ""
@@ -161,16 +145,13 @@ class NatsJetStreamConsumer(StreamConsumer):
         if max_messages < 1:
             raise ValueError(f"max_messages must be at least 1, got {max_messages}")
         msgs = self._run(self._poll(max_messages), "poll")
-        if self.fast:
-            return [fast_message(*m) for m in msgs]
         return [_message(m) for m in msgs]
 
     def commit(self, messages: Sequence[Message], *, wait: bool = True) -> None:
         # Always now (``wait`` is a permission, not a request): acks are cheap publishes and
         # the last one's reply is awaited, so "commit returned" means acknowledged.
-        kind = list if self.fast else Msg  # a fast-path token is [reply, acked]
         for m in messages:
-            if not isinstance(m.token, kind):
+            if not isinstance(m.token, Msg):
                 raise DataSourceError(
                     f"stream source {self.source.name!r}: cannot commit message {m.offset}, "
                     "it was not delivered by JetStream"
@@ -208,19 +189,8 @@ class NatsJetStreamConsumer(StreamConsumer):
         """Tell JetStream these messages, and those delivered here and not polled yet, are
         still being worked on (+WPI: the ack wait starts again), so it does not deliver them
         to another consumer meanwhile."""
-        if self.fast:
-            replies = [
-                m.token[REPLY] for m in messages if isinstance(m.token, list) and not m.token[ACKED]
-            ]
-            self._run(self._fast_in_progress(replies), "extend")
-            return
         tokens = [m.token for m in messages if isinstance(m.token, Msg) and not m.token.is_acked]
         self._run(self._in_progress(tokens), "extend")
-
-    async def _fast_in_progress(self, replies: list[bytes]) -> None:
-        # On the loop: the buffer is only read there. As _in_progress, in one buffer.
-        replies += [reply for _, reply, _ in self._buffer]
-        await self._fast_nc.in_progress(replies)
 
     async def _in_progress(self, tokens: list[Msg]) -> None:
         # Deliveries buffered here and not polled yet wait behind the same slow batch:
@@ -234,7 +204,6 @@ class NatsJetStreamConsumer(StreamConsumer):
 
     async def _open(self) -> None:
         self._arrived = asyncio.Event()
-        self.fast = False
         try:
             self._nc = await asyncio.wait_for(self._connect(), CONNECT_GIVE_UP)
         except (nats.errors.Error, OSError, TimeoutError) as e:
@@ -252,20 +221,13 @@ class NatsJetStreamConsumer(StreamConsumer):
             await self._ensure_stream()
             await self._ensure_durable()
             await self._ensure_dead_stream()
-            # Streams never share a subject: only a dead-letter subject in the source's own
-            # stream can reach this durable.
-            self._reads_dead = self.dead_stream == self.source.stream
             self._inbox = self._nc.new_inbox()
-            sub = await self._nc.subscribe(
+            await self._nc.subscribe(
                 f"{self._inbox}.*",
                 cb=self._on_msg,
                 pending_msgs_limit=0,  # no limit: the callback only appends, drop nothing
                 pending_bytes_limit=0,
             )
-            if isinstance(self._nc, FastClient):
-                # Before any pull request is sent: nothing reached the callback.
-                self._nc.route(sub._id, self._on_deliveries, self._on_fast_status)
-                self.fast = True
         except (nats.errors.Error, OSError, TimeoutError) as e:
             raise self._error("open", e) from e
 
@@ -281,9 +243,7 @@ class NatsJetStreamConsumer(StreamConsumer):
             self._pull = None
             log.info("stream source %r: reconnected to NATS at %s", self.source.name, self._url)
 
-        fast = supported() if self.fast_path is None else self.fast_path
-        nc = FastClient() if fast else Client()
-        await nc.connect(
+        return await nats.connect(
             self.source.url,
             name=self.options.consumer,
             connect_timeout=2,
@@ -292,7 +252,6 @@ class NatsJetStreamConsumer(StreamConsumer):
             error_cb=on_error,
             reconnected_cb=on_reconnect,
         )
-        return nc
 
     async def _ensure_stream(self) -> None:
         js, stream = self._jsx, self.source.stream
@@ -380,38 +339,11 @@ class NatsJetStreamConsumer(StreamConsumer):
 
     # -- reading ----------------------------------------------------------------------
 
-    def _on_deliveries(self, routed: list[Raw]) -> None:
-        """Deliveries on the fast path (``nats_fast.Deliver``): as ``_on_msg``, no Msg."""
-        pull = self._pull
-        if pull is not None:
-            # One request is out at a time, and a read's deliveries arrive between two
-            # awaits: all of them answer that request.
-            pull.received += len(routed)
-            if pull.received >= pull.batch:
-                self._pull = None  # a filled request ends without a status
-        if self._reads_dead:
-            dead = self._dead_subject_b
-            for raw in routed:
-                if raw[0] == dead:  # our own dead letter: acknowledged, never returned
-                    self._fast_nc.ack_soon(raw[1])
-                else:
-                    self._buffer.append(raw)
-        else:
-            self._buffer.extend(routed)
-        if self._arrived is not None:
-            self._arrived.set()
-
-    def _on_fast_status(self, subject: bytes, headers: dict[str, str]) -> None:
-        """A pull status on the fast path (``nats_fast.Status``)."""
-        self._on_status(subject.decode(), headers, self._pull)
-        if self._arrived is not None:
-            self._arrived.set()
-
     async def _on_msg(self, msg: Msg) -> None:
         """Every delivery and pull status lands here; the inbox's only reader."""
         pull = self._pull
         if not msg.reply:  # a status (no ack subject): the end of one of our requests
-            self._on_status(msg.subject, msg.headers or {}, pull)
+            self._on_status(msg, pull)
         else:
             if pull is not None:
                 pull.received += 1
@@ -424,11 +356,12 @@ class NatsJetStreamConsumer(StreamConsumer):
         if self._arrived is not None:
             self._arrived.set()
 
-    def _on_status(self, subject: str, headers: dict[str, str], pull: _Pull | None) -> None:
+    def _on_status(self, msg: Msg, pull: _Pull | None) -> None:
+        headers = msg.headers or {}
         code = headers.get("Status", "")
         if code == "100":  # heartbeat
             return
-        if pull is not None and subject == pull.reply:
+        if pull is not None and msg.subject == pull.reply:
             self._pull = None
         if code in _END_OF_REQUEST:
             return
@@ -438,7 +371,7 @@ class NatsJetStreamConsumer(StreamConsumer):
         else:  # e.g. 409 Exceeded MaxWaiting, Leadership Change: ask again later
             log.debug("stream source %r: pull ended %s %s", self.source.name, code, description)
 
-    async def _poll(self, n: int) -> list[Any]:  # nats_fast.Raw or Msg, as _buffer
+    async def _poll(self, n: int) -> list[Msg]:
         loop, buffer = self._loopx, self._buffer
         deadline = loop.time() + self.options.block
         asked = False
@@ -491,10 +424,6 @@ class NatsJetStreamConsumer(StreamConsumer):
     # -- acknowledging, dead letters, status ---------------------------------------------
 
     async def _commit(self, messages: Sequence[Message]) -> None:
-        if self.fast:
-            todo = [m.token for m in messages if not m.token[ACKED]]
-            await self._fast_nc.acknowledge(todo, timeout=_ACK_REPLY_TIMEOUT)
-            return
         todo = [m.token for m in messages if not m.token.is_acked]  # acking twice: a no-op
         if not todo:
             return
@@ -585,11 +514,6 @@ class NatsJetStreamConsumer(StreamConsumer):
     @property
     def _nc_(self) -> Client:
         assert self._nc is not None
-        return self._nc
-
-    @property
-    def _fast_nc(self) -> FastClient:
-        assert isinstance(self._nc, FastClient)
         return self._nc
 
     @property
