@@ -120,12 +120,15 @@ def test_skew_finds_exactly_the_rows_changed_behind_the_offline_data(repo: Path)
             ],
             entities={"driver_id": [1002, 1004]},
         ).to_dict(include_metadata=True)
-        stamp = now["conv_rate__event_timestamp"]
+        # a second after the served times: still fresh, and newer than the stored records
+        # whatever their created times (the scaffold's may lie minutes after the hour, later
+        # than this write's own created stamp)
+        stamp = [t + timedelta(seconds=1) for t in now["conv_rate__event_timestamp"]]
         store.write_to_online_store(
             "driver_hourly_stats",
             {
                 "driver_id": [1002, 1004],
-                "event_timestamp": stamp,  # the same times: still fresh, only values differ
+                "event_timestamp": stamp,
                 "conv_rate": [now["conv_rate"][0] + 0.25, now["conv_rate"][1]],
                 "acc_rate": now["acc_rate"],
                 "avg_daily_trips": [now["avg_daily_trips"][0], now["avg_daily_trips"][1] + 7],
