@@ -47,6 +47,8 @@ def profile_table(
             out["distinct"].append(None)
             out["distinct_exact"].append(False)
         else:
+            if pa.types.is_floating(column.type):  # -0.0 + 0.0 is 0.0: one value, as in SQL
+                column = pc.add(column, pa.scalar(0.0, column.type))
             out["distinct"].append(pc.count_distinct(column, mode="only_valid").as_py())
             out["distinct_exact"].append(True)
         stats = _numeric(column, kind, bins) if kind in ("numeric", "timestamp") else {}
