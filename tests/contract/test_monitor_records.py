@@ -12,10 +12,11 @@ from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from migration_utils import at_migration
 from parity.errors import ObjectNotFoundError
 from parity.registry import Registry
 from parity.registry import engine as eng
-from parity.registry.migrate import alembic_config, current_revision, head_revision
+from parity.registry.migrate import current_revision, head_revision
 from parity.registry.monitoring import MonitorRecords
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -95,19 +96,6 @@ def test_an_alert_opens_once_and_resolves(registry: Registry):
     assert new and reopened.id not in (first.id, other.id)
 
 
-def _at_migration(target, revision: str, action=command.upgrade) -> None:
-    url = eng.parse_url(target.url)
-    eng.make_folder(url)
-    engine = eng.create_engine(url, schema=target.schema, timeout=30)
-    try:
-        with eng.connect(engine, write=True) as conn:
-            if target.schema is not None:
-                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"')
-            action(alembic_config(target.schema, conn), revision)
-    finally:
-        engine.dispose()
-
-
 def _revision(target) -> str | None:
     engine = eng.create_engine(eng.parse_url(target.url), schema=target.schema, timeout=30)
     try:
@@ -119,7 +107,7 @@ def _revision(target) -> str | None:
 
 def test_a_registry_at_0004_is_migrated_to_0005_and_back(fresh_registry_target):
     target = fresh_registry_target
-    _at_migration(target, "0004")
+    at_migration(target, "0004")
     assert _revision(target) == "0004"
     with target.open(project="p") as reg:  # opening migrates it
         assert _revision(target) == head_revision()
@@ -127,7 +115,7 @@ def test_a_registry_at_0004_is_migrated_to_0005_and_back(fresh_registry_target):
         kept.save("profile", "v", pa.table({"x": [1]}))
         kept.advance("v", "online", T0)
         kept.fire("freshness", "v", observed=1.0, threshold=0.5, message="late")
-    _at_migration(target, "0004", command.downgrade)
+    at_migration(target, "0004", command.downgrade)
     assert _revision(target) == "0004"
     with target.open(project="p") as reg:  # upgraded again, empty
         kept = MonitorRecords(reg)

@@ -16,11 +16,12 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from migration_utils import at_migration
 from parity.definitions import Entity
 from parity.registry import Registry
 from parity.registry import engine as eng
 from parity.registry.jobs import MaterializationJobs, this_owner
-from parity.registry.migrate import alembic_config, current_revision, head_revision
+from parity.registry.migrate import current_revision, head_revision
 from parity.registry.models import materialization_jobs, projects, stream_consumers
 from parity.registry.streams import ConsumerRecord, StreamConsumers
 from parity.streams.freshness import FreshnessWindow
@@ -257,20 +258,6 @@ def test_beats_do_not_wait_for_an_apply_on_postgresql(postgres_url: str, postgre
 # -- migration -----------------------------------------------------------------------------
 
 
-def _at_migration(target, revision: str, action=command.upgrade) -> None:
-    """Bring the target's database to ``revision`` with the registry's own migrations."""
-    url = eng.parse_url(target.url)
-    eng.make_folder(url)
-    engine = eng.create_engine(url, schema=target.schema, timeout=30)
-    try:
-        with eng.connect(engine, write=True) as conn:
-            if target.schema is not None:
-                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{target.schema}"')
-            action(alembic_config(target.schema, conn), revision)
-    finally:
-        engine.dispose()
-
-
 def _revision_and_tables(target) -> tuple[str | None, set[str]]:
     engine = eng.create_engine(eng.parse_url(target.url), schema=target.schema, timeout=30)
     try:
@@ -283,7 +270,7 @@ def _revision_and_tables(target) -> tuple[str | None, set[str]]:
 
 def test_an_existing_registry_at_0003_is_migrated_to_0004_on_open(fresh_registry_target):
     target = fresh_registry_target
-    _at_migration(target, "0003")
+    at_migration(target, "0003")
     revision, tables = _revision_and_tables(target)
     assert revision == "0003" and "parity_materialization_jobs" in tables
     assert "parity_stream_consumers" not in tables
@@ -322,7 +309,7 @@ def test_an_existing_registry_at_0003_is_migrated_to_0004_on_open(fresh_registry
         assert [r.consumer for r in consumers.list()] == ["c1"]
 
     # and back: 0004's downgrade drops only its table
-    _at_migration(target, "0003", command.downgrade)
+    at_migration(target, "0003", command.downgrade)
     revision, tables = _revision_and_tables(target)
     assert revision == "0003" and "parity_stream_consumers" not in tables
     with target.open(project="p") as reg:

@@ -8,6 +8,7 @@ exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -156,3 +157,13 @@ __all__ = [
     "split_refs",
     "working",
 ]
+
+
+def configure_logging(level: str) -> None:
+    """Log at ``level`` (debug, info, warning...) to stderr with times; alembic's own
+    messages only from warning up. ``--log-level`` of the long-running commands."""
+    value = logging.getLevelName(level.upper())
+    if not isinstance(value, int):
+        raise typer.BadParameter(f"{level!r} is not a log level", param_hint="--log-level")
+    logging.basicConfig(level=value, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(max(value, logging.WARNING))

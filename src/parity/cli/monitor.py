@@ -9,7 +9,6 @@ runs one round and exits: 0 when nothing is firing, 3 when an alert is (for cron
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,6 +18,7 @@ from parity.cli import render
 from parity.cli.common import (
     RepoOption,
     VerboseOption,
+    configure_logging,
     handles_errors,
     open_store,
     require_registry,
@@ -62,7 +62,7 @@ def run(
 ) -> None:
     """Evaluate the monitoring rules every --every until SIGTERM or Ctrl-C (--once: one
     round, exit status 3 when an alert is firing)."""
-    _logging(log_level)
+    configure_logging(log_level)
     with open_store(repo) as store:
         require_registry(store)
         runner = store.monitor_runner(
@@ -116,14 +116,6 @@ def _show(done: MonitorRound, as_json: bool) -> None:
             out.print(Text(f"  {tag} {a.record.rule} {a.record.message}", style=style))
     for e in done.errors:
         out.print(Text(f"  error: {e}", style="yellow"))
-
-
-def _logging(level: str) -> None:
-    value = logging.getLevelName(level.upper())
-    if not isinstance(value, int):
-        raise typer.BadParameter(f"{level!r} is not a log level", param_hint="--log-level")
-    logging.basicConfig(level=value, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(max(value, logging.WARNING))
 
 
 @app.command("report")

@@ -8,7 +8,6 @@ written, dead letters by reason, freshness percentiles of the last minutes).
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +15,13 @@ from typing import Annotated, Any
 import typer
 
 from parity.cli import render
-from parity.cli.common import RepoOption, VerboseOption, handles_errors, open_store
+from parity.cli.common import (
+    RepoOption,
+    VerboseOption,
+    configure_logging,
+    handles_errors,
+    open_store,
+)
 
 app = typer.Typer(
     name="stream",
@@ -82,7 +87,7 @@ def run(
 ) -> None:
     """Consume the repo's stream sources until SIGTERM or Ctrl-C (then finish the batch in
     hand, commit it and exit 0), or with --drain until nothing is left to consume."""
-    _logging(log_level)
+    configure_logging(log_level)
     with open_store(repo) as store:
         runner = store.stream_runner(
             _names(sources),
@@ -115,14 +120,6 @@ def run(
         total = sum(s.written for s in done.values())
         dead = sum(sum(s.dead_letters.values()) for s in done.values())
         err.print(f"stopped: {total:,} event(s) written, {dead:,} dead letter(s)", highlight=False)
-
-
-def _logging(level: str) -> None:
-    value = logging.getLevelName(level.upper())
-    if not isinstance(value, int):
-        raise typer.BadParameter(f"{level!r} is not a log level", param_hint="--log-level")
-    logging.basicConfig(level=value, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(max(value, logging.WARNING))
 
 
 @app.command("status")

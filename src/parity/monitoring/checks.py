@@ -37,7 +37,7 @@ from parity.definitions import FeatureView, Field
 from parity.errors import MonitoringError
 from parity.ingest.rows import IngestError
 from parity.monitoring.result import MonitorResult
-from parity.monitoring.sources import EVENT_US, fields_of, read_rows, time_range, view_version
+from parity.monitoring.sources import EVENT_US, fields_of, keep, read_rows, time_range
 
 if TYPE_CHECKING:
     from parity.store import FeatureStore
@@ -346,17 +346,5 @@ def check(
         "rows": rows.num_rows,
         "failed": [f"{r.feature}:{r.rule}" for r in failed],
     }
-    rid = None
-    if save:
-        from parity.registry.monitoring import MonitorRecords
-
-        rid = MonitorRecords(store.registry).save(
-            "check",
-            fv.name,
-            table,
-            summary=summary,
-            start=lo,
-            end=hi,
-            view_version=view_version(store, fv.name),
-        )
+    rid = keep(store, "check", fv.name, table, summary, lo, hi, save=save)
     return MonitorResult("check", table, fv.name, lo, hi, id=rid, summary=summary)

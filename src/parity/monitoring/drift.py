@@ -40,7 +40,7 @@ from parity.errors import MonitoringError
 from parity.monitoring import drift_stats
 from parity.monitoring.baselines import _now, _span, load_baseline
 from parity.monitoring.result import MonitorResult
-from parity.monitoring.sources import fields_of, read_rows, time_range, view_version
+from parity.monitoring.sources import fields_of, keep, read_rows, time_range
 
 if TYPE_CHECKING:
     from parity.store import FeatureStore
@@ -182,20 +182,7 @@ def drift(
         "current": cur_info,
         "skipped": skipped,
     }
-    rid = None
-    if save:
-        from parity.registry.monitoring import MonitorRecords
-
-        rid = MonitorRecords(store.registry).save(
-            "drift",
-            view,
-            table,
-            summary=summary,
-            start=start,
-            end=end,
-            scope=scope,
-            view_version=view_version(store, view),
-        )
+    rid = keep(store, "drift", view, table, summary, start, end, scope=scope, save=save)
     return DriftResult(
         kind="drift",
         table=table,

@@ -34,7 +34,7 @@ from parity.definitions import FeatureView, Field
 from parity.errors import MonitoringError
 from parity.monitoring.profile_arrow import profile_table
 from parity.monitoring.result import MonitorResult
-from parity.monitoring.sources import fields_of, input_join, read_rows, time_range, view_version
+from parity.monitoring.sources import fields_of, input_join, keep, read_rows, time_range
 from parity.offline.base import SupportsProfile, SupportsSourceRows
 
 if TYPE_CHECKING:
@@ -86,20 +86,7 @@ def profile(
         raise MonitoringError(f"feature view {view!r} has no {what} in {_range_text(lo, hi)}")
     scope = "online" if online else "offline"
     summary = {"rows": rows, "features": table.num_rows, "scope": scope, **summary}
-    rid = None
-    if save:
-        from parity.registry.monitoring import MonitorRecords
-
-        rid = MonitorRecords(store.registry).save(
-            "profile",
-            view,
-            table,
-            summary=summary,
-            start=lo,
-            end=hi,
-            scope=scope,
-            view_version=view_version(store, view),
-        )
+    rid = keep(store, "profile", view, table, summary, lo, hi, scope=scope, save=save)
     return MonitorResult(
         kind="profile", table=table, view=view, start=lo, end=hi, scope=scope, id=rid,
         summary=summary,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -52,6 +51,7 @@ from parity.monitoring.alerts import (
 )
 from parity.monitoring.metrics import MonitorMetrics
 from parity.monitoring.sources import fields_of
+from parity.stopping import stop_on_signals
 
 if TYPE_CHECKING:
     from parity.config import WebhookConfig
@@ -310,22 +310,7 @@ class MonitorRunner:
             self._metrics_server = None
 
     def _signals(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-
-        def handler(signum: int, _frame: Any) -> None:
-            log.info("%s: stopping after the round in hand", signal.Signals(signum).name)
-            self._stop.set()
-
-        for s in old:
-            signal.signal(s, handler)
-
-        def restore() -> None:
-            for s, h in old.items():
-                signal.signal(s, h)
-
-        return restore
+        return stop_on_signals(self._stop, log, "stopping after the round in hand")
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from parity.registry.catalog import Catalog
     from parity.store import FeatureStore
 
-__all__ = ["EVENT_US", "fields_of", "input_join", "read_rows", "time_range", "view_version"]
+__all__ = [
+    "EVENT_US",
+    "fields_of",
+    "input_join",
+    "keep",
+    "read_rows",
+    "time_range",
+    "view_version",
+]
 
 EVENT_US = "__event_us"
 
@@ -89,3 +97,33 @@ def view_version(store: FeatureStore, view: str) -> int | None:
     """The registry's current version of the view (None when it has no history)."""
     records = [r for r in store.history(view, "feature_view") if r.action != "delete"]
     return records[-1].version if records else None
+
+
+def keep(
+    store: FeatureStore,
+    kind: str,
+    view: str,
+    table: pa.Table,
+    summary: dict[str, Any],
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    scope: str = "offline",
+    save: bool = True,
+) -> int | None:
+    """Store a view's result in the registry with the view's current version; its id, or
+    None when ``save`` is false."""
+    if not save:
+        return None
+    from parity.registry.monitoring import MonitorRecords
+
+    return MonitorRecords(store.registry).save(
+        kind,
+        view,
+        table,
+        summary=summary,
+        start=start,
+        end=end,
+        scope=scope,
+        view_version=view_version(store, view),
+    )

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import signal
 import threading
 import time
 from collections import Counter
@@ -53,6 +52,7 @@ from parity.errors import ConfigError, ObjectNotFoundError
 from parity.ingest import IngestError, WriteContext, ingest
 from parity.ingest.rows import MESSAGE_ID
 from parity.offline import log
+from parity.stopping import stop_on_signals
 from parity.streams import consumer as make_consumer
 from parity.streams.base import ConsumerOptions, DeadLetter, Message, StreamConsumer, consumer_name
 from parity.streams.decode import Decoded, Needs, decode, needs_of
@@ -293,22 +293,7 @@ class StreamRunner:
             self._metrics_server = None
 
     def _signals(self) -> Any:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-
-        def handler(signum: int, _frame: Any) -> None:
-            log_.info("%s: finishing the batches in hand", signal.Signals(signum).name)
-            self._stop.set()
-
-        for s in old:
-            signal.signal(s, handler)
-
-        def restore() -> None:
-            for s, h in old.items():
-                signal.signal(s, h)
-
-        return restore
+        return stop_on_signals(self._stop, log_, "finishing the batches in hand")
 
 
 class _Keepalive:
