@@ -9,6 +9,8 @@
     server:        { errors: feast }        # parity serve's error shape (default: parity)
     serving_log:   { sample_rate: 0.01 }    # what parity serve served, for `parity skew`
     monitoring:    { enabled: true, every: 60s, webhooks: [http://alerts.example/hook] }
+    auth:          { enabled: true }        # roles and tokens; parity.governance.settings
+    audit:         { enabled: true }        # also: encryption, governance
 
 Relative paths are resolved against the repo folder. Every failure is a ``ConfigError`` that
 names the file and the key.
@@ -27,6 +29,7 @@ from pydantic import ValidationError as PydanticValidationError
 from parity import plugins
 from parity.definitions.base import NAME_RE, Duration
 from parity.errors import ConfigError
+from parity.governance.settings import AuditConfig, AuthConfig, EncryptionConfig, GovernanceConfig
 
 CONFIG_FILE = "parity.yaml"
 
@@ -186,6 +189,10 @@ class RepoConfig(BaseModel):
     server: ServerConfig = ServerConfig()
     serving_log: ServingLogConfig | None = None
     monitoring: MonitoringConfig = MonitoringConfig()
+    auth: AuthConfig = AuthConfig()
+    audit: AuditConfig = AuditConfig()
+    encryption: EncryptionConfig | None = None
+    governance: GovernanceConfig = GovernanceConfig()
     offline_log: str = Field(
         default="data/offline_log",
         description="where rows pushed to push sources' offline side are appended",
@@ -216,6 +223,12 @@ class RepoConfig(BaseModel):
         if isinstance(v, str):
             return {"url": v} if "://" in v else {"path": v}
         return v
+
+    @property
+    def audit_enabled(self) -> bool:
+        """Whether operations are recorded in the audit log (``audit.enabled``, else
+        ``auth.enabled``)."""
+        return self.auth.enabled if self.audit.enabled is None else self.audit.enabled
 
     def resolve(self, path: str | Path) -> Path:
         """A path from the config, relative to the repo folder."""

@@ -16,7 +16,13 @@
     ├── RetrievalError(ValueError)           bad input to a feature retrieval (entity frame, feature refs)
     │   └── RequestDataError                 an on-demand view's request data is missing or null
     ├── TransformationError(RuntimeError)    an on-demand view's function failed or returned bad output
-    └── MonitoringError(ValueError)          bad input to monitoring: a feature, range or baseline
+    ├── MonitoringError(ValueError)          bad input to monitoring: a feature, range or baseline
+    ├── AccessError(PermissionError)         access control refused; ``code`` names why
+    │   ├── AuthenticationError              no, a bad, an expired or a revoked token (401)
+    │   └── PermissionDeniedError            the principal lacks the action or purpose (403)
+    ├── AuditError(RuntimeError)             the audit log could not be written: the operation fails (503)
+    ├── EncryptionError(RuntimeError)        a key is missing or wrong; never garbage values (500)
+    └── GovernanceError(ValueError)          bad input to governance: an erase, restriction, key rotation
 
 Each error carries ``http_status`` as plain data so the HTTP layer can map it without the
 core knowing about the web.
@@ -141,5 +147,54 @@ class TransformationError(ParityError, RuntimeError):
 class MonitoringError(ParityError, ValueError):
     """Bad input to a monitoring call: an unknown feature, an empty range, a baseline with no
     rows, a rule that cannot apply. The message names it."""
+
+    http_status = 400
+
+
+class AccessError(ParityError, PermissionError):
+    """Access control refused an operation. ``code`` is stable (the HTTP error code);
+    the message names the principal, the action and the resource, never a secret."""
+
+    http_status = 403
+    code = "forbidden"
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class AuthenticationError(AccessError):
+    """No credentials, or a token that is malformed, forged, expired or revoked (401):
+    ``code`` is ``unauthenticated``, ``invalid_token``, ``token_expired`` or
+    ``token_revoked``."""
+
+    http_status = 401
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(AccessError):
+    """The principal is known but no role grants the action on the resource (403), or the
+    read lacks a purpose the data allows (``code`` ``purpose_not_allowed``)."""
+
+    http_status = 403
+    code = "forbidden"
+
+
+class AuditError(ParityError, RuntimeError):
+    """The audit log could not be written, so the operation it records failed."""
+
+    http_status = 503
+
+
+class EncryptionError(ParityError, RuntimeError):
+    """An encryption key is missing, unknown or wrong, or a ciphertext fails its check."""
+
+    http_status = 500
+
+
+class GovernanceError(ParityError, ValueError):
+    """Bad input to a governance operation (erase, export, restrict, retention, keys); the
+    message names the entity, key or setting."""
 
     http_status = 400

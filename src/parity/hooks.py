@@ -16,7 +16,11 @@ they use and ``**_`` for the rest.
   its exception and nothing is written or read (how access control refuses).
 - ``after_*`` calls get ``error`` (None on success) and ``seconds`` (besides what the
   ``before_*`` call got); an exception raised in one is logged (logger ``parity.hooks``) and
-  never changes the operation's outcome.
+  never changes the operation's outcome, unless the hook sets ``must_succeed = True`` (the
+  audit log: an operation it cannot record fails with the hook's exception).
+- ``shape_*`` calls may replace what a read returns (masking, decryption): each gets the
+  value so far and returns a new one, or None to leave it; they run in the order the hooks
+  were added, and an exception fails the read.
 
 The calls and what they get:
 
@@ -33,10 +37,12 @@ The calls and what they get:
 ``after_write``             project, kind, target, views, rows, stored, newest_event_us,
                             to, catalog, seconds, error
 ``after_registry_refresh``  project, revision, previous_revision (None at the first read)
+``shape_online_response``   project, plan, entities, response -> OnlineResponse | None
+``shape_historical``        project, plan, table -> pa.Table | None
 ==========================  ================================================================
 
 ``kind`` of a write is ``push``, ``write`` (``write_to_online_store``), ``materialize``,
-``delete`` (``delete_entities``) or ``stream``; ``target`` is the push source or view name;
+``delete`` (``delete_entities``), ``stream`` or ``erase``; ``target`` is the push source or view name;
 ``data`` is the conformed Arrow table when there is one (pushes, direct writes, stream
 batches); ``to`` is ``online``, ``offline`` or ``online_and_offline``; ``catalog`` the
 definitions the write used (``parity.registry.catalog.Catalog``); ``newest_event_us`` the
@@ -69,6 +75,9 @@ class Hooks:
 
     Overrides may name only the arguments they use and take the rest as ``**_``.
     """
+
+    must_succeed: bool = False
+    """True: an exception in this hook's ``after_*`` calls fails the operation."""
 
     def before_apply(
         self,
@@ -161,8 +170,26 @@ class Hooks:
     ) -> None:
         """After the definitions were read again because the registry's revision moved."""
 
+    def shape_online_response(
+        self,
+        *,
+        project: str,
+        plan: FeaturePlan,
+        entities: dict[str, list[Any]],
+        response: OnlineResponse,
+        **future: Any,
+    ) -> OnlineResponse | None:
+        """What an online read returns instead of ``response`` (None: ``response``)."""
+        return None
 
-HOOK_NAMES = tuple(n for n in vars(Hooks) if n.startswith(("before_", "after_")))
+    def shape_historical(
+        self, *, project: str, plan: FeaturePlan, table: pa.Table, **future: Any
+    ) -> pa.Table | None:
+        """What a historical retrieval returns instead of ``table`` (None: ``table``)."""
+        return None
+
+
+HOOK_NAMES = tuple(n for n in vars(Hooks) if n.startswith(("before_", "after_", "shape_")))
 
 
 class HookSet:
@@ -210,12 +237,27 @@ class HookSet:
             getattr(hook, name)(**kwargs)
 
     def after(self, name: str, **kwargs: Any) -> None:
-        """Call ``name`` on every hook that has it; an exception is logged, not raised."""
+        """Call ``name`` on every hook that has it; an exception is logged, not raised,
+        unless the hook ``must_succeed`` (raised once every hook was called)."""
+        failed: BaseException | None = None
         for hook in self._by_name[name]:
             try:
                 getattr(hook, name)(**kwargs)
-            except Exception:
-                log.exception("hook %s.%s failed", type(hook).__name__, name)
+            except Exception as exc:
+                if hook.must_succeed:
+                    failed = failed or exc
+                else:
+                    log.exception("hook %s.%s failed", type(hook).__name__, name)
+        if failed is not None:
+            raise failed
+
+    def shape(self, name: str, key: str, value: T, **kwargs: Any) -> T:
+        """``value`` passed through every hook's ``name`` (as the keyword ``key``)."""
+        for hook in self._by_name[name]:
+            shaped = getattr(hook, name)(**kwargs, **{key: value})
+            if shaped is not None:
+                value = shaped
+        return value
 
     def around(
         self,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from parity import plugins
 from parity.clock import Clock
 from parity.config import RepoConfig
+from parity.governance.context import Actor, acting_as, current
 from parity.hooks import Hooks, HookSet
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
         FeatureView,
         OnDemandFeatureView,
     )
+    from parity.governance.facade import Governance
     from parity.ingest import MaterializeResult, WriteContext
     from parity.monitoring.result import MonitorResult
     from parity.monitoring.runner import MonitorRunner
@@ -57,22 +59,49 @@ class FeatureStore:
         clock: Callable[[], datetime] | None = None,
         hooks: Iterable[Hooks] = (),
         online_wrapper: OnlineWrapper | None = None,
+        principal: str | Actor | None = None,
     ):
         """``clock`` (UTC now) decides online expiry; tests and replays may pass their own.
-        ``hooks`` observe every apply, read and write (after monitoring's own: the write
-        gate and the freshness marks, ``parity.monitoring.hooks``); ``online_wrapper`` wraps
-        the online store when it is built."""
+        ``hooks`` observe every apply, read and write (after governance's own: access
+        checks, decryption, masking, the audit log, ``parity.governance.hooks``; and
+        monitoring's: the write gate and the freshness marks, ``parity.monitoring.hooks``);
+        ``online_wrapper`` wraps the online store when it is built. ``principal`` is who the
+        store acts as when ``auth`` is on: a token, a principal named in ``auth.principals``,
+        or an ``Actor``; None: ``PARITY_TOKEN`` from the environment
+        (``parity.governance.identity``)."""
         self.config = config or RepoConfig.load(repo_path)
         self.repo_path = self.config.repo_path
         self.clock = Clock(clock)
+        from parity.governance.hooks import builtin_hooks as governance_hooks
         from parity.monitoring.hooks import builtin_hooks
 
-        self.hooks = HookSet([*builtin_hooks(self), *hooks])
+        self._principal = principal
+        self.hooks = HookSet([*governance_hooks(self), *builtin_hooks(self), *hooks])
         self._online_wrapper = online_wrapper
 
     @property
     def project(self) -> str:
         return self.config.project
+
+    @cached_property
+    def default_actor(self) -> Actor:
+        """Who this store acts as outside a request: its ``principal`` (verified once)."""
+        from parity.governance.identity import default_actor
+
+        return default_actor(self, self._principal)
+
+    @property
+    def actor(self) -> Actor:
+        """Who the current operation runs for: the request's actor, else ``default_actor``."""
+        return current() or self.default_actor
+
+    @cached_property
+    def governance(self) -> Governance:
+        """Tokens, the audit log, erase and export, restriction, retention and keys
+        (``parity.governance.facade``)."""
+        from parity.governance.facade import Governance
+
+        return Governance(self)
 
     # -- the parts, built on first use -------------------------------------------------------
     def _context(self) -> plugins.BackendContext:
@@ -255,17 +284,24 @@ class FeatureStore:
         *,
         entities: Mapping[str, Sequence[Any]] | None = None,
         full_feature_names: bool = False,
+        purpose: str | None = None,
     ) -> OnlineResponse:
         """The latest values for each entity, with a status and event time per value.
 
         ``entity_rows=[{"driver_id": 1}, ...]`` or ``entities={"driver_id": [1, ...]}``.
         Values older than the view's ttl come back null with status ``expired``.
         On-demand features are computed from the values read and the request data given
-        as extra entity columns (``parity.query.on_demand``).
+        as extra entity columns (``parity.query.on_demand``). ``purpose``: what the values
+        are for, checked against the roles' and the fields' purposes when auth is on.
         """
-        return self._online_reads.read(
-            features, entity_rows, entities, full_feature_names=full_feature_names
-        )
+        if purpose is None:
+            return self._online_reads.read(
+                features, entity_rows, entities, full_feature_names=full_feature_names
+            )
+        with acting_as(self.actor.with_purpose(purpose)):
+            return self._online_reads.read(
+                features, entity_rows, entities, full_feature_names=full_feature_names
+            )
 
     async def get_online_features_async(
         self,
@@ -362,19 +398,22 @@ class FeatureStore:
         *,
         full_feature_names: bool = False,
         timestamp_column: str = "event_timestamp",
+        purpose: str | None = None,
     ) -> RetrievalJob:
         """Point-in-time correct features for every row of ``entity_df``, in its order.
 
         See ``parity.offline.base`` for the exact rule. Naive timestamps are UTC.
         On-demand features are computed row by row from the joined features and the
         request data in the entity frame's columns (``parity.query.on_demand``).
+        ``purpose`` as for ``get_online_features``.
         """
-        return self._historical_reads.retrieve(
-            entity_df,
-            features,
-            full_feature_names=full_feature_names,
-            timestamp_column=timestamp_column,
-        )
+        with acting_as(self.actor.with_purpose(purpose)):
+            return self._historical_reads.retrieve(
+                entity_df,
+                features,
+                full_feature_names=full_feature_names,
+                timestamp_column=timestamp_column,
+            )
 
     # -- monitoring ----------------------------------------------------------------------
     def profile(

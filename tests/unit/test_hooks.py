@@ -79,7 +79,7 @@ def test_every_operation_is_observed_with_keyword_arguments(repo: Path) -> None:
 
     rec.calls.clear()
     resp = store.get_online_features(["stats:conv"], entities={"driver_id": [1, 2, 3]})
-    assert rec.names() == ["before_online_read", "after_online_read"]
+    assert rec.names() == ["before_online_read", "shape_online_response", "after_online_read"]
     read = rec.last("after_online_read")
     assert read["rows"] == 3 and read["response"] is resp and read["plan"].views == ("stats",)
     assert read["plan"].feature_refs == ("stats:conv",) and read["seconds"] >= 0
@@ -91,6 +91,7 @@ def test_every_operation_is_observed_with_keyword_arguments(repo: Path) -> None:
         rec.names() == ["before_historical"] and rec.last("before_historical")["entity_rows"] == 1
     )
     assert job.to_pandas()["conv"].tolist() == [0.5]
+    assert "shape_historical" in rec.names()
     assert rec.last("after_historical")["rows"] == 1
 
     rec.calls.clear()
@@ -175,3 +176,49 @@ def test_hookset_calls_only_what_a_hook_overrides() -> None:
     assert hooks.wants("after_write") and not hooks.wants("after_online_read")
     with pytest.raises(TypeError, match=r"parity\.hooks\.Hooks"):
         hooks.add(object())  # type: ignore[arg-type]
+
+
+class Shape(Hooks):
+    """Replaces what reads return, as masking does."""
+
+    def shape_online_response(self, *, response: Any, **_: Any) -> Any:
+        response.values["conv"] = [None if v is None else -v for v in response.values["conv"]]
+        return response
+
+    def shape_historical(self, *, table: Any, **_: Any) -> Any:
+        import pyarrow.compute as pc
+
+        i = table.schema.get_field_index("conv")
+        return table.set_column(i, "conv", pc.negate(table.column("conv")))
+
+
+class MustRecord(Hooks):
+    must_succeed = True
+
+    def after_online_read(self, **_: Any) -> None:
+        raise RuntimeError("the audit log is down")
+
+
+class MayFail(Hooks):
+    def after_online_read(self, **_: Any) -> None:
+        raise RuntimeError("only logged")
+
+
+def test_shape_hooks_replace_what_reads_return_and_must_succeed_hooks_fail_them(
+    repo: Path,
+) -> None:
+    store = FeatureStore(repo, hooks=[Shape()])
+    store.apply()
+    store.materialize(T0 - timedelta(days=1), T0)
+    resp = store.get_online_features(["stats:conv"], entities={"driver_id": [1, 2]})
+    assert resp.values["conv"] == [-0.5, -0.25]
+    frame = pd.DataFrame({"driver_id": [2], "event_timestamp": [T0 + timedelta(hours=1)]})
+    assert store.get_historical_features(frame, ["stats:conv"]).to_pandas()["conv"].tolist() == [
+        -0.25
+    ]
+    store.hooks.add(MayFail())
+    assert store.get_online_features(["stats:conv"], entities={"driver_id": [1]}).values
+    store.hooks.add(MustRecord())
+    with pytest.raises(RuntimeError, match="audit log is down"):
+        store.get_online_features(["stats:conv"], entities={"driver_id": [1]})
+    store.close()

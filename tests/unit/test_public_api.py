@@ -37,6 +37,12 @@ EXPORTED = {
     "Sla",
     "on_demand_feature_view",
     # errors
+    "AccessError",
+    "AuditError",
+    "AuthenticationError",
+    "EncryptionError",
+    "GovernanceError",
+    "PermissionDeniedError",
     "ConcurrentApplyError",
     "ConfigError",
     "DataSourceError",

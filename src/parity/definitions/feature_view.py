@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, Literal
@@ -18,7 +19,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from parity.definitions.aggregation import Aggregation
-from parity.definitions.base import Definition, DType, Duration, Name, definition_error
+from parity.definitions.base import NAME_RE, Definition, DType, Duration, Name, definition_error
 from parity.definitions.entity import Entity
 from parity.definitions.source import DataSource, source_from_spec
 from parity.errors import DefinitionError
@@ -171,15 +172,47 @@ class DriftPolicy(_Part):
 _NUMERIC_RULES = ("min", "max", "max_outlier_ratio")
 
 
+Classification = Literal["pii", "pci", "confidential", "public"]
+SENSITIVE = frozenset({"pii", "pci", "confidential"})
+"""Classifications served masked to readers without ``read_pii``."""
+LawfulBasis = Literal[
+    "consent",
+    "contract",
+    "legal_obligation",
+    "vital_interests",
+    "public_task",
+    "legitimate_interests",
+]
+"""The GDPR's six lawful bases for processing personal data (its article 6)."""
+_TRUNCATE_RE = re.compile(r"^truncate:(\d{1,4})\Z")
+
+
 class Field(_Part):
     """One feature column: its name, type and metadata.
 
     ``checks`` are its quality rules (``Checks``, or a dict of them); ``drift`` overrides
     the view's drift thresholds for this feature.
+
+    Governance (``parity.governance``): ``classification`` is ``pii``, ``pci``,
+    ``confidential`` or ``public`` (``pii=True`` is ``classification="pii"``); readers without
+    ``read_pii`` get a classified field ``mask``-ed (``hash``, ``truncate:N`` keeps the first
+    N characters, ``null``; the default for a classified field is ``null``). ``encrypt``
+    stores the values encrypted at rest. ``lawful_basis`` and ``purposes`` say why personal
+    data is held and what it may be served for. On an on-demand view's output,
+    ``classification_reason`` explains a classification lower than its inputs'.
     """
 
     _label: ClassVar[str] = "field"
-    _sparse: ClassVar[tuple[str, ...]] = ("checks", "drift")
+    _sparse: ClassVar[tuple[str, ...]] = (
+        "checks",
+        "drift",
+        "classification",
+        "mask",
+        "encrypt",
+        "lawful_basis",
+        "purposes",
+        "classification_reason",
+    )
 
     name: Name
     dtype: DType
@@ -188,6 +221,68 @@ class Field(_Part):
     pii: bool = False
     checks: Checks | None = None
     drift: DriftPolicy | None = None
+    classification: Classification | None = None
+    mask: str | None = None
+    encrypt: bool | None = None
+    lawful_basis: LawfulBasis | None = None
+    purposes: tuple[str, ...] | None = None
+    classification_reason: str | None = None
+
+    @field_validator("mask")
+    @classmethod
+    def _mask(cls, v: str | None) -> str | None:
+        if v is None or v in ("hash", "null"):
+            return v
+        m = _TRUNCATE_RE.match(v)
+        if m is None:
+            raise ValueError(f"mask must be 'hash', 'null' or 'truncate:N' (N >= 0), got {v!r}")
+        return v
+
+    @field_validator("purposes", mode="before")
+    @classmethod
+    def _purposes(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return (v,)
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pii_is_a_classification(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("classification") == "pii" and "pii" not in data:
+            return {**data, "pii": True}
+        return data
+
+    @model_validator(mode="after")
+    def _classified(self) -> Field:
+        if self.classification == "pii" and not self.pii:
+            raise ValueError(f"classification 'pii' and pii=False contradict on {self.name!r}")
+        if self.pii and self.classification not in (None, "pii"):
+            raise ValueError(
+                f"pii=True means classification 'pii'; {self.name!r} says "
+                f"{self.classification!r} (drop one of the two)"
+            )
+        if self.purposes is not None:
+            for purpose in self.purposes:
+                if not NAME_RE.match(purpose):
+                    raise ValueError(f"purposes: {purpose!r} is not a valid name")
+        return self
+
+    @property
+    def sensitivity(self) -> str:
+        """The field's classification, ``public`` when none is declared."""
+        if self.classification is not None:
+            return self.classification
+        return "pii" if self.pii else "public"
+
+    @property
+    def classified(self) -> bool:
+        """Whether readers without ``read_pii`` see this field masked."""
+        return self.sensitivity in SENSITIVE
+
+    @property
+    def mask_rule(self) -> str:
+        """The mask applied for readers without ``read_pii`` (``null`` unless declared)."""
+        return self.mask or "null"
 
     @field_validator("tags", mode="before")
     @classmethod
@@ -272,7 +367,7 @@ class FeatureView(_Sparse, Definition):
     """
 
     kind: ClassVar[str] = "feature_view"
-    _sparse: ClassVar[tuple[str, ...]] = ("on_check_failure", "drift")
+    _sparse: ClassVar[tuple[str, ...]] = ("on_check_failure", "drift", "retention")
 
     entities: list[Entity | Name]
     source: DataSource | Name
@@ -289,6 +384,9 @@ class FeatureView(_Sparse, Definition):
     nothing of it; None (the default) does not check writes."""
     drift: DriftPolicy | None = None
     """The view's drift thresholds (a feature's own ``drift`` wins)."""
+    retention: Duration | None = None
+    """How long Parity keeps the view's offline-log and serving-log rows (``parity retention
+    run`` deletes older ones); None: the source's retention, else forever."""
 
     def __init__(self, **data: Any) -> None:
         if "schema" in data:

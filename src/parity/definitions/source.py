@@ -24,11 +24,15 @@ class DataSource(Definition):
     event_id_field: str | None = None
     """A column identifying each event: aggregated views count a replayed event once
     (the first to arrive, by created time, per entity)."""
+    retention: Duration | None = None
+    """How long Parity keeps the rows it holds from this source (its views' offline-log and
+    serving-log rows; ``parity retention run``); None: forever. A view's own wins."""
 
     def to_spec(self) -> dict[str, Any]:
         spec = super().to_spec()
-        if spec.get("event_id_field") is None:  # unset: the stored form (and hash) stay as before
-            spec.pop("event_id_field", None)
+        for key in ("event_id_field", "retention"):  # unset: the stored form (and hash) stay
+            if spec.get(key, 0) is None:
+                spec.pop(key, None)
         return spec
 
     def column_for(self, name: str) -> str:

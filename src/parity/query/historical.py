@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from parity.errors import RetrievalError
+from parity.governance.context import carry
 from parity.hooks import HookSet
 from parity.offline.base import (
     ROW_ID,
@@ -102,6 +103,16 @@ class HistoricalReads:
                 )
             )
         assert job is not None  # a plan fetches or computes something
+        if self.hooks.wants("shape_historical"):
+            unshaped, hooks, project = job, self.hooks, self.project
+            # shaped for the actor of this call, whenever the result is computed
+            job = ArrowRetrievalJob(
+                carry(
+                    lambda: hooks.shape(
+                        "shape_historical", "table", unshaped.to_arrow(), project=project, plan=plan
+                    )
+                )
+            )
         if self.hooks.wants("after_historical"):
             return ObservedJob(job, plan, self)
         return job

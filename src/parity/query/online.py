@@ -72,8 +72,19 @@ class OnlineReads:
         inner = decode_online(plan.online(), cols, records, now_us) if records is not None else None
         if not plan.steps:
             assert inner is not None
-            return inner
-        return finish_online(plan, cols, inner, self.repo_root)
+            response = inner
+        else:
+            response = finish_online(plan, cols, inner, self.repo_root)
+        if self.hooks.wants("shape_online_response"):
+            response = self.hooks.shape(
+                "shape_online_response",
+                "response",
+                response,
+                project=self.project,
+                plan=plan,
+                entities=cols,
+            )
+        return response
 
     def _observing(self) -> _Read:
         """A read under way; leaving its block reports it to ``after_online_read`` hooks."""

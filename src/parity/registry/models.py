@@ -233,17 +233,86 @@ alerts = Table(
     Index(None, "project", "state", "rule", "view", "feature"),
 )
 
+tokens = Table(
+    "parity_tokens",
+    metadata,
+    # API tokens (``parity.governance.tokens``): ``id`` is the token's public part; only a
+    # salted hash of its secret is kept. Roles are names of the repo's ``Role`` definitions.
+    Column("id", String(32), primary_key=True),
+    Column("project", String(128), nullable=False),
+    Column("principal", String(128), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("hash", String(128), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
+    Index(None, "project", "principal"),
+)
+
+audit_heads = Table(
+    "parity_audit_heads",
+    metadata,
+    # The newest audit record per project: writers lock this row to append to the chain.
+    Column("project", String(128), primary_key=True),
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("hash", String(64), nullable=False),
+    ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
+)
+
+audit = Table(
+    "parity_audit",
+    metadata,
+    # The audit log (``parity.governance.audit``), append-only and hash-chained: ``hash`` is
+    # over the record's canonical form and ``prev_hash``. Never feature values or tokens.
+    Column("project", String(128), primary_key=True),
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("principal", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("resources", JSON, nullable=False),
+    Column("counts", JSON, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
+    Index(None, "project", "at"),
+    Index(None, "project", "principal", "at"),
+)
+
+restrictions = Table(
+    "parity_restrictions",
+    metadata,
+    # Entity keys whose processing is restricted (``parity restrict``): served masked, left
+    # out of new training snapshots. ``entity_key`` is the key's canonical JSON text.
+    Column("project", String(128), primary_key=True),
+    Column("entity", String(128), primary_key=True),
+    Column("entity_key", String(512), primary_key=True),
+    Column("restricted_at", DateTime(timezone=True), nullable=False),
+    Column("restricted_by", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
+)
+
 __all__ = [
     "ACTIONS",
     "ALEMBIC_VERSION_TABLE",
     "alerts",
+    "audit",
+    "audit_heads",
     "materialization_jobs",
     "materializations",
     "metadata",
     "monitor_results",
     "objects",
     "projects",
+    "restrictions",
     "stream_consumers",
+    "tokens",
     "versions",
     "view_freshness",
 ]

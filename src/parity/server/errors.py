@@ -17,11 +17,15 @@ from typing import Any
 import orjson
 
 from parity.errors import (
+    AccessError,
+    AuditError,
     ConcurrentApplyError,
     ConfigError,
     DataSourceError,
     DataSourceNotFoundError,
     DefinitionError,
+    EncryptionError,
+    GovernanceError,
     ObjectNotFoundError,
     OnlineStoreError,
     ParityError,
@@ -58,6 +62,12 @@ CODES = {
     "data_source_not_found": 404,
     "unknown_materialization": 404,  # no background materialization with that id
     "not_found": 404,  # no such endpoint
+    "unauthenticated": 401,  # no token (Authorization: Bearer ...) where auth is on
+    "invalid_token": 401,  # a malformed, forged or unverifiable token
+    "token_expired": 401,
+    "token_revoked": 401,
+    "forbidden": 403,  # no role of the caller grants the action on the resource
+    "purpose_not_allowed": 403,  # the read's purpose (X-Parity-Purpose) is not one the data allows
     "method_not_allowed": 405,
     "conflict": 409,  # the registry changed under a write; retry
     "materialization_running": 409,  # a view is being materialized by a job; ?force=true
@@ -71,6 +81,9 @@ CODES = {
     "online_store_error": 503,  # the online store answered, but refused the read or write
     "online_write_failed": 503,  # a push to online_and_offline: the offline log holds the rows, the online write failed
     "not_ready": 503,
+    "audit_unavailable": 503,  # the audit log could not be written, so nothing was done
+    "encryption_error": 500,  # a key is missing or wrong (parity.yaml's encryption)
+    "governance_error": 400,  # a bad erase / restrict / export request
 }
 
 _BY_CLASS: list[tuple[type[BaseException], str]] = [
@@ -79,6 +92,9 @@ _BY_CLASS: list[tuple[type[BaseException], str]] = [
     (ConcurrentApplyError, "conflict"),
     (RegistryError, "registry_error"),
     (ConfigError, "config_error"),
+    (AuditError, "audit_unavailable"),
+    (EncryptionError, "encryption_error"),
+    (GovernanceError, "governance_error"),
     (IngestError, "invalid_rows"),
     (RequestDataError, "missing_request_data"),
     (RetrievalError, "invalid_request"),
@@ -120,6 +136,8 @@ def from_exception(exc: BaseException) -> ApiError:
     unreachable store as 503, anything else a 500 ``internal_error`` (a bug of ours)."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, AccessError):
+        return ApiError(exc.code, str(exc), exc.http_status)
     if isinstance(exc, ObjectNotFoundError):
         return ApiError(not_found_code(exc), str(exc), exc.http_status)
     if isinstance(exc, PartialWriteError):  # before the connection check: it says more
