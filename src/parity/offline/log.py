@@ -19,6 +19,7 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,9 +80,17 @@ def append(folder: Path, table: pa.Table, push_id: str | None = None, digest: st
     """Write ``table`` as one new file of the log, durably; returns its path."""
     folder.mkdir(parents=True, exist_ok=True)
     final = push_file(folder, push_id or new_push_id())
-    tmp = folder / f".{final.name}.tmp"
     if digest:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), _DIGEST: digest})
+    write_atomically(final, table)
+    return final
+
+
+def write_atomically(final: Path, table: pa.Table) -> None:
+    """``table`` as the Parquet file ``final``: a temporary file, fsync, rename, fsync of the
+    folder; a crash leaves the old file or the new one, never a mix."""
+    folder = final.parent
+    tmp = folder / f".{final.name}.tmp"
     with open(tmp, "wb") as fh:
         pq.write_table(table, fh)
         fh.flush()
@@ -92,4 +101,23 @@ def append(folder: Path, table: pa.Table, push_id: str | None = None, digest: st
         os.fsync(fd)
     finally:
         os.close(fd)
-    return final
+
+
+def log_files(root: Path) -> list[Path]:
+    """Every Parquet file of the offline log under ``root`` (all push sources), sorted."""
+    return sorted(root.glob("*/*.parquet")) if root.is_dir() else []
+
+
+def rewrite(path: Path, change: Callable[[pa.Table], pa.Table]) -> tuple[int, int]:
+    """Replace one log file by ``change(its table)``, atomically, keeping its metadata (the
+    push digest, so a retry of that push still appends nothing); returns the rows before and
+    after. A file left with no rows stays, empty, for the same reason. Used by erase,
+    retention and key rotation."""
+    table = pq.read_table(path)
+    changed = change(table)
+    meta = table.schema.metadata or {}
+    if meta:
+        changed = changed.replace_schema_metadata({**(changed.schema.metadata or {}), **meta})
+    if changed.num_rows != table.num_rows or not changed.equals(table):
+        write_atomically(path, changed)
+    return table.num_rows, changed.num_rows
