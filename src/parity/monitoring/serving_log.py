@@ -2,14 +2,17 @@
 background (``serving_log:`` in ``parity.yaml``; ``parity skew`` replays it).
 
 ``ServingLog`` is a hook (``parity.hooks.Hooks``) observing ``after_online_read``. A request
-costs one random draw when it is not sampled; a sampled one has its entity columns, values,
-statuses and event times marshalled into one bytes object (one C call, no per-value Python;
-bytes are not tracked by the garbage collector, so buffered requests add nothing to its
-collections, which would pause requests too) and kept in a bounded in-memory buffer. A
-background thread turns the buffer into Arrow once ``CONVERT_ROWS`` rows wait (or every
-``flush_seconds``) and writes files every ``flush_seconds``, or as soon as
-``max_rows_per_file`` rows wait; ``close()`` writes what is left. The buffer never blocks a request: past ``max_buffered_rows`` the oldest
-requests are dropped and counted (``dropped_rows``).
+costs one random draw when it is not sampled; a sampled one extends its request shape's
+columns, one Python list per logged column (request times, entity columns, then per feature
+its values, statuses and event µs), with the response's own lists: a few dozen C-level
+``list.extend`` calls, no per-value Python. The lists hold ints, floats, strings and Nones,
+which the garbage collector does not track, so however many rows wait, the buffer adds a few
+dozen objects to its collections (which would pause requests too). A background thread
+turns each shape's lists into Arrow arrays (one conversion per column) once ``CONVERT_ROWS``
+rows wait (or every ``flush_seconds``) and writes files every ``flush_seconds``, or as soon
+as ``max_rows_per_file`` rows wait; ``close()`` writes what is left. The buffer never blocks
+a request: past ``max_buffered_rows`` the oldest requests are dropped and counted
+(``dropped_rows``).
 
 Layout under the log folder (Hive-style partitions, so DuckDB and pyarrow datasets read them
 too; a file's name gives the request times it holds, so a reader selects files by time
@@ -31,13 +34,12 @@ from __future__ import annotations
 
 import json
 import logging
-import marshal
 import os
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
@@ -76,14 +78,11 @@ CONVERT_ROWS = 2_000
 every ``flush_seconds``): a thread waking often takes the interpreter's lock from the
 requests each time (10 wakes a second cost a 1-row server about 8% of its throughput)."""
 _TS = pa.timestamp("us", tz="UTC")
+_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend  # runs an iterator out
 
-# One sampled request, flat: (request µs, id of its plan, rows, entity names, output names,
-# *entity columns, *values, *statuses, *event µs), as ``marshal`` bytes: bytes are not tracked
-# by the garbage collector, so a buffered request neither triggers nor lengthens its
-# collections (the plan is kept aside, by id). Values marshal cannot hold (datetimes of a
-# Timestamp feature) leave the entry a tuple of tuples instead.
-_Entry = tuple[Any, ...]
-_PLAN, _ROWS, _KEYS, _OUTS, _HEAD = 1, 2, 3, 4, 5
+# A buffered request shape: its hour, the id of its plan (kept by the group), entity names
+# and output names.
+_Key = tuple[int, int, tuple[str, ...], tuple[str, ...]]
 
 
 class ServingLog(Hooks):
@@ -116,9 +115,12 @@ class ServingLog(Hooks):
         self.max_buffered_rows = max_buffered_rows or max(4 * max_rows_per_file, 10_000)
         self._random = random
         self._clock = clock or (lambda: time.time_ns() // 1000)
-        self._buffer: deque[bytes | _Entry] = deque()
-        self._plans: dict[int, FeaturePlan] = {}  # the buffered requests' plans, by id
+        self._groups: dict[_Key, _Columns] = {}  # the buffered rows, by request shape
+        # The buffered requests, oldest first (for drop-oldest): each one's group and rows.
+        self._order: deque[_Columns] = deque()
+        self._order_rows: deque[int] = deque()
         self._buffered = 0
+        self._wake_rows = min(CONVERT_ROWS, max_rows_per_file)  # buffered rows that wake it
         self._lock = threading.Lock()
         self._convert_lock = threading.Lock()  # one conversion at a time (thread, flush())
         self._write_lock = threading.Lock()  # one write at a time
@@ -158,7 +160,7 @@ class ServingLog(Hooks):
         now_us: int | None = None,
         **_: Any,
     ) -> None:
-        """Keep a sampled answered read (by reference) for the writer thread."""
+        """Add a sampled answered read's rows to its shape's columns for the writer thread."""
         if self._random() >= self._rate or response is None or not entities:
             return
         rows = len(response)
@@ -168,31 +170,32 @@ class ServingLog(Hooks):
             now_us = self._clock()
         values, statuses, stamps = response.values, response.statuses, response.event_micros
         outs = tuple(values)
-        entry: bytes | _Entry = (
-            now_us,
-            id(plan),
-            rows,
-            tuple(entities),
-            outs,
+        names = tuple(entities)
+        columns = (  # built before the lock: a missing status or stamp buffers nothing
             *entities.values(),
             *values.values(),
             *map(statuses.__getitem__, outs),
             *map(stamps.__getitem__, outs),
         )
-        try:
-            entry = marshal.dumps(entry)
-        except ValueError:  # a value marshal cannot hold: keep it as tuples
-            entry = tuple(v if i < _HEAD else tuple(v) for i, v in enumerate(entry))
+        key = (now_us // _HOUR_US, id(plan), names, outs)
         with self._lock:
-            self._plans[id(plan)] = plan
-            self._buffer.append(entry)
+            group = self._groups.get(key)
+            if group is None:
+                group = self._groups[key] = _Columns(plan, names, outs)
+            if rows == 1:
+                group.times.append(now_us)
+            else:
+                group.times.extend([now_us] * rows)
+            _consume(map(list.extend, group.columns, columns))  # in C, no bytecode per column
+            self._order.append(group)
+            self._order_rows.append(rows)
             self._buffered += rows
             while self._buffered > self.max_buffered_rows:  # drop-oldest, never block
-                oldest = self._buffer.popleft()  # (its plan is kept till the next round)
-                dropped = (marshal.loads(oldest) if type(oldest) is bytes else oldest)[_ROWS]
+                dropped = self._order_rows.popleft()
+                self._order.popleft().drop(dropped)
                 self._buffered -= dropped
                 self.dropped_rows += dropped
-            full = self._buffered >= min(CONVERT_ROWS, self.max_rows_per_file)
+            full = self._buffered >= self._wake_rows
         if full and not self._wake.is_set():
             self._wake.set()
 
@@ -217,9 +220,9 @@ class ServingLog(Hooks):
 
     def _run(self) -> None:
         # Sampled requests are turned into Arrow every CONVERT_ROWS rows (or flush_seconds),
-        # files written every flush_seconds. The buffer holds marshal bytes, which the
-        # garbage collector does not track, so waiting for rows costs the requests nothing;
-        # the Arrow tables are not walked either.
+        # files written every flush_seconds. The buffer's lists hold values the garbage
+        # collector does not track, so waiting for rows costs the requests nothing; the
+        # Arrow tables are not walked either.
         interval = self.flush_seconds
         last = time.monotonic()
         while not self._stopping:
@@ -255,21 +258,12 @@ class ServingLog(Hooks):
         """The buffered requests as Arrow tables, one per request shape and hour."""
         with self._convert_lock:
             with self._lock:
-                entries, self._buffer = self._buffer, deque()
-                plans, self._plans = self._plans, {}
+                groups, self._groups = self._groups, {}
+                self._order, self._order_rows = deque(), deque()
                 self._buffered = 0
-            # Each entry is unmarshalled and added to its group's columns at once (never all
-            # unmarshalled together: that would fill the collector's generations).
-            groups: dict[tuple[Any, ...], _Columns] = {}
-            for item in entries:
-                entry: _Entry = marshal.loads(item) if isinstance(item, bytes) else item
-                key = (entry[0] // _HOUR_US, entry[_PLAN], entry[_KEYS], entry[_OUTS])
-                columns = groups.get(key)
-                if columns is None:
-                    columns = groups[key] = _Columns(plans[entry[_PLAN]], entry)
-                columns.add(entry)
-            del entries
             for (hour, _, names, _), columns in groups.items():
+                if columns.rows == 0:  # all its requests were dropped
+                    continue
                 try:
                     table = columns.table()
                 except Exception:
@@ -327,45 +321,58 @@ def _shape(plan: FeaturePlan) -> tuple[Any, ...]:
 
 
 class _Columns:
-    """One group's requests as columns: lists extended per request (no per-value Python),
-    then one Arrow array per column."""
+    """One request shape's buffered rows (one plan, entity names and output names, one hour)
+    as one Python list per column, extended per request, then one Arrow array per column.
 
-    def __init__(self, plan: FeaturePlan, first: _Entry):
+    ``columns``: the entity columns, then each given output's values, statuses and event µs
+    (in the order the response gave them). Rows dropped from the front (the buffer was full)
+    are counted in ``head`` and cut off lazily."""
+
+    __slots__ = ("columns", "head", "names", "outputs", "plan", "times", "width")
+
+    def __init__(self, plan: FeaturePlan, names: tuple[str, ...], given: tuple[str, ...]):
         self.plan = plan
-        self.names = first[_KEYS]
-        given = first[_OUTS]
+        self.names = names
         positions = {o: i for i, o in enumerate(given)}
-        self.outputs = [(o.name, positions[o.name], o.dtype) for o in plan.outputs]
-        self.at_values = _HEAD + len(self.names)
-        self.at_statuses = self.at_values + len(given)
-        self.at_stamps = self.at_values + 2 * len(given)
-        self.rows = 0
+        at = len(names)
+        # plan.outputs' (name, position of its values column, type); its statuses and event
+        # µs are ``width`` and ``2 * width`` columns further
+        self.outputs = [(o.name, at + positions[o.name], o.dtype) for o in plan.outputs]
+        self.width = len(given)
         self.times: list[int] = []
-        self.keys: list[list[Any]] = [[] for _ in self.names]
-        self.values: list[list[Any]] = [[] for _ in self.outputs]
-        self.statuses: list[list[str]] = [[] for _ in self.outputs]
-        self.stamps: list[list[int | None]] = [[] for _ in self.outputs]
+        self.columns: list[list[Any]] = [[] for _ in range(at + 3 * self.width)]
+        self.head = 0
 
-    def add(self, entry: _Entry) -> None:
-        rows = entry[_ROWS]
-        self.rows += rows
-        self.times.extend([entry[0]] * rows)
-        for k, acc in enumerate(self.keys):
-            acc.extend(entry[_HEAD + k])
-        at_values, at_statuses, at_stamps = self.at_values, self.at_statuses, self.at_stamps
-        for j, (_, i, _) in enumerate(self.outputs):
-            self.values[j].extend(entry[at_values + i])
-            self.statuses[j].extend(entry[at_statuses + i])
-            self.stamps[j].extend(entry[at_stamps + i])
+    @property
+    def rows(self) -> int:
+        return len(self.times) - self.head
+
+    def drop(self, rows: int) -> None:
+        """Drop the oldest ``rows`` (one request's); the lists are cut once half is dropped."""
+        self.head += rows
+        if self.head * 2 >= len(self.times):
+            head, self.head = self.head, 0
+            del self.times[:head]
+            for acc in self.columns:
+                del acc[:head]
 
     def table(self) -> pa.Table:
-        arrays: dict[str, pa.Array] = {REQUEST_TIME: pa.array(self.times, pa.int64()).cast(_TS)}
-        for k, col in zip(self.names, self.keys, strict=True):
-            arrays[k] = _column(col)
-        for j, (o, _, dtype) in enumerate(self.outputs):
-            arrays[o] = pa.array(self.values[j], dtype.to_arrow())
-            arrays[f"{o}__status"] = pa.array(self.statuses[j], pa.string())
-            arrays[f"{o}__event_timestamp"] = pa.array(self.stamps[j], pa.int64()).cast(_TS)
+        head = self.head
+
+        def kept(values: list[Any]) -> list[Any]:
+            return values[head:] if head else values
+
+        arrays: dict[str, pa.Array] = {
+            REQUEST_TIME: pa.array(kept(self.times), pa.int64()).cast(_TS)
+        }
+        for k, col in zip(self.names, self.columns, strict=False):
+            arrays[k] = _column(kept(col))
+        width = self.width
+        for o, i, dtype in self.outputs:
+            arrays[o] = pa.array(kept(self.columns[i]), dtype.to_arrow())
+            arrays[f"{o}__status"] = pa.array(kept(self.columns[i + width]), pa.string())
+            stamps = kept(self.columns[i + 2 * width])
+            arrays[f"{o}__event_timestamp"] = pa.array(stamps, pa.int64()).cast(_TS)
         plan = self.plan
         full = bool(plan.outputs) and plan.outputs[0].name != plan.outputs[0].feature
         metadata = {
