@@ -109,7 +109,7 @@ def _cache_key(store: FeatureStore, token: str) -> tuple[str, str | None, str, s
     # A digest, not the token, so a heap dump of the cache holds no usable secret.
     digest = hashlib.sha256(token.encode()).hexdigest()
     reg = store.registry
-    return (reg.url, reg.schema, store.project, digest)
+    return (str(reg.url), reg.schema, store.project, digest)
 
 
 def forget_cached(token_id: str | None = None) -> None:
@@ -293,9 +293,12 @@ def authenticate(store: FeatureStore, token: str) -> Actor:
     ttl = store.config.auth.token_cache_seconds
     key = _cache_key(store, token)
     hit = _cache.get(key)
-    if hit is not None and time.monotonic() - hit.checked_at < ttl:
-        if hit.expires_us is None or store.clock.now_us() < hit.expires_us:
-            return hit.actor
+    if (
+        hit is not None
+        and time.monotonic() - hit.checked_at < ttl
+        and (hit.expires_us is None or store.clock.now_us() < hit.expires_us)
+    ):
+        return hit.actor
     try:
         if token.startswith(PREFIX):
             actor, expires_us = _verify_parity_token(store, token)
