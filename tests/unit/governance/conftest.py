@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from contract.backends import REGISTRY_BACKENDS
 from repo_utils import write_repo
 
+from .access_utils import ROLES
+
 POSTGRES_URL = os.environ.get(
     "PARITY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-
-from .access_utils import ROLES
 
 
 @pytest.fixture(scope="session")

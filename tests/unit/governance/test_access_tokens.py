@@ -74,7 +74,7 @@ def test_token_management_needs_admin(auth_repo: Path) -> None:
         lambda: bob.governance.create_token("eve", ["admin"]),
         lambda: bob.governance.revoke_token(reader.record.id),
     ):
-        with pytest.raises(PermissionDeniedError, match="'bob'.*may not admin"):
+        with pytest.raises(PermissionDeniedError, match=r"'bob'.*may not admin"):
             attempt()
 
 
