@@ -55,7 +55,6 @@ PEM_CFG = (
     f"{{public_key_file: keys/rsa.pem, algorithms: [RS256], issuer: '{ISSUER}', "
     f"audience: {AUDIENCE}, role_map: {{fraud-team: reader}}}}"
 )
-)
 JWKS_CFG = "{jwks_file: keys/jwks.json, algorithms: [RS256, ES256]}"
 
 
