@@ -158,7 +158,9 @@ class ParityApp:
             "/health": self._health,
             "/ready": self._ready,
             "/metrics": self._metrics,
-            "/openapi.json": OpenApiDocument(self.serving.store.catalog),
+            "/openapi.json": OpenApiDocument(
+                self.serving.store.catalog, auth=self.auth is not None
+            ),
             "/entities": h.entities,
             "/feature-views": h.feature_views,
             "/feature-services": h.feature_services,
