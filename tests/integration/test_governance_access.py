@@ -254,3 +254,13 @@ def test_listings_show_what_may_be_described(
 def test_health_needs_no_token(server: Server) -> None:
     assert server.client.get("/health").status_code == 200
     assert server.client.get("/ready").status_code == 401
+
+
+def test_plan_and_history_need_rights(repo: Path, token: Callable[[str], str]) -> None:
+    reader = FeatureStore(repo, principal=token("live_only"))
+    with pytest.raises(PermissionDeniedError, match="may not apply"):
+        reader.plan()
+    assert [r.name for r in reader.history("driver_live")] == ["driver_live"]
+    with pytest.raises(PermissionDeniedError, match="may not describe"):
+        reader.history("driver_forever")
+    FeatureStore(repo, principal=token("only_apply")).plan()
