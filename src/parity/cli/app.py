@@ -21,6 +21,7 @@
     parity skew [--since]              what was served against the point-in-time join
     parity monitor run | report        alerts on a schedule; an HTML report
     parity import-feast PATH [--out D] a Feast repo as a Parity repo
+    parity token create | list | revoke   API tokens (auth)
     parity version
 """
 
@@ -49,6 +50,7 @@ from parity.cli import (
     serve,
     skew,
     stream,
+    token,
 )
 from parity.cli.common import CONFIG_FILE, RepoOption, VerboseOption, handles_errors
 
@@ -87,6 +89,7 @@ app.command("drift")(drift.drift)
 app.command("freshness")(freshness.freshness)
 app.command("skew")(skew.skew)
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(token.app, name="token")
 
 
 @app.command("version")
