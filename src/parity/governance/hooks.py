@@ -19,4 +19,8 @@ __all__ = ["builtin_hooks"]
 def builtin_hooks(store: FeatureStore) -> list[Hooks]:
     """The governance hooks ``store``'s configuration asks for, in their order."""
     hooks: list[Hooks] = []
+    # restriction and masking: always, since restricted keys are masked with auth off too
+    from parity.governance.shaping import MaskingHooks
+
+    hooks.append(MaskingHooks(store))
     return hooks

@@ -26,6 +26,7 @@ from parity.definitions import (
     PushSource,
 )
 from parity.errors import ParityError, ValidationError
+from parity.governance.classify import problems as classification_problems
 from parity.registry.catalog import Catalog
 
 SchemaReader = Callable[[DataSource], pa.Schema]
@@ -355,6 +356,7 @@ def validate(
     world = Catalog.of([*base, *ordered], project=current.project)
     problems += check_references(world)
     problems += check_on_demand(world, current)
+    problems += classification_problems(world)  # masks fit types; propagation
     schemas: dict[str, pa.Schema] = {}
     for obj in ordered:
         if isinstance(obj, DataSource) and _readable(obj):
