@@ -21,6 +21,7 @@
     parity skew [--since]              what was served against the point-in-time join
     parity monitor run | report        alerts on a schedule; an HTML report
     parity import-feast PATH [--out D] a Feast repo as a Parity repo
+    parity restrict --entity E --keys  restrict processing of keys (--lift); parity restrictions
     parity version
 """
 
@@ -46,6 +47,7 @@ from parity.cli import (
     quality,
     render,
     repo,
+    restrict,
     serve,
     skew,
     stream,
@@ -87,6 +89,8 @@ app.command("drift")(drift.drift)
 app.command("freshness")(freshness.freshness)
 app.command("skew")(skew.skew)
 app.add_typer(monitor.app, name="monitor")
+app.command("restrict")(restrict.restrict)
+app.command("restrictions")(restrict.restrictions)
 
 
 @app.command("version")
