@@ -18,6 +18,7 @@ from parity import plugins
 from parity.clock import Clock
 from parity.config import RepoConfig
 from parity.governance.context import Actor, acting_as, current
+from parity.governance.enforce import describable, visible
 from parity.hooks import Hooks, HookSet
 
 if TYPE_CHECKING:
@@ -243,35 +244,36 @@ class FeatureStore:
         self.online.teardown()
         self.registry.forget_materializations()
 
+    # Listings leave out, and gets refuse, what the actor may not ``describe`` (auth on).
     def list_entities(self) -> list[Entity]:
-        return list(self.catalog().objects["entity"].values())  # type: ignore[arg-type]
+        return visible(self, self.catalog().objects["entity"].values())  # type: ignore[arg-type]
 
     def list_data_sources(self) -> list[DataSource]:
-        return list(self.catalog().objects["source"].values())  # type: ignore[arg-type]
+        return visible(self, self.catalog().objects["source"].values())  # type: ignore[arg-type]
 
     def list_feature_views(self) -> list[FeatureView]:
-        return self.catalog().views()
+        return visible(self, self.catalog().views())
 
     def list_on_demand_feature_views(self) -> list[OnDemandFeatureView]:
-        return self.catalog().on_demand_views()
+        return visible(self, self.catalog().on_demand_views())
 
     def list_feature_services(self) -> list[FeatureService]:
-        return list(self.catalog().objects["feature_service"].values())  # type: ignore[arg-type]
+        return visible(self, self.catalog().objects["feature_service"].values())  # type: ignore[arg-type]
 
     def get_entity(self, name: str) -> Entity:
-        return self.catalog().entity(name)
+        return describable(self, self.catalog().entity(name))
 
     def get_data_source(self, name: str) -> DataSource:
-        return self.catalog().source(name)
+        return describable(self, self.catalog().source(name))
 
     def get_feature_view(self, name: str) -> FeatureView:
-        return self.catalog().view(name)
+        return describable(self, self.catalog().view(name))
 
     def get_on_demand_feature_view(self, name: str) -> OnDemandFeatureView:
-        return self.catalog().on_demand_view(name)
+        return describable(self, self.catalog().on_demand_view(name))
 
     def get_feature_service(self, name: str) -> FeatureService:
-        return self.catalog().service(name)
+        return describable(self, self.catalog().service(name))
 
     def history(self, name: str, kind: str | None = None) -> list[VersionRecord]:
         return self.registry.history(name, kind)

@@ -21,6 +21,7 @@ from parity.definitions.on_demand import (
     RequestSource,
     on_demand_feature_view,
 )
+from parity.definitions.role import ACTIONS, Permission, Role
 from parity.definitions.source import (
     DataSource,
     FileSource,
@@ -35,8 +36,10 @@ KINDS: dict[str, type[Definition]] = {
     "feature_view": FeatureView,
     "on_demand_feature_view": OnDemandFeatureView,
     "feature_service": FeatureService,
+    "role": Role,
 }
-"""Every registered kind, in dependency order: an object only references earlier kinds."""
+"""Every registered kind, in dependency order: an object only references earlier kinds
+(a role names others only through globs, so it comes last)."""
 
 
 def from_spec(kind: str, spec: dict[str, Any]) -> Definition:
@@ -52,6 +55,7 @@ def from_spec(kind: str, spec: dict[str, Any]) -> Definition:
 
 
 __all__ = [
+    "ACTIONS",
     "KINDS",
     "Aggregation",
     "Checks",
@@ -65,8 +69,10 @@ __all__ = [
     "Field",
     "FileSource",
     "OnDemandFeatureView",
+    "Permission",
     "PushSource",
     "RequestSource",
+    "Role",
     "Sla",
     "StreamSource",
     "from_spec",

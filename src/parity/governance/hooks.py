@@ -19,6 +19,10 @@ __all__ = ["builtin_hooks"]
 def builtin_hooks(store: FeatureStore) -> list[Hooks]:
     """The governance hooks ``store``'s configuration asks for, in their order."""
     hooks: list[Hooks] = []
+    if store.config.auth.enabled:
+        from parity.governance.enforce import AccessHooks
+
+        hooks.append(AccessHooks(store))
     # restriction and masking: always, since restricted keys are masked with auth off too
     from parity.governance.shaping import MaskingHooks
 

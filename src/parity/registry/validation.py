@@ -6,7 +6,7 @@ lacks or holds with another kind of type, join keys the source lacks, timestamp 
 that are not timestamps, services naming unknown views or features, and deletions that
 would leave another object dangling. On-demand views: unknown source views or features,
 two inputs giving one column, a name a feature view already has, and dependency cycles
-(named, ``a -> b -> a``).
+(named, ``a -> b -> a``). Roles: the reserved name ``admin``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from parity.definitions import (
     FileSource,
     OnDemandFeatureView,
     PushSource,
+    Role,
 )
 from parity.errors import ParityError, ValidationError
 from parity.governance.classify import problems as classification_problems
@@ -312,6 +313,17 @@ def check_on_demand(world: Catalog, current: Catalog | None = None) -> list[str]
     return problems
 
 
+def check_roles(ordered: Sequence[Definition]) -> list[str]:
+    """Roles being applied: ``admin`` is built in (every action on everything) and reserved.
+    Actions and kinds were checked when each role was built."""
+    return [
+        "role 'admin': name: reserved for the built-in role (every action on everything); "
+        "give yours another name"
+        for obj in ordered
+        if isinstance(obj, Role) and obj.name == "admin"
+    ]
+
+
 def cycles(world: Catalog) -> list[str]:
     """Each dependency cycle among on-demand views once, as ``a -> b -> a`` (from its
     smallest name)."""
@@ -356,6 +368,7 @@ def validate(
     world = Catalog.of([*base, *ordered], project=current.project)
     problems += check_references(world)
     problems += check_on_demand(world, current)
+    problems += check_roles(ordered)
     problems += classification_problems(world)  # masks fit types; propagation
     schemas: dict[str, pa.Schema] = {}
     for obj in ordered:
@@ -395,6 +408,7 @@ def validate(
 __all__ = [
     "check_on_demand",
     "check_references",
+    "check_roles",
     "check_source",
     "check_view_against_source",
     "collect",

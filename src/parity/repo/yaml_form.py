@@ -5,7 +5,7 @@ and errors name them as ``defs/driver.yaml#2``. Empty documents are skipped. A d
 one of three forms:
 
 (a) one object, ``kind:`` one of ``entity``, ``source``, ``stream_source``, ``feature_view``,
-    ``feature_service``,
+    ``feature_service``, ``role``,
     plus that kind's fields::
 
         kind: feature_view
@@ -21,10 +21,11 @@ one of three forms:
     ``timestamp_field``, ``field_mapping``...). ``kind: stream_source`` is a source of
     ``type: stream`` whose broker is given as ``broker: redis_streams | nats_jetstream``
     (``kind=`` in Python). A service's ``features`` are view names,
-    ``"view:f1,f2"`` strings, or ``{view: v, features: [f1, f2]}`` mappings.
+    ``"view:f1,f2"`` strings, or ``{view: v, features: [f1, f2]}`` mappings. A role's
+    ``permissions`` are mappings of ``actions``, ``kinds``, ``names``, ``tags``, ``purposes``.
 
 (b) lists of objects under ``entities:``, ``sources:``, ``feature_views:``,
-    ``feature_services:`` (any of them, nothing else); each item is form (a) without
+    ``feature_services:``, ``roles:`` (any of them, nothing else); each item is form (a) without
     ``kind:`` (a matching ``kind:`` is allowed).
 
 (c) the single-feature form teams already write: no ``kind:``, and ``entity``, ``source`` and
@@ -77,6 +78,7 @@ from parity.definitions.base import Definition
 from parity.definitions.entity import Entity
 from parity.definitions.feature_service import FeatureService
 from parity.definitions.feature_view import FeatureView, Field
+from parity.definitions.role import Permission, Role
 from parity.definitions.source import _SOURCE_TYPES, DataSource
 from parity.errors import DefinitionError
 
@@ -92,6 +94,7 @@ LIST_KEYS = {
     "sources": "source",
     "feature_views": "feature_view",
     "feature_services": "feature_service",
+    "roles": "role",
 }
 _COMMON = {"name", "description", "owner", "tags"}
 _ENTITY_KEYS = _COMMON | {"join_keys", "dtype"}
@@ -110,6 +113,7 @@ _VIEW_KEYS = _COMMON | {
     "drift",
 }
 _SERVICE_KEYS = _COMMON | {"features"}
+_ROLE_KEYS = _COMMON | {"permissions"}
 _FIELD_KEYS = {"name", "dtype", "type", "description", "tags", "pii", "checks", "drift"}
 _SINGLE_KEYS = _COMMON | {
     "entity",
@@ -251,6 +255,7 @@ def _build(kind: Any, body: dict[str, Any], where: str) -> Definition:
         "stream_source": _stream_source,
         "feature_view": _feature_view,
         "feature_service": _feature_service,
+        "role": _role,
     }
     builder = builders.get(kind) if isinstance(kind, str) else None
     if kind == "on_demand_feature_view":
@@ -322,6 +327,26 @@ def _feature_service(body: dict[str, Any], where: str) -> FeatureService:
     label = _label("feature_service", body)
     _check_keys(body, _SERVICE_KEYS, where, label)
     return _construct(FeatureService, body, where)
+
+
+def _role(body: dict[str, Any], where: str) -> Role:
+    """``kind: role``: ``permissions`` is a list of mappings with the keys of ``Permission``."""
+    label = _label("role", body)
+    _check_keys(body, _ROLE_KEYS, where, label)
+    if "name" not in body:
+        raise DefinitionError(f"{where}: {label}: name: required")
+    perms = body.get("permissions", [])
+    if not isinstance(perms, list):
+        raise DefinitionError(
+            f"{where}: {label}: permissions: expected a list, got {_type_name(perms)}"
+        )
+    for i, p in enumerate(perms):
+        if not isinstance(p, dict):
+            raise DefinitionError(
+                f"{where}: {label}: permissions[{i}]: expected a mapping, got {_type_name(p)}"
+            )
+        _check_keys(p, set(Permission.model_fields), where, f"{label}: permissions[{i}]")
+    return _construct(Role, body, where)
 
 
 def _single_feature(doc: dict[str, Any], where: str) -> FeatureView:

@@ -201,4 +201,5 @@ def test_from_spec_refuses_unknown_kind_and_source_type() -> None:
         "feature_view",
         "on_demand_feature_view",
         "feature_service",
+        "role",
     ]
