@@ -31,6 +31,7 @@ Python list (the online response's columns) and on an Arrow array (historical ta
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,21 +91,11 @@ def parse_mask(rule: str, dtype: ValueType, key: bytes) -> Mask:
     if rule == "null":
         return Mask(rule, dtype, _null_list, lambda a: pa.nulls(len(a), a.type))
     if rule == "hash":
-        one = _hasher(kind, dtype, key)
-        return Mask(
-            rule,
-            dtype,
-            lambda vs: [None if v is None else one(v) for v in vs],
-            lambda a: pa.array([None if v is None else one(v) for v in a.to_pylist()], type=a.type),
-        )
+        many = _memoized(_hasher(kind, dtype, key))
+        return Mask(rule, dtype, many, lambda a: pa.array(many(a.to_pylist()), type=a.type))
     n = int(rule.split(":", 1)[1])
     if kind == "string":
-        return Mask(
-            rule,
-            dtype,
-            lambda vs: [None if v is None else v[:n] for v in vs],
-            lambda a: pc.utf8_slice_codeunits(a, 0, n),
-        )
+        return Mask(rule, dtype, _truncating(n), lambda a: pc.utf8_slice_codeunits(a, 0, n))
     return Mask(
         rule,
         dtype,
@@ -133,19 +124,54 @@ def _null_list(values: list[Any]) -> list[Any]:
     return [None] * len(values)
 
 
+def _truncating(n: int) -> Callable[[list[Any]], list[Any]]:
+    head = operator.itemgetter(slice(0, n))
+
+    def many(values: list[Any]) -> list[Any]:
+        if None in values:
+            return [None if v is None else v[:n] for v in values]
+        return list(map(head, values))  # no Python frame per value: the hot path
+
+    return many
+
+
+MEMO_SIZE = 65_536
+"""Pseudonyms remembered per hash mask (then forgotten all at once): a value read again,
+as hot keys are, costs a dictionary lookup instead of a hash."""
+
+
+def _memoized(one: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
+    """``one`` over a list, nulls kept, each value's pseudonym remembered (bounded)."""
+    memo: dict[Any, Any] = {}
+    get = memo.get
+
+    def many(values: list[Any]) -> list[Any]:
+        out = list(map(get, values))
+        if None in out:  # not remembered yet, or null
+            if len(memo) > MEMO_SIZE:
+                memo.clear()
+            for i, v in enumerate(values):
+                if out[i] is None and v is not None:
+                    out[i] = memo[v] = one(v)
+        return out
+
+    return many
+
+
 def _hasher(kind: str | None, dtype: ValueType, key: bytes) -> Callable[[Any], Any]:
-    blake = hashlib.blake2b
-    size = HASH_DIGEST_BYTES
+    keyed = hashlib.blake2b(key=key, digest_size=HASH_DIGEST_BYTES)  # copied per value
+
+    def digest(data: bytes) -> bytes:
+        h = keyed.copy()
+        h.update(data)
+        return h.digest()
+
     if kind == "string":
-        return lambda v: blake(v.encode(), key=key, digest_size=size).hexdigest()
+        return lambda v: digest(v.encode()).hex()
     if kind == "bytes":
-        return lambda v: blake(bytes(v), key=key, digest_size=size).digest()
+        return lambda v: digest(bytes(v))
     width = _INT_BYTES.get(dtype.name, 8)
-    return lambda v: int.from_bytes(
-        blake(str(int(v)).encode(), key=key, digest_size=size).digest()[:width],
-        "big",
-        signed=True,
-    )
+    return lambda v: int.from_bytes(digest(str(int(v)).encode())[:width], "big", signed=True)
 
 
 # -- the hash key -------------------------------------------------------------------------
