@@ -178,3 +178,63 @@ def test_apply_refuses_a_mask_the_type_cannot_take(tmp_path: Path, mask: str) ->
     assert "feature view 'profile'" in problem and "'score'" in problem and "Float64" in problem
     with FeatureStore(root) as store:
         assert store.list_feature_views() == []  # nothing applied
+
+
+YAML = """
+kind: entity
+name: user
+join_keys: [user_id]
+dtype: Int64
+---
+kind: source
+name: src
+path: data/u.parquet
+---
+kind: feature_view
+name: profile
+entities: [user]
+source: src
+schema:
+  - { name: email, dtype: String, pii: true, mask: "truncate:2", lawful_basis: consent,
+      purposes: [fraud, support] }
+  - { name: card, dtype: String, classification: pci, mask: hash }
+---
+name: phone
+entity: user
+source: src
+dtype: String
+pii: true
+mask: "truncate:3"
+purposes: [support]
+"""
+
+
+def test_yaml_fields_carry_classification_masks_and_purposes(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo", {"features.yaml": YAML})
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    write_parquet(
+        root / "data/u.parquet",
+        {
+            "user_id": [1],
+            "event_timestamp": [t0],
+            "email": ["a@b"],
+            "card": ["4111"],
+            "phone": ["1"],
+        },
+    )
+    with FeatureStore(root) as store:
+        store.apply()
+        c = Classifier(store.catalog())
+    email = c.of("profile", "email")
+    assert (email.classification, email.mask, email.purposes) == (
+        "pii",
+        "truncate:2",
+        frozenset({"fraud", "support"}),
+    )
+    assert (c.of("profile", "card").classification, c.of("profile", "card").mask) == ("pci", "hash")
+    phone = c.of("phone", "phone")
+    assert (phone.classification, phone.mask, phone.purposes) == (
+        "pii",
+        "truncate:3",
+        frozenset({"support"}),
+    )
