@@ -92,7 +92,7 @@ def parse_mask(rule: str, dtype: ValueType, key: bytes) -> Mask:
         return Mask(rule, dtype, _null_list, lambda a: pa.nulls(len(a), a.type))
     if rule == "hash":
         many = _memoized(_hasher(kind, dtype, key))
-        return Mask(rule, dtype, many, lambda a: pa.array(many(a.to_pylist()), type=a.type))
+        return Mask(rule, dtype, many, lambda a: _each_distinct(many, a))
     n = int(rule.split(":", 1)[1])
     if kind == "string":
         return Mask(rule, dtype, _truncating(n), lambda a: pc.utf8_slice_codeunits(a, 0, n))
@@ -118,6 +118,14 @@ class Mask:
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks()
         return self._arrow(array)
+
+
+def _each_distinct(many: Callable[[list[Any]], list[Any]], array: pa.Array) -> pa.Array:
+    """``many`` over an Arrow array, each distinct value computed once (a training table
+    repeats an entity's values on every row)."""
+    encoded = pc.dictionary_encode(array)
+    distinct = pa.array(many(encoded.dictionary.to_pylist()), type=array.type)
+    return distinct.take(encoded.indices)
 
 
 def _null_list(values: list[Any]) -> list[Any]:
