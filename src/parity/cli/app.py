@@ -21,6 +21,7 @@
     parity skew [--since]              what was served against the point-in-time join
     parity monitor run | report        alerts on a schedule; an HTML report
     parity import-feast PATH [--out D] a Feast repo as a Parity repo
+    parity token create | list | revoke   API tokens (auth)
     parity restrict --entity E --keys  restrict processing of keys (--lift); parity restrictions
     parity version
 """
@@ -51,6 +52,7 @@ from parity.cli import (
     serve,
     skew,
     stream,
+    token,
 )
 from parity.cli.common import CONFIG_FILE, RepoOption, VerboseOption, handles_errors
 
@@ -89,6 +91,7 @@ app.command("drift")(drift.drift)
 app.command("freshness")(freshness.freshness)
 app.command("skew")(skew.skew)
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(token.app, name="token")
 app.command("restrict")(restrict.restrict)
 app.command("restrictions")(restrict.restrictions)
 

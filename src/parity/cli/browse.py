@@ -51,11 +51,15 @@ def list_(
     from rich.text import Text
 
     from parity.definitions import KINDS
+    from parity.governance.enforce import visible
+    from parity.registry.catalog import Catalog
 
     wanted = parse_kind(kind, "KIND")
     with open_store(repo) as store:
         require_registry(store)
         catalog = store.catalog(fresh=True)
+        # with auth on, what PARITY_TOKEN's roles may describe
+        catalog = Catalog.of(visible(store, catalog.all()), catalog.revision, catalog.project)
     out = render.console()
     for i, k in enumerate([wanted] if wanted else list(KINDS)):
         if i:
@@ -77,11 +81,13 @@ def describe(
     """Show an object's registered spec, its current version and its last change."""
     from rich.text import Text
 
+    from parity.governance.enforce import describable
+
     wanted = parse_kind(kind)
     with open_store(repo) as store:
         require_registry(store)
         catalog = store.catalog(fresh=True)
-        found = _find(catalog, name, wanted)
+        found = [describable(store, obj) for obj in _find(catalog, name, wanted)]
         out = render.console()
         for i, obj in enumerate(found):
             if i:

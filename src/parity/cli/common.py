@@ -62,6 +62,8 @@ KIND_ALIASES = {
     "services": "feature_service",
     "feature_service": "feature_service",
     "feature_services": "feature_service",
+    "role": "role",
+    "roles": "role",
 }
 
 
@@ -72,7 +74,7 @@ def parse_kind(value: str | None, option: str = "--kind") -> str | None:
     kind = KIND_ALIASES.get(value.strip().lower().replace("-", "_"))
     if kind is None:
         raise typer.BadParameter(
-            f"unknown kind {value!r}; use entity, source, view, on-demand-view or service",
+            f"unknown kind {value!r}; use entity, source, view, on-demand-view, service or role",
             param_hint=option,
         )
     return kind

@@ -31,6 +31,7 @@ KIND_LABELS = {
     "feature_view": "feature view",
     "on_demand_feature_view": "on-demand feature view",
     "feature_service": "feature service",
+    "role": "role",
 }
 KIND_TITLES = {
     "entity": "Entities",
@@ -38,6 +39,7 @@ KIND_TITLES = {
     "feature_view": "Feature views",
     "on_demand_feature_view": "On-demand feature views",
     "feature_service": "Feature services",
+    "role": "Roles",
 }
 
 
@@ -180,6 +182,16 @@ def definitions_table(kind: str, objects: Sequence[Definition], width: int | Non
     return table
 
 
+def permission_text(p: Any) -> str:
+    """A permission in one line: ``read_online on feature_view driver_* [team=risk] for fraud``."""
+    text = f"{','.join(p.actions)} on {','.join(p.kinds)} {','.join(p.names)}"
+    if p.tags:
+        text += " [" + ",".join(f"{k}={v}" for k, v in sorted(p.tags.items())) + "]"
+    if p.purposes:
+        text += f" for {','.join(p.purposes)}"
+    return text
+
+
 def definition_facts(obj: Definition) -> list[tuple[str, str]]:
     """The key facts of a definition for a table, by column: what a list shows of it."""
     from parity.definitions import (
@@ -188,6 +200,7 @@ def definition_facts(obj: Definition) -> list[tuple[str, str]]:
         FeatureService,
         FeatureView,
         OnDemandFeatureView,
+        Role,
     )
 
     if isinstance(obj, Entity):
@@ -210,6 +223,8 @@ def definition_facts(obj: Definition) -> list[tuple[str, str]]:
         return [("Features", " ".join(service_refs(obj)))]
     if isinstance(obj, DataSource):
         return [("Path", source_location(obj)), ("Timestamp", obj.timestamp_field)]
+    if isinstance(obj, Role):
+        return [("Permissions", "; ".join(permission_text(p) for p in obj.permissions))]
     return []  # a kind this version cannot show in detail
 
 

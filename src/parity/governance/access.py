@@ -190,6 +190,8 @@ class Access:
             message = f"{actor.principal!r} may not {action} {names}{more} {why}"
         else:
             message = f"{actor.principal!r} (roles: {roles}) may not {action} {names}{more}"
+            if actor.via == "local":
+                message += " (no PARITY_TOKEN is set: running as the local user, without roles)"
         self._store.governance.audit.record(
             action=action,
             resources=[str(r) for r in denied],

@@ -4,7 +4,8 @@
 - a Parity token (``parity_<id>.<secret>``) or a JWT: verified (``parity.governance.tokens``);
 - a name: that principal with the roles ``auth.principals`` gives it in ``parity.yaml``
   (none: it may do nothing while auth is on);
-- None: the token in ``PARITY_TOKEN`` when set, else the OS user (``via="local"``).
+- None: the token in ``PARITY_TOKEN`` when set (verified whatever it looks like: a value
+  that is no valid token is an ``AuthenticationError``), else the OS user (``via="local"``).
 
 With auth off the actor only names who did what in the audit log; nothing is checked.
 """
@@ -27,7 +28,7 @@ TOKEN_PREFIX = "parity_"
 
 def looks_like_token(text: str) -> bool:
     """Whether ``text`` is a bearer credential (a Parity token or a JWT), not a name."""
-    return text.startswith(TOKEN_PREFIX) or text.count(".") == 2
+    return (text.startswith(TOKEN_PREFIX) and "." in text) or text.count(".") == 2
 
 
 def default_actor(store: FeatureStore, principal: str | Actor | None) -> Actor:
@@ -38,7 +39,9 @@ def default_actor(store: FeatureStore, principal: str | Actor | None) -> Actor:
         token = os.environ.get(TOKEN_ENV)
         if not token:
             return local_actor()
-        principal = token
+        from parity.governance.tokens import authenticate
+
+        return authenticate(store, token.strip())
     if looks_like_token(principal):
         from parity.governance.tokens import authenticate
 

@@ -35,6 +35,7 @@ from parity.aggregates.state import AggregatePlan
 from parity.clock import MAX_TIME, MIN_TIME, parse_time, utc
 from parity.definitions import FeatureView
 from parity.errors import OnlineStoreError, RetrievalError
+from parity.governance.context import carry
 from parity.ingest.aggregated import chunks, events_by_entity, write_events
 from parity.ingest.write import WriteContext
 from parity.offline.base import SupportsCountedLatest, SupportsEvents, ViewJoin
@@ -233,7 +234,10 @@ def materialize(
         ThreadPoolExecutor(max_workers=2, thread_name_prefix="parity-materialize") as pool,
     ):
         futures = [
-            pool.submit(_observed_view, ctx, ctx.catalog.view(name), start, end, on_batch, now_us)
+            # carry: each view's hooks see the caller's actor (access checks, the audit log)
+            pool.submit(
+                carry(_observed_view), ctx, ctx.catalog.view(name), start, end, on_batch, now_us
+            )
             for name, start in starts.items()
         ]
         runs, errors = [], []

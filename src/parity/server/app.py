@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from parity.governance.context import acting_as, carry
+from parity.server.auth import OPEN_PATHS, SERVER_ACTOR, ServerAuth
 from parity.server.docs import DOCS_HTML, index
 from parity.server.errors import ApiError, from_exception
 from parity.server.feast_errors import ERROR_SHAPES, feast_error_body
@@ -130,6 +132,7 @@ class ParityApp:
         self._post: dict[str, Callable[[bytes], Any]] = {}
         self._post_query: dict[str, Callable[[bytes, bytes], Any]] = {}
         self.monitor: Any = None  # the monitor's background thread (monitoring.enabled)
+        self.auth: ServerAuth | None = None  # auth.enabled: requests need a token
 
     # -- lifespan -----------------------------------------------------------------------------
     def startup(self) -> None:
@@ -141,6 +144,8 @@ class ParityApp:
         if shape not in ERROR_SHAPES:
             raise ValueError(f"errors must be one of {list(ERROR_SHAPES)}, not {shape!r}")
         self.feast_errors = shape == "feast"
+        if serving.store.config.auth.enabled:
+            self.auth = ServerAuth(serving.store)
         w = self.writes = Writes(serving.store, self._writer)
         h = self.handlers = Handlers(
             serving,
@@ -153,7 +158,9 @@ class ParityApp:
             "/health": self._health,
             "/ready": self._ready,
             "/metrics": self._metrics,
-            "/openapi.json": OpenApiDocument(self.serving.store.catalog),
+            "/openapi.json": OpenApiDocument(
+                self.serving.store.catalog, auth=self.auth is not None
+            ),
             "/entities": h.entities,
             "/feature-views": h.feature_views,
             "/feature-services": h.feature_services,
@@ -199,10 +206,11 @@ class ParityApp:
         try:
             if self.settings.warm_up:
                 loop = asyncio.get_running_loop()
-                reads = await loop.run_in_executor(
-                    self._reader, warm_blocking, self.serving, answer_json
-                )
-                await warm_on_loop(self.serving, reads)
+                with acting_as(SERVER_ACTOR if self.auth is not None else None):
+                    reads = await loop.run_in_executor(
+                        self._reader, carry(warm_blocking), self.serving, answer_json
+                    )
+                    await warm_on_loop(self.serving, reads)
         except Exception as exc:
             log.warning("warm-up failed (%s); the first requests will pay for it", exc)
         if self.serving.serving_log is not None:  # what it serves from now on is logged
@@ -259,6 +267,7 @@ class ParityApp:
         request_id = None
         length = None
         shape = None
+        authorization = purpose = acting = None
         for name, value in scope["headers"]:
             if name == b"x-request-id" and _SANE_ID.match(value):
                 request_id = value.decode()
@@ -266,6 +275,10 @@ class ParityApp:
                 length = value
             elif name == b"x-parity-errors":
                 shape = value
+            elif name == b"authorization":
+                authorization = value
+            elif name == b"x-parity-purpose":
+                purpose = value
         if request_id is None:
             request_id = self._ids.next()
         endpoint = path
@@ -273,6 +286,8 @@ class ParityApp:
         content_type = JSON
         headers = None
         try:
+            if self.auth is not None and path not in OPEN_PATHS:
+                acting = self.auth.enter(authorization, purpose)
             if method == "POST" and path in self._post:
                 body = await self._body(receive, length)
                 result = self._post[path](body)
@@ -318,6 +333,8 @@ class ParityApp:
             else:
                 result = err.body(request_id)
             headers = ((b"x-parity-error-code", err.code.encode()),)
+            if status == 401:
+                headers += ((b"www-authenticate", b'Bearer realm="parity"'),)
             self.metrics.error(endpoint, err.code)
             if status >= 500:
                 log.error(
@@ -347,6 +364,8 @@ class ParityApp:
         ]
         if headers:
             response_headers.extend(headers)
+        if acting is not None:
+            ServerAuth.exit(acting)
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else result})
         self.metrics.observe(endpoint, method, status, time.perf_counter() - started)

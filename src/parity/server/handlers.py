@@ -29,6 +29,7 @@ import orjson
 
 from parity.clock import iso_time
 from parity.errors import ObjectNotFoundError, RequestDataError, RetrievalError
+from parity.governance.context import carry
 from parity.online.base import OnlineView
 from parity.online.encoding import from_micros
 from parity.query.plan import plan_features
@@ -290,7 +291,7 @@ class Handlers:
             on_large(1)
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.reader, self._blocking_read, body)
+            return await loop.run_in_executor(self.reader, carry(self._blocking_read), body)
         finally:
             self._large_in_flight -= 1
             if on_large is not None:
@@ -468,8 +469,7 @@ class Handlers:
 
     def feature_views(self) -> bytes:
         """Feature views and on-demand views, each spec with its ``kind``, by kind and name."""
-        catalog = self.store.catalog()
-        views = [*catalog.views(), *catalog.on_demand_views()]
+        views = [*self.store.list_feature_views(), *self.store.list_on_demand_feature_views()]
         return dumps({"feature_views": [_with_kind(v) for v in views]})
 
     def feature_services(self) -> bytes:
@@ -481,8 +481,8 @@ class Handlers:
         name; 404 ``unknown_feature_view`` when neither exists."""
         catalog = self.store.catalog()
         if catalog.has("on_demand_feature_view", name) and not catalog.has("feature_view", name):
-            return dumps(_with_kind(catalog.on_demand_view(name)))
-        return dumps(_with_kind(catalog.view(name)))
+            return dumps(_with_kind(self.store.get_on_demand_feature_view(name)))
+        return dumps(_with_kind(self.store.get_feature_view(name)))
 
     # -- probes ---------------------------------------------------------------------------
     async def ready(self, timeout: float) -> tuple[bool, dict[str, Any]]:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from parity.governance.context import carry
 from parity.hooks import Hooks
 from parity.ingest import MaterializeResult
 from parity.registry.jobs import (
@@ -118,7 +119,7 @@ class JobRunner:
         with self._lock:
             self._live.add(job.id)
         self._start_heartbeat()
-        self.writer.submit(self._run, job.id, run)
+        self.writer.submit(carry(self._run), job.id, run)  # as the requester
         return job
 
     async def get(self, job_id: str) -> JobRecord:

@@ -33,6 +33,7 @@ from parity.server.openapi_parts import (
     answer,
     content,
     enum_or,
+    with_bearer_auth,
 )
 from parity.server.openapi_parts import errors as error_answers
 from parity.server.openapi_writes import (
@@ -487,8 +488,9 @@ class OpenApiDocument:
     """``GET /openapi.json``: the document for ``catalog()``'s current catalog, as JSON bytes,
     rebuilt when the catalog changes; the free-form one while the registry cannot be read."""
 
-    def __init__(self, catalog: Callable[[], Catalog]):
+    def __init__(self, catalog: Callable[[], Catalog], *, auth: bool = False):
         self._catalog = catalog
+        self._auth = auth  # auth on: bearer security, 401/403 on every operation but /health
         self._seen: object = None
         self._body = b""
 
@@ -499,6 +501,7 @@ class OpenApiDocument:
             log.warning("openapi.json without the registry's names: %s", exc)
             catalog = None
         if catalog is not self._seen or not self._body:
-            self._body = orjson.dumps(openapi_document(catalog))
+            doc = openapi_document(catalog)
+            self._body = orjson.dumps(with_bearer_auth(doc) if self._auth else doc)
             self._seen = catalog
         return self._body

@@ -47,6 +47,8 @@ _STATUS_TEXT = {
     404: "A named object does not exist",
     405: "The endpoint does not take this method",
     409: "The registry changed under the request (retry), or a job materializes the view",
+    401: "No token, or a malformed, forged, expired or revoked one (auth on)",
+    403: "No role of the caller grants the action, or not for the read's purpose (auth on)",
     413: "The body, or the number of rows, is over the server's limit",
     500: "Ours (a bug, or an on-demand view's function failed); the log has the request id",
     503: "The online store (or the registry) did not answer, or refused",
@@ -55,6 +57,29 @@ _STATUS_TEXT = {
 
 def errors(*statuses: int) -> dict[str, Schema]:
     return {str(s): answer(_STATUS_TEXT[s], _ERROR) for s in statuses}
+
+
+def with_bearer_auth(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` as served with ``auth`` on: a bearer token on every operation but ``/health``,
+    which may also answer 401 and 403 (``X-Parity-Purpose`` declares a read's purpose)."""
+    doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    doc["security"] = [{"bearer": []}]
+    purpose = {
+        "name": "X-Parity-Purpose",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"},
+        "description": "What the values are for, checked against the roles' purposes",
+    }
+    for path, item in doc["paths"].items():
+        for op in item.values():
+            if path == "/health":
+                op["security"] = []
+                continue
+            extra = [s for s in (400, 401, 403) if str(s) not in op["responses"]]
+            op["responses"].update(errors(*extra))
+            op.setdefault("parameters", []).append(purpose)
+    return doc
 
 
 def enum_or(names: list[str], fallback: Schema) -> Schema:

@@ -34,6 +34,7 @@ from urllib.parse import parse_qs
 from parity.clock import MIN_TIME, iso_time
 from parity.definitions import DataSource, FeatureView, PushSource
 from parity.errors import ObjectNotFoundError
+from parity.governance.context import carry
 from parity.ingest import window_starts
 from parity.ingest.materialize import online_views
 from parity.registry.catalog import Catalog
@@ -70,7 +71,7 @@ class Writes:
         self.jobs = JobRunner(store, writer)
 
     async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.writer, carry(fn), *args)
 
     def close(self) -> None:
         self.jobs.close()
@@ -202,6 +203,9 @@ class Writes:
         run: Callable[[], Any],
         force: bool,
     ) -> Reply:
+        access = self.store.governance.access
+        if access.enabled:  # a 403 now, not a job failing in the background
+            access.check(self.store.actor, "materialize", [("feature_view", n) for n in names])
         try:
             job = await self.jobs.submit(kind, names, request, run, force=force)
         except JobConflictError as exc:
