@@ -1,7 +1,7 @@
 """Effective classification: how sensitive each served feature is, along its dependencies.
 
 A feature view's field is as it declares (``Field.sensitivity``: ``public`` when nothing is
-said). What is computed from classified data is classified too:
+said; ``pii`` when nothing is said in a view marked ``pii=True``). What is computed from classified data is classified too:
 
 - an on-demand view's output is the *highest* classification among every input it reads
   (the selected features of its source views, on-demand ones included, and its request
@@ -103,25 +103,35 @@ class Classifier:
 
     def _fv(self, view: FeatureView) -> dict[str, Sensitivity]:
         declared = {f.name: _declared(f) for f in view.schema_}
+        if view.pii:  # a view holding personal data: what its fields do not say is pii
+            for f in view.schema_:
+                if f.classification is None and not f.pii:
+                    declared[f.name] = Sensitivity("pii", f.mask_rule, declared[f.name].purposes)
         if not view.is_aggregated:
             return declared
         out = {}
         whole = Sensitivity("pii" if view.pii else "public", "null")
-        for feature in view.features:
-            agg = view.aggregation(feature.name)
+        types = {f.name: f.dtype for f in view.schema_}
+        for agg in view.aggregations:  # a column may be left to apply to fill in: no dtype
             column = declared.get(agg.column) if agg.column else None
             base = column or whole
             mask = base.mask
-            if mask_problem(mask, feature.dtype) is not None:
+            typed = agg.column is None or agg.column in types
+            dtype = (
+                agg.output_type(types.get(agg.column) if agg.column else None) if typed else None
+            )
+            if dtype is None or mask_problem(mask, dtype) is not None:
                 mask = "null"
-            out[feature.name] = Sensitivity(base.classification, mask, base.purposes)
+            out[agg.output_name] = Sensitivity(base.classification, mask, base.purposes)
         return out
 
     def _odfv(self, odfv: OnDemandFeatureView) -> dict[str, Sensitivity]:
         inputs: list[tuple[str, Sensitivity]] = []
         for inp in odfv.inputs:
-            upstream = self.view(inp.view)
             kind = self.catalog.view_kind(inp.view)
+            if kind is None:  # an unknown input: apply's own checks name it
+                continue
+            upstream = self.view(inp.view)
             names = inp.features or self.catalog.get(kind, inp.view).feature_names  # type: ignore[arg-type, attr-defined]
             inputs += [(f"{inp.view}:{f}", upstream.get(f, PUBLIC)) for f in names]
         for req in odfv.request_sources:

@@ -238,3 +238,40 @@ def test_yaml_fields_carry_classification_masks_and_purposes(tmp_path: Path) -> 
         "truncate:3",
         frozenset({"support"}),
     )
+
+
+def test_a_pii_view_makes_its_unclassified_fields_pii() -> None:
+    view = FeatureView(
+        name="profile",
+        entities=[user],
+        source=src,
+        pii=True,
+        schema=[
+            Field(name="name", dtype=String, mask="truncate:1"),
+            Field(name="country", dtype=String, classification="public"),
+            Field(name="card", dtype=String, classification="pci"),
+        ],
+    )
+    c = Classifier(Catalog.of([user, src, view]))
+    assert (c.of("profile", "name").classification, c.of("profile", "name").mask) == (
+        "pii",
+        "truncate:1",
+    )
+    assert c.of("profile", "country").classification == "public"  # said so explicitly
+    assert c.of("profile", "card").classification == "pci"
+
+
+def test_an_unknown_input_or_an_unfilled_aggregate_column_is_left_to_apply() -> None:
+    odfv = _odfv("nowhere", Field(name="out", dtype=String))
+    assert problems(Catalog.of([user, src, odfv])) == []  # check_on_demand names it
+    events = FeatureView(
+        name="spend",
+        entities=[user],
+        source=src,
+        schema=[],
+        aggregations=[{"column": "amount", "function": "sum", "window": "1d"}],
+    )
+    odfv = _odfv(events, Field(name="out", dtype=String))
+    catalog = Catalog.of([user, src, events, odfv])
+    assert problems(catalog) == []
+    assert Classifier(catalog).of("spend", events.aggregations[0].output_name).mask == "null"
