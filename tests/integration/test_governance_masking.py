@@ -339,3 +339,28 @@ def test_with_auth_off_everyone_reads_pii_but_restricted_keys_stay_masked(open_r
             assert _http(srv, [1, 2, 3]) == plain
     finally:
         assert srv.stop() == 0, srv.output()
+
+
+@settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(picked=st.lists(st.booleans(), min_size=3, max_size=3), order=st.permutations([1, 2, 3]))
+def test_exactly_the_restricted_rows_are_masked(
+    open_repo: Path, picked: list[bool], order: list[int]
+) -> None:
+    restricted = [k for k, p in zip([1, 2, 3], picked, strict=True) if p]
+    with FeatureStore(open_repo) as store:
+        if restricted:
+            store.governance.restrict("user", restricted)
+        try:
+            values = {i: _values(i) for i in (1, 2, 3)}
+            rows = [values[k] for k in order]
+            plain = _expect(store, rows, set())
+            masked = _expect(store, rows, set(NAMES))
+            want = {
+                n: [masked[n][i] if k in restricted else plain[n][i] for i, k in enumerate(order)]
+                for n in NAMES
+            }
+            assert _online(store, order) == want
+            assert _historical(store, order) == want
+        finally:
+            if restricted:
+                store.governance.lift("user", restricted)
