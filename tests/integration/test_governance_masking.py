@@ -364,3 +364,23 @@ def test_exactly_the_restricted_rows_are_masked(
         finally:
             if restricted:
                 store.governance.lift("user", restricted)
+
+
+def test_over_http_each_token_and_purpose_header_gets_its_own_masking(
+    auth_repo: Path, alice_server: Server, alice_token: str
+) -> None:
+    values = [_values(i) for i in (1, 2, 3)]
+    with FeatureStore(auth_repo, principal="ops") as ops:
+        bob = str(ops.governance.create_token("bob", ["pii"]).token)
+        carol = str(ops.governance.create_token("carol", ["fraud"]).token)
+        cases = [
+            (alice_token, None, CLASSIFIED),
+            (alice_token, "fraud", CLASSIFIED),
+            (bob, None, {"motive"}),
+            (bob, "fraud", set()),
+            (carol, None, CLASSIFIED),
+            (carol, "fraud", set()),
+        ]
+        for token, purpose, hidden in cases:
+            want = _expect(ops, values, hidden)
+            assert _http(alice_server, [1, 2, 3], token, purpose) == want, (purpose, hidden)
