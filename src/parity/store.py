@@ -221,8 +221,10 @@ class FeatureStore:
         missing from it are to be deleted. With objects, nothing is deleted unless
         ``delete_missing=True``.
         """
+        from parity.governance.enforce import check_plan
         from parity.registry import apply
 
+        check_plan(self, objects, delete_missing)
         return apply.plan(self._apply_context(), objects, delete_missing)
 
     def apply(
@@ -276,7 +278,9 @@ class FeatureStore:
         return describable(self, self.catalog().service(name))
 
     def history(self, name: str, kind: str | None = None) -> list[VersionRecord]:
-        return self.registry.history(name, kind)
+        from parity.governance.enforce import readable_history
+
+        return readable_history(self, self.registry.history(name, kind))
 
     # -- online -------------------------------------------------------------------------
     def get_online_features(

@@ -23,9 +23,13 @@ from typing import Any, ClassVar
 from pydantic import field_validator
 
 from parity.definitions.base import Definition
-from parity.definitions.feature_view import _Part
+from parity.definitions.entity import Entity
+from parity.definitions.feature_service import FeatureService
+from parity.definitions.feature_view import FeatureView, _Part
+from parity.definitions.on_demand import OnDemandFeatureView
+from parity.definitions.source import DataSource
 
-__all__ = ["ACTIONS", "Permission", "Role"]
+__all__ = ["ACTIONS", "RESOURCE_KINDS", "Permission", "Role"]
 
 ACTIONS = (
     "describe",
@@ -39,6 +43,16 @@ ACTIONS = (
     "admin",
 )
 """Every action a permission may grant; ``admin`` implies all the others."""
+
+RESOURCE_KINDS = (
+    Entity.kind,
+    DataSource.kind,
+    FeatureView.kind,
+    OnDemandFeatureView.kind,
+    FeatureService.kind,
+    "role",
+)
+"""The registry's kinds (``parity.definitions.KINDS``, which lists this module's too)."""
 
 
 def _texts(v: Any, what: str) -> Any:
@@ -81,13 +95,13 @@ class Permission(_Part):
     def _known_kinds(cls, v: Any) -> Any:
         v = _texts(v, "kinds")
         if isinstance(v, tuple):
-            from parity.definitions import KINDS  # the package imports this module
-
             if not v:
                 raise ValueError('a permission needs at least one kind (or "*")')
-            unknown = [k for k in v if k != "*" and k not in KINDS]
+            unknown = [k for k in v if k != "*" and k not in RESOURCE_KINDS]
             if unknown:
-                raise ValueError(f"unknown kind {unknown[0]!r}; known: *, {', '.join(KINDS)}")
+                raise ValueError(
+                    f"unknown kind {unknown[0]!r}; known: *, {', '.join(RESOURCE_KINDS)}"
+                )
         return v
 
     @field_validator("names", mode="before")

@@ -118,7 +118,11 @@ class Access:
         """Whether ``actor`` may do ``action`` on ``resource`` (its purpose considered)."""
         if not self.enabled:
             return True
-        decisions = self._current()
+        return self._allows(self._current(), actor, action, resource)
+
+    def _allows(
+        self, decisions: dict[_Key, bool], actor: Actor, action: str, resource: Resource
+    ) -> bool:
         key: _Key = (
             actor.roles,
             actor.purpose,
@@ -162,11 +166,12 @@ class Access:
         grant it for another purpose, else ``forbidden``."""
         if not self.enabled:
             return
+        decisions = self._current()  # one catalog check per call, then dict lookups
         denied = []
         for res in resources:
             if not isinstance(res, Resource):
                 res = resources_of(self._store.catalog(), res[0], [res[1]])[0]
-            if not self.allows(actor, action, res):
+            if not self._allows(decisions, actor, action, res):
                 denied.append(res)
         if denied:
             raise self.denial(actor, action, denied)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from parity.query.plan import FeaturePlan
     from parity.store import FeatureStore
 
-__all__ = ["AccessHooks", "describable", "visible"]
+__all__ = ["AccessHooks", "check_plan", "describable", "readable_history", "visible"]
 
 D = TypeVar("D", bound=Definition)
 
@@ -109,6 +109,33 @@ class AccessHooks(Hooks):
         resources = resources_of(cat, "feature_view", views)
         for action in actions:
             self._check(action, resources)
+
+
+def check_plan(
+    store: FeatureStore, objects: Sequence[Definition] | None, delete_missing: bool | None
+) -> None:
+    """``store.plan`` is a dry-run apply (it shows registered specs): it needs ``apply``
+    on the same objects."""
+    if store.config.auth.enabled:
+        AccessHooks(store).before_apply(objects=objects, delete_missing=delete_missing)
+
+
+def readable_history(store: FeatureStore, records: list[Any]) -> list[Any]:
+    """The version records (``store.history``) of objects the actor may ``describe``;
+    ``PermissionDeniedError`` when there were some and none may be described."""
+    access = store.governance.access
+    if not access.enabled or not records:
+        return records
+    actor = store.actor
+    seen = [
+        r
+        for r in records
+        if access.allows(actor, "describe", Resource(r.kind, r.name, r.spec.get("tags") or {}))
+    ]
+    if not seen:
+        last = records[-1]
+        raise access.denial(actor, "describe", [Resource(last.kind, last.name)])
+    return seen
 
 
 def visible(store: FeatureStore, objects: Iterable[D]) -> list[D]:

@@ -101,15 +101,15 @@ class _Cached:
     expires_us: int | None
 
 
-_cache: dict[tuple[str, str | None, str, str], _Cached] = {}
+_cache: dict[tuple[Any, str | None, str, str], _Cached] = {}
 _cache_lock = threading.Lock()
 
 
-def _cache_key(store: FeatureStore, token: str) -> tuple[str, str | None, str, str]:
+def _cache_key(store: FeatureStore, token: str) -> tuple[Any, str | None, str, str]:
     # A digest, not the token, so a heap dump of the cache holds no usable secret.
     digest = hashlib.sha256(token.encode()).hexdigest()
     reg = store.registry
-    return (str(reg.url), reg.schema, store.project, digest)
+    return (reg.url, reg.schema, store.project, digest)  # the URL hashes as it is: cheap
 
 
 def forget_cached(token_id: str | None = None) -> None:

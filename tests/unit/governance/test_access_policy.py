@@ -34,6 +34,9 @@ def test_a_role_round_trips_through_its_spec() -> None:
     assert again == role
     assert again.content_hash() == role.content_hash()
     assert "role" in KINDS and list(KINDS)[-1] == "role"
+    from parity.definitions.role import RESOURCE_KINDS
+
+    assert tuple(KINDS) == RESOURCE_KINDS
 
 
 @pytest.mark.parametrize(
