@@ -384,3 +384,37 @@ def test_over_http_each_token_and_purpose_header_gets_its_own_masking(
         for token, purpose, hidden in cases:
             want = _expect(ops, values, hidden)
             assert _http(alice_server, [1, 2, 3], token, purpose) == want, (purpose, hidden)
+
+
+PAIR_DEFS = """
+from datetime import timedelta
+from parity import Entity, FeatureView, Field, FileSource, Int64, PushSource, String
+
+pair = Entity(name="pair", join_keys=["shop", "item"], dtype=String)
+push = PushSource(name="pair_push", batch_source=FileSource(name="pair_src", path="data/p.parquet"))
+stock = FeatureView(name="stock", entities=[pair], source=push, ttl=timedelta(days=3650),
+    schema=[Field(name="count", dtype=Int64), Field(name="note", dtype=String, mask="truncate:2")])
+"""
+
+
+def test_restricted_composite_keys_are_masked_online_and_historical(tmp_path: Path) -> None:
+    root = write_repo(tmp_path / "repo", {"features.py": PAIR_DEFS})
+    rows = {
+        "shop": ["a", "a", "b"],
+        "item": ["x", "y", "x"],
+        "event_timestamp": [T0] * 3,
+        "count": [1, 2, 3],
+        "note": ["first", "second", "third"],
+    }
+    write_parquet(root / "data/p.parquet", rows)
+    with FeatureStore(root) as store:
+        store.apply()
+        store.push("pair_push", pd.DataFrame(rows), to="online_and_offline")
+        store.governance.restrict("pair", [("a", "y"), ("b", "y")])
+        want = {"count": [1, None, 3], "note": ["first", "se", "third"]}
+        entities = {"shop": ["a", "a", "b"], "item": ["x", "y", "x"]}
+        got = store.get_online_features(["stock:count", "stock:note"], entities=entities)
+        assert {k: got.to_dict()[k] for k in want} == want
+        frame = pd.DataFrame({**entities, "event_timestamp": [T0 + timedelta(hours=1)] * 3})
+        table = store.get_historical_features(frame, ["stock:count", "stock:note"]).to_arrow()
+        assert {k: table.column(k).to_pylist() for k in want} == want
