@@ -124,26 +124,23 @@ _GOVERNANCE_FIELD_KEYS = {  # parity.definitions.Field's governance metadata
 }
 _FIELD_KEYS = {"name", "dtype", "type", "description", "tags", "pii", "checks", "drift"}
 _FIELD_KEYS |= _GOVERNANCE_FIELD_KEYS
-_SINGLE_KEYS = (
-    _COMMON
-    | {
-        "entity",
-        "source",
-        "dtype",
-        "type",
-        "sla",
-        "pii",
-        "ttl",
-        "online",
-        "transformation",
-        "column",
-        "hop",
-        "checks",
-        "drift",
-        "on_check_failure",
-    }
-    | _GOVERNANCE_FIELD_KEYS
-)
+_SINGLE_KEYS = _COMMON | {
+    "entity",
+    "source",
+    "dtype",
+    "type",
+    "sla",
+    "pii",
+    "ttl",
+    "online",
+    "transformation",
+    "column",
+    "hop",
+    "checks",
+    "drift",
+    "on_check_failure",
+}
+_SINGLE_KEYS |= _GOVERNANCE_FIELD_KEYS
 _SINGLE_MARKERS = {"entity", "source", "dtype", "type", "transformation"}
 
 
