@@ -251,7 +251,8 @@ def lift(store: FeatureStore, entity: str, keys: Sequence[Any]) -> int:
 
 
 def restrictions(store: FeatureStore, entity: str | None = None) -> list[Restriction]:
-    """The restricted keys (of ``entity``, else of every entity), by entity and time."""
+    """The restricted keys (of ``entity``, else of every entity the actor may describe),
+    by entity, time and key."""
     reg = store.registry
     if entity is not None:
         ent = _entity(store, entity)
@@ -262,7 +263,11 @@ def restrictions(store: FeatureStore, entity: str | None = None) -> list[Restric
     if entity is not None:
         query = query.where(table.c.entity == entity)
     with reg._read("read restrictions") as conn:
-        rows = conn.execute(query.order_by(table.c.entity, table.c.restricted_at)).all()
+        rows = conn.execute(
+            query.order_by(table.c.entity, table.c.restricted_at, table.c.entity_key)
+        ).all()
+    if entity is None and store.governance.access.enabled:  # what the actor may describe
+        rows = [r for r in rows if _may_describe(store, r.entity)]
     return [
         Restriction(
             r.entity,
@@ -273,6 +278,13 @@ def restrictions(store: FeatureStore, entity: str | None = None) -> list[Restric
         )
         for r in rows
     ]
+
+
+def _may_describe(store: FeatureStore, entity: str) -> bool:
+    catalog = store.catalog()
+    tags = catalog.entity(entity).tags if catalog.has("entity", entity) else {}
+    resource = Resource("entity", entity, tags)
+    return bool(store.governance.access.allows(store.actor, "describe", resource))
 
 
 def _utc(value: datetime) -> datetime:
