@@ -2,7 +2,7 @@
 
 python -m bench.run [--runs N] [--scale S]
     [--only historical,materialize,online,serve,serve_large,aggregates,startup,streams,
-            profile,drift,serve_log,reference,parity]
+            profile,drift,serve_log,masking,reference,parity]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from bench import (
     datagen,
     drift,
     historical,
+    masking,
     materialize,
     online,
     profile,
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, Callable[..., Report]] = {
     "profile": profile.run,
     "drift": drift.run,
     "serve_log": serve_log.run,
+    "masking": masking.run,
 }
 CONTENDERS = ("reference", "parity")
 

@@ -10,7 +10,7 @@
     serving_log:   { sample_rate: 0.01 }    # what parity serve served, for `parity skew`
     monitoring:    { enabled: true, every: 60s, webhooks: [http://alerts.example/hook] }
     auth:          { enabled: true }        # roles and tokens; parity.governance.settings
-    audit:         { enabled: true }        # also: encryption, governance
+    audit:         { enabled: true }        # also: encryption, governance, masking
 
 Relative paths are resolved against the repo folder. Every failure is a ``ConfigError`` that
 names the file and the key.
@@ -29,7 +29,13 @@ from pydantic import ValidationError as PydanticValidationError
 from parity import plugins
 from parity.definitions.base import NAME_RE, Duration
 from parity.errors import ConfigError
-from parity.governance.settings import AuditConfig, AuthConfig, EncryptionConfig, GovernanceConfig
+from parity.governance.settings import (
+    AuditConfig,
+    AuthConfig,
+    EncryptionConfig,
+    GovernanceConfig,
+    MaskingConfig,
+)
 
 CONFIG_FILE = "parity.yaml"
 
@@ -193,6 +199,7 @@ class RepoConfig(BaseModel):
     audit: AuditConfig = AuditConfig()
     encryption: EncryptionConfig | None = None
     governance: GovernanceConfig = GovernanceConfig()
+    masking: MaskingConfig = MaskingConfig()
     offline_log: str = Field(
         default="data/offline_log",
         description="where rows pushed to push sources' offline side are appended",

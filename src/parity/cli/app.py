@@ -22,6 +22,7 @@
     parity monitor run | report        alerts on a schedule; an HTML report
     parity import-feast PATH [--out D] a Feast repo as a Parity repo
     parity token create | list | revoke   API tokens (auth)
+    parity restrict --entity E --keys  restrict processing of keys (--lift); parity restrictions
     parity version
 """
 
@@ -47,6 +48,7 @@ from parity.cli import (
     quality,
     render,
     repo,
+    restrict,
     serve,
     skew,
     stream,
@@ -90,6 +92,8 @@ app.command("freshness")(freshness.freshness)
 app.command("skew")(skew.skew)
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(token.app, name="token")
+app.command("restrict")(restrict.restrict)
+app.command("restrictions")(restrict.restrictions)
 
 
 @app.command("version")

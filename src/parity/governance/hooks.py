@@ -23,4 +23,8 @@ def builtin_hooks(store: FeatureStore) -> list[Hooks]:
         from parity.governance.enforce import AccessHooks
 
         hooks.append(AccessHooks(store))
+    # restriction and masking: always, since restricted keys are masked with auth off too
+    from parity.governance.shaping import MaskingHooks
+
+    hooks.append(MaskingHooks(store))
     return hooks

@@ -17,6 +17,9 @@
     encryption:
       key_file: keys/parity.keys        # or key_env: PARITY_ENCRYPTION_KEYS
     governance: { require_owner: true, require_classification: true, require_description: true }
+    masking:                            # the key of mask: hash (parity.governance.masking)
+      hash_key_file: keys/mask.key      # or hash_key_env: PARITY_MASK_KEY
+      restrictions_refresh_seconds: 1.0
 
 A relative file is resolved against the repo folder. Secrets themselves never go in
 ``parity.yaml``: only where to find them.
@@ -36,6 +39,7 @@ __all__ = [
     "EncryptionConfig",
     "GovernanceConfig",
     "JwtConfig",
+    "MaskingConfig",
 ]
 
 JwtAlgorithm = Literal["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "HS256"]
@@ -151,3 +155,23 @@ class GovernanceConfig(BaseModel):
     require_classification: bool = False
     """Every feature of a view (and every on-demand output) declares a classification."""
     require_description: bool = False
+
+
+class MaskingConfig(BaseModel):
+    """Masking and restriction (``parity.governance.masking``, ``.restrict``): where the key
+    of ``mask: hash`` is (a file or an environment variable holding at least 16 bytes; none:
+    a key derived from the project's name, a stable pseudonym but not a secret one), and how
+    long a process trusts the restrictions it read before reading them again (restrictions
+    made in another process are honoured within this)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hash_key_file: str | None = None
+    hash_key_env: str | None = None
+    restrictions_refresh_seconds: float = Field(default=1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_place(self) -> MaskingConfig:
+        if self.hash_key_file is not None and self.hash_key_env is not None:
+            raise ValueError("masking takes one of hash_key_file and hash_key_env, not both")
+        return self

@@ -88,6 +88,17 @@ class OnlineResponse:
 
         return preview(type(self).__name__, self._entities, self._values, self._statuses)
 
+    def with_values(self, values: Mapping[str, list[Any]]) -> OnlineResponse:
+        """This response with some features' values replaced (masking, decryption); the
+        statuses and event times stay."""
+        return OnlineResponse(
+            self._entities,
+            self._dtypes,
+            {**self._values, **values},
+            self._statuses,
+            self._event_us,
+        )
+
     @property
     def values(self) -> dict[str, list[Any]]:
         """The feature values by output name (entity columns not included)."""

@@ -27,6 +27,7 @@ from parity.definitions import (
     Role,
 )
 from parity.errors import ParityError, ValidationError
+from parity.governance.classify import problems as classification_problems
 from parity.registry.catalog import Catalog
 
 SchemaReader = Callable[[DataSource], pa.Schema]
@@ -368,6 +369,7 @@ def validate(
     problems += check_references(world)
     problems += check_on_demand(world, current)
     problems += check_roles(ordered)
+    problems += classification_problems(world)  # masks fit types; propagation
     schemas: dict[str, pa.Schema] = {}
     for obj in ordered:
         if isinstance(obj, DataSource) and _readable(obj):

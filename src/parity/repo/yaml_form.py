@@ -114,7 +114,16 @@ _VIEW_KEYS = _COMMON | {
 }
 _SERVICE_KEYS = _COMMON | {"features"}
 _ROLE_KEYS = _COMMON | {"permissions"}
+_GOVERNANCE_FIELD_KEYS = {  # parity.definitions.Field's governance metadata
+    "classification",
+    "mask",
+    "encrypt",
+    "lawful_basis",
+    "purposes",
+    "classification_reason",
+}
 _FIELD_KEYS = {"name", "dtype", "type", "description", "tags", "pii", "checks", "drift"}
+_FIELD_KEYS |= _GOVERNANCE_FIELD_KEYS
 _SINGLE_KEYS = _COMMON | {
     "entity",
     "source",
@@ -131,6 +140,7 @@ _SINGLE_KEYS = _COMMON | {
     "drift",
     "on_check_failure",
 }
+_SINGLE_KEYS |= _GOVERNANCE_FIELD_KEYS
 _SINGLE_MARKERS = {"entity", "source", "dtype", "type", "transformation"}
 
 
@@ -367,10 +377,11 @@ def _single_feature(doc: dict[str, Any], where: str) -> FeatureView:
             f"missing: {', '.join(missing)}"
         )
     field: dict[str, Any] = {"name": doc["name"], "dtype": doc.get("dtype", doc.get("type"))}
-    for key in ("pii", "checks", "drift"):  # the one field's own (drift also the view's)
-        if key in doc:
+    for key in ("pii", "checks", "drift", *sorted(_GOVERNANCE_FIELD_KEYS)):
+        if key in doc:  # the one field's own (drift and pii also the view's)
             field[key] = doc[key]
-    data = {k: v for k, v in doc.items() if k not in ("entity", "dtype", "type", "checks")}
+    own = ("entity", "dtype", "type", "checks", *_GOVERNANCE_FIELD_KEYS)
+    data = {k: v for k, v in doc.items() if k not in own}
     data["entities"] = _entity_refs(doc, where, label)
     data["source"] = _source_ref(doc["source"], where, label)
     data["schema"] = [_field(field, 0, where, label)]

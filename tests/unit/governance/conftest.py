@@ -50,3 +50,23 @@ def auth_repo(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
         )
     cfg.write_text(text + "auth: {enabled: true, token_cache_seconds: 60}\n")
     return root
+
+
+@pytest.fixture(params=REGISTRY_BACKENDS)
+def registry_yaml(request: pytest.FixtureRequest) -> Iterator[str]:
+    """parity.yaml's ``registry:`` value for each registry backend (PostgreSQL: a schema
+    of its own, dropped afterwards)."""
+    if request.param == "sqlite":
+        yield "data/registry.db"
+        return
+    assert request.param == "postgresql", f"no registry config for {request.param!r}"
+    schema = f"parity_test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 5})
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        yield f"{{ url: '{POSTGRES_URL}', schema: {schema} }}"
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        engine.dispose()
