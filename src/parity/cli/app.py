@@ -20,6 +20,9 @@
     parity freshness                   every view's lag, score and SLA compliance
     parity skew [--since]              what was served against the point-in-time join
     parity monitor run | report        alerts on a schedule; an HTML report
+    parity erase --entity E --keys K   a data subject's rows removed everywhere (a receipt)
+    parity export --entity E --keys K  everything held about them, to JSON or Parquet
+    parity retention run               rows older than their retention deleted
     parity import-feast PATH [--out D] a Feast repo as a Parity repo
     parity version
 """
@@ -36,6 +39,7 @@ from parity.cli import (
     adopt,
     browse,
     drift,
+    erase,
     freshness,
     get,
     historical,
@@ -87,6 +91,9 @@ app.command("drift")(drift.drift)
 app.command("freshness")(freshness.freshness)
 app.command("skew")(skew.skew)
 app.add_typer(monitor.app, name="monitor")
+app.command("erase")(erase.erase)
+app.command("export")(erase.export)
+app.add_typer(erase.app, name="retention")
 
 
 @app.command("version")
