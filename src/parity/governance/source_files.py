@@ -96,7 +96,7 @@ class BatchSourcePlace(ErasePlace):
             rows = sum(int(pc.sum(m).as_py() or 0) for _, _, m in found)
             if rewrite_sources and not dry_run:
                 for path, table, mask in found:
-                    _rewrite_source_file(source, path, table, mask)
+                    _rewrite_source_file(source, path, table, mask, columns)
             state = status(dry_run) if rewrite_sources else NOT_OWNED
             listed = ", ".join(str(p) for p, _, _ in found)
             out.append(PlaceCount(self.name, source.name, rows, state, len(found), listed))
@@ -185,15 +185,16 @@ def _with_partitions(table: pa.Table, relative: Path, wanted: list[str]) -> pa.T
     return table
 
 
-def _delimiter(path: Path) -> str:
-    if path.suffix.lower() == ".tsv":
-        return "\t"
+def _delimiter(path: Path, columns: list[str]) -> str:
+    """The delimiter that makes the header name the join-key columns (``,`` ``;`` tab
+    ``|``, in that order); ``,`` when none does (the file then holds no such column)."""
     with open(path, newline="") as fh:
-        head = fh.read(65536)
-    try:
-        return csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
+        header = fh.readline()
+    for d in (",", ";", "\t", "|"):
+        names = next(csv.reader([header], delimiter=d), [])
+        if all(c in [n.strip() for n in names] for c in columns):
+            return d
+    return "\t" if path.suffix.lower() == ".tsv" else ","
 
 
 def _read_csv(path: Path, columns: list[str], subject: Subject) -> pa.Table:
@@ -203,7 +204,9 @@ def _read_csv(path: Path, columns: list[str], subject: Subject) -> pa.Table:
     }
     return pcsv.read_csv(
         path,
-        parse_options=pcsv.ParseOptions(delimiter=_delimiter(path)),
+        parse_options=pcsv.ParseOptions(
+            delimiter=_delimiter(path, columns), newlines_in_values=True
+        ),
         convert_options=pcsv.ConvertOptions(column_types=types),
     )
 
@@ -232,15 +235,16 @@ def _drop(table: pa.Table, subject: Subject, columns: list[str]) -> pa.Table:
 
 
 def _rewrite_source_file(
-    source: FileSource, path: Path, table: pa.Table, mask: pa.ChunkedArray
+    source: FileSource, path: Path, table: pa.Table, mask: pa.ChunkedArray, columns: list[str]
 ) -> None:
-    """``path`` without the rows ``mask`` marks, atomically; removed when none is left."""
+    """``path`` without the rows ``mask`` marks, atomically; removed when none is left.
+    ``columns``: the join-key columns (they tell a CSV file's delimiter)."""
     keep = pc.invert(mask)
     if not pc.any(keep).as_py():
         path.unlink()
         return
     if source.file_format == "csv":
-        _rewrite_csv(path, keep.to_pylist())
+        _rewrite_csv(path, keep.to_pylist(), _delimiter(path, columns))
         return
     original = pq.read_table(path, partitioning=None)
     if original.num_rows != table.num_rows:
@@ -248,8 +252,7 @@ def _rewrite_source_file(
     log.write_atomically(path, original.filter(keep))
 
 
-def _rewrite_csv(path: Path, keep: list[bool]) -> None:
-    delimiter = _delimiter(path)
+def _rewrite_csv(path: Path, keep: list[bool], delimiter: str) -> None:
     with open(path, newline="") as fh:
         text = fh.read()
     records = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter)]
