@@ -1,7 +1,8 @@
 """Retention: rows Parity keeps longer than their ``retention`` are deleted
 (``parity retention run``).
 
-A view's retention is its own ``retention``, else its source's, else none (kept forever).
+A view's retention is its own ``retention``, else its source's (a push source without one:
+its batch source's), else none (kept forever).
 What is deleted, with ``now`` the store's clock:
 
 - **offline log** (one folder per push source): rows whose event time (the source's
@@ -31,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from parity.definitions import FeatureView, PushSource
+from parity.definitions import DataSource, FeatureView, PushSource
 from parity.errors import GovernanceError
 from parity.governance.places import serving_log_files
 from parity.offline import log
@@ -75,10 +76,19 @@ class RetentionReport:
 
 
 def effective_retention(catalog: Catalog, view: FeatureView) -> timedelta | None:
-    """The view's retention, else its source's; None: kept forever."""
+    """The view's retention, else its source's (a push source's: its own, else its batch
+    source's); None: kept forever."""
     if view.retention is not None:
         return view.retention
-    return catalog.source_of(view).retention
+    return source_retention(catalog.source_of(view))
+
+
+def source_retention(source: DataSource) -> timedelta | None:
+    """A source's retention; a push source without one has its batch source's."""
+    if source.retention is None and isinstance(source, PushSource):
+        batch = source.batch_source
+        return None if isinstance(batch, str) else batch.retention
+    return source.retention
 
 
 def run(store: FeatureStore, *, dry_run: bool = False) -> RetentionReport:
@@ -100,8 +110,8 @@ def run(store: FeatureStore, *, dry_run: bool = False) -> RetentionReport:
     views = catalog.views()
     for source in (s for s in _sources(catalog) if isinstance(s, PushSource)):
         rule = _strictest(catalog, [v for v in views if v.source_name == source.name])
-        if rule is None and source.retention is not None:
-            rule = (source.retention, source.name)
+        if rule is None and (own := source_retention(source)) is not None:
+            rule = (own, source.name)
         if rule is None:
             continue
         keep, name = rule
