@@ -253,3 +253,20 @@ def test_other_keys_are_untouched(template: Path, tmp_path_factory, erased: set[
     assert log_users(root / "data" / "serving_log") == sorted([u for u in USERS if u in kept] * 3)
     table = pq.read_table(root / "data" / "offline_log" / "events", partitioning=None)
     assert pc.all(pc.is_in(table["merchant_id"], value_set=pa.array(MERCHANTS))).as_py()
+
+
+def test_with_auth_on_a_caller_without_admin_is_refused_before_anything(tmp_path: Path):
+    from parity.errors import PermissionDeniedError
+
+    root = make_repo(tmp_path / "repo")
+    config = root / "parity.yaml"
+    config.write_text(config.read_text() + "auth: { enabled: true, principals: { bob: [] } }\n")
+    before = digest(root)
+    with FeatureStore(root, clock=lambda: NOW, principal="bob") as store:
+        with pytest.raises(PermissionDeniedError, match="'bob'.* may not admin"):
+            store.governance.erase("user", [1], dry_run=True)
+        with pytest.raises(PermissionDeniedError, match="'bob'.* may not admin"):
+            store.governance.export("user", [1], tmp_path / "out.json")
+        with pytest.raises(PermissionDeniedError, match="'bob'.* may not admin"):
+            store.governance.run_retention(dry_run=True)
+    assert digest(root) == before and not (tmp_path / "out.json").exists()

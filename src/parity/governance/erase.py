@@ -4,7 +4,9 @@
 by it (alone or with other entities) and from those to their sources, then removes the keys'
 rows from every place Parity keeps them (``parity.governance.places``: the online store, the
 offline log, the serving log, and any place a later part registers), through the write
-hooks (``kind="erase"``: access checks and the audit log see it). Batch source files are
+hooks (``kind="erase"``, ``to="online_and_offline"``: access checks, which ask for
+``admin`` on every view, and the audit log see it; a dry run and an export are checked the
+same way). Batch source files are
 Parity's to read, not to change: the receipt lists them as "not erased: owned outside
 Parity" with the rows they hold, unless ``rewrite_sources=True`` (then they are rewritten
 atomically). ``dry_run=True`` counts and changes nothing. The receipt is recorded in the
@@ -29,7 +31,7 @@ import pyarrow.parquet as pq
 
 from parity.errors import GovernanceError
 from parity.governance.places import ERASED, NOT_OWNED, Found, PlaceCount, places
-from parity.governance.subjects import Subject, subject
+from parity.governance.subjects import Subject, require_admin, subject
 
 if TYPE_CHECKING:
     from parity.store import FeatureStore
@@ -111,11 +113,12 @@ def erase(
         return len(subj.keys), sum(c.rows for c in counts if c.status == ERASED), None
 
     try:
-        if dry_run:  # changes nothing: no write hooks, only the record of the request
+        if dry_run:  # changes nothing: no write hooks, the same access check
+            require_admin(store, [v.view for v in subj.views])
             run()
         else:
             store._writes(fresh=True).observed(
-                "erase", entity, subj.view_names, len(subj.keys), None, run
+                "erase", entity, subj.view_names, len(subj.keys), None, run, to="online_and_offline"
             )
     except Exception as exc:
         store.governance.audit.record(
@@ -182,6 +185,7 @@ def export(
         raise GovernanceError(f"export format {fmt!r}: use json or parquet")
     catalog = store.catalog(fresh=True)
     subj = subject(catalog, entity, keys)
+    require_admin(store, [v.view for v in subj.views])
     found: list[Found] = []
     for place in places():
         found.extend(place.export(store, subj))

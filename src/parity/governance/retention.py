@@ -16,7 +16,8 @@ What is deleted, with ``now`` the store's clock:
 
 Batch source files are not Parity's: retention leaves them (their owners' policies apply);
 the online store keeps its own expiry (``ttl``). ``dry_run=True`` counts and changes nothing.
-Runs are recorded in the audit log (counts only).
+Runs are recorded in the audit log (counts only); with auth on they need ``admin`` on every
+view with a retention.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import pyarrow.parquet as pq
 from parity.definitions import DataSource, FeatureView, PushSource
 from parity.errors import GovernanceError
 from parity.governance.places import serving_log_files
+from parity.governance.subjects import require_admin
 from parity.offline import log
 from parity.registry.catalog import Catalog
 
@@ -95,6 +97,7 @@ def run(store: FeatureStore, *, dry_run: bool = False) -> RetentionReport:
     """Delete offline-log and serving-log rows older than their retention; see the module
     docstring."""
     catalog = store.catalog(fresh=True)
+    require_admin(store, [v for v in catalog.views() if effective_retention(catalog, v)])
     now_us = store.clock.now_us()
     now = datetime.fromtimestamp(now_us / 1e6, UTC)
     counts: dict[tuple[str, str, str], list[int]] = {}

@@ -24,7 +24,7 @@ from parity.errors import GovernanceError, ParityError
 from parity.online.encoding import encode_key_part
 from parity.registry.catalog import Catalog
 
-__all__ = ["Subject", "parse_keys", "subject"]
+__all__ = ["Subject", "ViewKeys", "parse_keys", "require_admin", "subject"]
 
 _SEP = b"\x1f"
 _PY_TYPES = {"int": int, "string": str, "bytes": bytes}
@@ -212,6 +212,20 @@ def _views(catalog: Catalog, ent: Entity) -> tuple[ViewKeys, ...]:
         positions = tuple(join_keys.index(k) for k in ent.join_keys)
         out.append(ViewKeys(fv, join_keys, positions))
     return tuple(out)
+
+
+def require_admin(store: Any, views: Sequence[FeatureView]) -> None:
+    """Refuse (``PermissionDeniedError``, audited by the access policy) unless the actor
+    may ``admin`` every one of ``views``: what erase, export and retention need when auth is
+    on (the erase's write hook checks the same)."""
+    access = store.governance.access
+    if not access.enabled:
+        return
+    from parity.governance.access import Resource
+
+    access.check(
+        store.actor, "admin", [Resource("feature_view", v.name, dict(v.tags)) for v in views]
+    )
 
 
 def parse_keys(catalog: Catalog, entity: str, texts: Sequence[str]) -> list[Any]:
