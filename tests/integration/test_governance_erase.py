@@ -263,10 +263,10 @@ def test_with_auth_on_a_caller_without_admin_is_refused_before_anything(tmp_path
     config.write_text(config.read_text() + "auth: { enabled: true, principals: { bob: [] } }\n")
     before = digest(root)
     with FeatureStore(root, clock=lambda: NOW, principal="bob") as store:
-        with pytest.raises(PermissionDeniedError, match="'bob'.* may not admin"):
+        with pytest.raises(PermissionDeniedError, match=r"'bob'.* may not admin"):
             store.governance.erase("user", [1], dry_run=True)
-        with pytest.raises(PermissionDeniedError, match="'bob'.* may not admin"):
+        with pytest.raises(PermissionDeniedError, match=r"'bob'.* may not admin"):
             store.governance.export("user", [1], tmp_path / "out.json")
-        with pytest.raises(PermissionDeniedError, match="'bob'.* may not admin"):
+        with pytest.raises(PermissionDeniedError, match=r"'bob'.* may not admin"):
             store.governance.run_retention(dry_run=True)
     assert digest(root) == before and not (tmp_path / "out.json").exists()

@@ -30,13 +30,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from parity.errors import GovernanceError
-from parity.governance.places import ERASED, NOT_OWNED, Found, PlaceCount, places
+from parity.governance import places as _places
+from parity.governance.places import ERASED, NOT_OWNED, ErasePlace, Found, PlaceCount
+from parity.governance.source_files import BatchSourcePlace, OfflineLogPlace
+from parity.governance.stored_places import OnlinePlace, ServingLogPlace
 from parity.governance.subjects import Subject, require_admin, subject
 
 if TYPE_CHECKING:
     from parity.store import FeatureStore
 
-__all__ = ["EraseReceipt", "ExportResult", "erase", "export"]
+__all__ = ["EraseReceipt", "ExportResult", "erase", "export", "places"]
 
 FORMATS = ("json", "parquet")
 
@@ -147,6 +150,14 @@ def erase(
         + (f"; {left} row(s) left in sources owned outside Parity" if left else ""),
     )
     return receipt
+
+
+def places() -> list[ErasePlace]:
+    """Every place an erase and an export walk, in order: the online store, the offline log,
+    the serving log, the batch sources, then the places other parts registered
+    (``parity.governance.places.register_place``)."""
+    builtin: list[ErasePlace] = [OnlinePlace(), OfflineLogPlace(), ServingLogPlace()]
+    return _places.places([*builtin, BatchSourcePlace()])
 
 
 def _given(subj: Subject) -> tuple[Any, ...]:

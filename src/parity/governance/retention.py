@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from parity.definitions import DataSource, FeatureView, PushSource
 from parity.errors import GovernanceError
-from parity.governance.places import serving_log_files
+from parity.governance.stored_places import serving_log_files
 from parity.governance.subjects import require_admin
 from parity.offline import log
 from parity.registry.catalog import Catalog
@@ -190,7 +190,7 @@ def _served_views(path: Path) -> set[str]:
 
 
 def _serving_root(store: FeatureStore) -> str:
-    from parity.governance.places import serving_log_root
+    from parity.governance.stored_places import serving_log_root
 
     root = serving_log_root(store)
     try:

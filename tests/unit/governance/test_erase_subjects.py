@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from parity.definitions import Entity, FeatureView, Field, FileSource
 from parity.errors import GovernanceError
-from parity.governance.places import decode_key
+from parity.governance.stored_places import decode_key
 from parity.governance.subjects import parse_keys, subject
 from parity.online.encoding import encode_key
 from parity.registry.catalog import Catalog

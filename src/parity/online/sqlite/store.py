@@ -200,9 +200,11 @@ class SqliteOnlineStore(OnlineStore, SupportsUpdate, SupportsKeyScan):
 
     def scan_keys(self, view: OnlineView) -> Iterator[bytes]:
         with self._failing(f"listing the keys of view {view.name!r}"):
-            rows = self._con().execute(
-                f"SELECT entity_key FROM {self.table} WHERE view = ?", (view.name,)
-            ).fetchall()  # fetched at once: no read transaction left open by the caller
+            rows = (
+                self._con()
+                .execute(f"SELECT entity_key FROM {self.table} WHERE view = ?", (view.name,))
+                .fetchall()
+            )  # fetched at once: no read transaction left open by the caller
         return iter([bytes(r[0]) for r in rows])
 
     def drop_views(self, names: Sequence[str]) -> None:
