@@ -270,3 +270,40 @@ def test_with_auth_on_a_caller_without_admin_is_refused_before_anything(tmp_path
         with pytest.raises(PermissionDeniedError, match=r"'bob'.* may not admin"):
             store.governance.run_retention(dry_run=True)
     assert digest(root) == before and not (tmp_path / "out.json").exists()
+
+
+FOLDER_DEFS = """
+from parity import Entity, FeatureView, Field, FileSource, Float64, Int64
+
+user = Entity(name="user", join_keys=["user_id"], dtype=Int64)
+visits = FileSource(name="visits", path="data/visits")
+user_visits = FeatureView(name="user_visits", entities=[user], source=visits,
+                          schema=[Field(name="n", dtype=Float64)], online=False)
+"""
+
+
+def test_a_hive_partitioned_folder_source_is_rewritten_by_partition_and_by_column(tmp_path):
+    from repo_utils import write_parquet, write_repo
+
+    root = write_repo(tmp_path / "repo", {"features.py": FOLDER_DEFS})
+    ts = pa.array([NOW] * 2, pa.timestamp("us", tz="UTC"))
+    for u in (1, 2):  # partitions named by the key, the key not in the files
+        write_parquet(
+            root / "data" / "visits" / f"user_id={u}" / "part-0.parquet",
+            {"n": [1.0, 2.0], "event_timestamp": ts},
+        )
+    with FeatureStore(root, clock=lambda: NOW) as store:
+        store.apply()
+        dry = store.governance.erase("user", [1], dry_run=True, rewrite_sources=True)
+        assert counts(dry)[("batch_source", "visits")] == (2, WOULD_ERASE)
+        assert counts(store.governance.erase("user", [1]))[("batch_source", "visits")] == (
+            2,
+            NOT_OWNED,
+        )
+        receipt = store.governance.erase("user", [1], rewrite_sources=True)
+    assert counts(receipt) == {  # an offline view: nothing online, no push source, no log
+        ("serving_log", "data/serving_log"): (0, ERASED),
+        ("batch_source", "visits"): (2, ERASED),
+    }
+    assert not (root / "data" / "visits" / "user_id=1" / "part-0.parquet").exists()
+    assert (root / "data" / "visits" / "user_id=2" / "part-0.parquet").exists()
