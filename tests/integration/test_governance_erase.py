@@ -196,7 +196,7 @@ def test_the_receipt_is_audited_as_counts_never_key_values(repo: Path):
         with pytest.raises(GovernanceError):
             store.governance.erase("user", ["3"])
     dry, done = audit.records
-    assert dry["action"] == done["action"] == "erase"
+    assert dry["action"] == done["action"] == "erase_receipt"  # the write hook records "erase"
     assert dry["detail"].startswith("dry run") and done["detail"].startswith("erased")
     assert done["counts"] == {
         "keys": 1,

@@ -152,3 +152,27 @@ def test_the_cli_prints_the_counts(repo: Path):
     assert "Dry run" in out
     rows = {(r[0], r[1]): r for r in table_rows(out)}
     assert rows[("user_stats", "offline_log")][3] == "30d"
+
+
+def test_rewrites_of_one_folder_wait_for_each_other(repo: Path):
+    """Erase and retention (and key rotation) rewrite log files under the folder's lock, so
+    neither writes back rows the other removed."""
+    import threading
+
+    from parity.offline import log
+
+    folder = repo / "data" / "offline_log" / "events"
+    done = threading.Event()
+
+    def erase() -> None:
+        with FeatureStore(repo, clock=lambda: NOW) as store:
+            store.governance.erase("user", [1])
+        done.set()
+
+    with log.rewriting(folder):
+        worker = threading.Thread(target=erase)
+        worker.start()
+        assert not done.wait(1.0)  # it waits for the lock (bounded: 1 s)
+        assert 1 in event_times(folder, "user_id")
+    worker.join(60)
+    assert done.is_set() and 1 not in event_times(folder, "user_id")

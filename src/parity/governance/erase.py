@@ -125,7 +125,7 @@ def erase(
             )
     except Exception as exc:
         store.governance.audit.record(
-            action="erase",
+            action="erase_receipt",
             resources=resources,
             counts=_audit_counts(subj, counts),
             outcome="error",
@@ -142,7 +142,7 @@ def erase(
     )
     left = sum(c.rows for c in receipt.not_erased)
     store.governance.audit.record(
-        action="erase",
+        action="erase_receipt",
         resources=resources,
         counts=_audit_counts(subj, counts),
         outcome="ok",

@@ -142,11 +142,13 @@ def run(store: FeatureStore, *, dry_run: bool = False) -> RetentionReport:
         old = _older(table, "__request_time", cutoff)
         add(name, "serving_log", root, keep, old)
         if old and not dry_run:
-            kept = _keep(table, "__request_time", cutoff)
-            if kept.num_rows:
-                log.write_atomically(path, kept)
-            else:
-                path.unlink()
+            with log.rewriting(path.parent):  # read again under the lock: the newest rows
+                table = pq.read_table(path, partitioning=None)
+                kept = _keep(table, "__request_time", cutoff)
+                if kept.num_rows:
+                    log.write_atomically(path, kept)
+                else:
+                    path.unlink()
 
     report = RetentionReport(
         now,

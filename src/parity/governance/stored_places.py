@@ -164,21 +164,17 @@ class ServingLogPlace(ErasePlace):
     def erase(
         self, store: FeatureStore, subject: Subject, *, dry_run: bool, rewrite_sources: bool
     ) -> list[PlaceCount]:
-        from parity.offline.log import write_atomically
+        from parity.offline.log import rewriting
 
         root = serving_log_root(store)
         rows = files = 0
-        for path, table, mask in self._matches(store, subject):
+        for path, _table, mask in self._matches(store, subject):
             hits = int(pc.sum(mask).as_py() or 0)
             rows += hits
             files += 1
-            if dry_run:
-                continue
-            kept = table.filter(pc.invert(mask))
-            if kept.num_rows == 0:
-                path.unlink()
-            else:
-                write_atomically(path, kept)
+            if not dry_run:
+                with rewriting(path.parent):  # read again under the lock: the newest rows
+                    _without(path, subject)
         note = "rows a running server has not written yet are not in the files"
         return [PlaceCount(self.name, _shown(store, root), rows, status(dry_run), files, note)]
 
@@ -210,6 +206,21 @@ class ServingLogPlace(ErasePlace):
             if mask is not None and pc.any(mask).as_py():
                 out.append((path, table, mask))
         return out
+
+
+def _without(path: Path, subject: Subject) -> None:
+    """A serving-log file without the subject's rows (removed when none is left)."""
+    from parity.offline.log import write_atomically
+
+    table = pq.read_table(path, partitioning=None)
+    mask = subject.rows_of(table, subject.join_keys)
+    if mask is None:
+        return
+    kept = table.filter(pc.invert(mask))
+    if kept.num_rows == 0:
+        path.unlink()
+    elif kept.num_rows != table.num_rows:
+        write_atomically(path, kept)
 
 
 def _shown(store: FeatureStore, path: Path) -> str:
