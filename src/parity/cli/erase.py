@@ -97,8 +97,9 @@ def _receipt(receipt: Any) -> None:
     for c in receipt.not_erased:
         out.print(
             Text(
-                f"not erased: {c.rows:,} row(s) in source {c.target!r} ({c.note}); "
-                "owned outside Parity: erase them there, or run again with --rewrite-sources",
+                f"not erased: {c.rows:,} row(s) in source {c.target!r} ({c.note}); owned "
+                "outside Parity, and the next materialization would write them back online: "
+                "erase them there, or run again with --rewrite-sources",
                 style="yellow",
             )
         )
