@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from parity.errors import GovernanceError
+from parity.errors import AccessError, GovernanceError
 from parity.governance import places as _places
 from parity.governance.places import ERASED, NOT_OWNED, ErasePlace, Found, PlaceCount
 from parity.governance.source_files import BatchSourcePlace, OfflineLogPlace
@@ -128,7 +128,7 @@ def erase(
             action="erase_receipt",
             resources=resources,
             counts=_audit_counts(subj, counts),
-            outcome="error",
+            outcome="denied" if isinstance(exc, AccessError) else "error",
             detail=f"{'dry run; ' if dry_run else ''}{type(exc).__name__}",
         )
         raise
