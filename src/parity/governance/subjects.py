@@ -12,7 +12,7 @@ entities' parts may be anything).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,7 +143,7 @@ def _same_kind(value: Any, typ: pa.DataType) -> bool:
     return pa.types.is_binary(typ) or pa.types.is_large_binary(typ)
 
 
-def subject(catalog: Catalog, entity: str, keys: Sequence[Any]) -> Subject:
+def subject(catalog: Catalog, entity: str, keys: Iterable[Any]) -> Subject:
     """The subject ``keys`` of ``entity`` name, checked; ``GovernanceError`` naming the
     entity and the first bad key (of another type than the join key's, null, missing a join
     key of a composite entity) and nothing done."""
@@ -151,10 +151,11 @@ def subject(catalog: Catalog, entity: str, keys: Sequence[Any]) -> Subject:
         ent = catalog.entity(entity)
     except ParityError as exc:
         raise GovernanceError(str(exc)) from None
-    if isinstance(keys, str | bytes) or not isinstance(keys, Sequence):
+    if isinstance(keys, str | bytes | Mapping) or not isinstance(keys, Iterable):
         raise GovernanceError(
             f"entity {entity!r}: keys must be a list of key values, not {type(keys).__name__}"
         )
+    keys = list(keys)  # a tuple, a set, a NumPy array or a pandas Series too
     if not keys:
         raise GovernanceError(f"entity {entity!r}: give at least one key")
     names = list(ent.join_keys)

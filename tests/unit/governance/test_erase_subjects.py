@@ -3,6 +3,7 @@ the entity, and exactly the subject's rows and online keys matched (never anothe
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given
@@ -70,6 +71,7 @@ def test_lineage_reaches_every_view_keyed_by_the_entity_alone_or_with_others():
         ("user", [2**63], "outside Int64"),
         ("user", [], "give at least one key"),
         ("user", "12", "keys must be a list"),
+        ("user", {"user_id": 1}, "keys must be a list"),
         ("merchant", [7], "is 7 (int), but the entity's join keys are str"),
         ("place", ["fr"], "a composite key is a dict of ['country', 'city']"),
         ("place", [{"country": "fr"}], "it lacks ['city']"),
@@ -85,6 +87,7 @@ def test_bad_keys_are_refused_naming_them(entity, keys, message):
 
 def test_keys_are_kept_once_in_order_and_an_undeclared_type_takes_ints_or_text():
     assert subject(CATALOG, "user", [3, 1, 3]).keys == ((3,), (1,))
+    assert subject(CATALOG, "user", np.array([5, 6])).keys == ((5,), (6,))  # NumPy ints
     assert subject(CATALOG, "loose", [1, "a"]).keys == ((1,), ("a",))
     s = subject(CATALOG, "place", [{"city": "paris", "country": "fr"}])
     assert s.keys == (("fr", "paris"),)
