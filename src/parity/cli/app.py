@@ -20,6 +20,9 @@
     parity freshness                   every view's lag, score and SLA compliance
     parity skew [--since]              what was served against the point-in-time join
     parity monitor run | report        alerts on a schedule; an HTML report
+    parity erase --entity E --keys K   a data subject's rows removed everywhere (a receipt)
+    parity export --entity E --keys K  everything held about them, to JSON or Parquet
+    parity retention run               rows older than their retention deleted
     parity import-feast PATH [--out D] a Feast repo as a Parity repo
     parity token create | list | revoke   API tokens (auth)
     parity restrict --entity E --keys  restrict processing of keys (--lift); parity restrictions
@@ -38,6 +41,7 @@ from parity.cli import (
     adopt,
     browse,
     drift,
+    erase,
     freshness,
     get,
     historical,
@@ -94,6 +98,9 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(token.app, name="token")
 app.command("restrict")(restrict.restrict)
 app.command("restrictions")(restrict.restrictions)
+app.command("erase")(erase.erase)
+app.command("export")(erase.export)
+app.add_typer(erase.app, name="retention")
 
 
 @app.command("version")

@@ -15,11 +15,13 @@ writes online only what did not land.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -108,16 +110,32 @@ def log_files(root: Path) -> list[Path]:
     return sorted(root.glob("*/*.parquet")) if root.is_dir() else []
 
 
+@contextmanager
+def rewriting(folder: Path) -> Iterator[None]:
+    """Hold the folder's rewrite lock (``.parity-rewrite.lock``, an ``flock``): rewrites of
+    its files by erase, retention and key rotation, in any process on this host, run one
+    at a time, so none writes back rows another has just removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".parity-rewrite.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def rewrite(path: Path, change: Callable[[pa.Table], pa.Table]) -> tuple[int, int]:
     """Replace one log file by ``change(its table)``, atomically, keeping its metadata (the
     push digest, so a retry of that push still appends nothing); returns the rows before and
     after. A file left with no rows stays, empty, for the same reason. Used by erase,
-    retention and key rotation."""
-    table = pq.read_table(path)
-    changed = change(table)
-    meta = table.schema.metadata or {}
-    if meta:
-        changed = changed.replace_schema_metadata({**(changed.schema.metadata or {}), **meta})
-    if changed.num_rows != table.num_rows or not changed.equals(table):
-        write_atomically(path, changed)
+    retention and key rotation; holds the folder's ``rewriting`` lock while it reads,
+    changes and writes."""
+    with rewriting(path.parent):
+        table = pq.read_table(path)
+        changed = change(table)
+        meta = table.schema.metadata or {}
+        if meta:
+            changed = changed.replace_schema_metadata({**(changed.schema.metadata or {}), **meta})
+        if changed.num_rows != table.num_rows or not changed.equals(table):
+            write_atomically(path, changed)
     return table.num_rows, changed.num_rows

@@ -10,7 +10,7 @@ reader's job (``parity.online.reader``): a store may also drop expired records o
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -126,3 +126,15 @@ class SupportsAsyncRead(ABC):
         self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
     ) -> list[list[bytes | None]]:
         """``read``, with the round trip awaited."""
+
+
+class SupportsKeyScan(ABC):
+    """Listing the entity keys a view holds: how erase finds a person's records in a view
+    keyed by several entities (``user`` and ``merchant``) from the ``user`` part alone.
+
+    A full pass over the view's keys, for rare operations (erase, export), never a read path.
+    """
+
+    @abstractmethod
+    def scan_keys(self, view: OnlineView) -> Iterator[bytes]:
+        """Every entity key stored for ``view`` (each once, in no particular order)."""

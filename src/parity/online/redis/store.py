@@ -41,7 +41,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from parity.errors import ConfigError, OnlineStoreError
-from parity.online.base import OnlineStore, OnlineView, RecordBatch, SupportsUpdate, Updater
+from parity.online.base import (
+    OnlineStore,
+    OnlineView,
+    RecordBatch,
+    SupportsKeyScan,
+    SupportsUpdate,
+    Updater,
+)
 from parity.online.redis.cluster_calls import cas_cluster, mget_cluster, write_cluster
 from parity.online.redis.config import RedisOnlineConfig
 from parity.online.redis.scripts import (
@@ -60,7 +67,7 @@ _ERRORS = (RedisError, RedisClusterException)
 _GLOB = str.maketrans({c: "\\" + c for c in "\\*?[]"})
 
 
-class RedisOnlineStore(OnlineStore, SupportsUpdate):
+class RedisOnlineStore(OnlineStore, SupportsUpdate, SupportsKeyScan):
     """Latest records per (view, entity key) in Redis or a Redis Cluster."""
 
     def __init__(self, config: RedisOnlineConfig, project: str):
@@ -206,6 +213,23 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
             return self._unlink([prefix + k for k in keys])
         except _ERRORS as exc:
             raise self._error(f"delete from view {view.name!r}", exc) from _root(exc)
+
+    def scan_keys(self, view: OnlineView) -> Iterator[bytes]:
+        prefix = self._prefix(view.name)
+        pattern = f"{self._base}{view.name}:".translate(_GLOB) + "*"
+        found: set[bytes] = set()  # SCAN may return a key twice
+        try:
+            for node in self._primaries():
+                found.update(k[len(prefix) :] for k in node.scan_iter(match=pattern, count=_PAGE))
+        except _ERRORS as exc:
+            raise self._error(f"listing the keys of view {view.name!r}", exc) from _root(exc)
+        return iter(found)
+
+    def _primaries(self) -> list[Any]:
+        client = self.client()
+        if isinstance(client, RedisCluster):
+            return [node.redis_connection for node in client.get_primaries()]
+        return [client]
 
     def drop_views(self, names: Sequence[str]) -> None:
         for name in names:
@@ -414,12 +438,7 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
     def _unlink_matching(self, pattern: str) -> None:
         """SCAN every primary for ``pattern`` and UNLINK what it finds, a page at a time."""
         try:
-            client = self.client()
-            if isinstance(client, RedisCluster):
-                nodes = [node.redis_connection for node in client.get_primaries()]
-            else:
-                nodes = [client]
-            for node in nodes:
+            for node in self._primaries():
                 found: list[bytes] = []
                 for key in node.scan_iter(match=pattern.encode(), count=_PAGE):
                     found.append(key)

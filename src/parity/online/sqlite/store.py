@@ -18,14 +18,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from parity.errors import OnlineStoreError
-from parity.online.base import OnlineStore, OnlineView, RecordBatch, SupportsUpdate, Updater
+from parity.online.base import (
+    OnlineStore,
+    OnlineView,
+    RecordBatch,
+    SupportsKeyScan,
+    SupportsUpdate,
+    Updater,
+)
 from parity.online.sqlite.config import SqliteOnlineConfig
 
 _NO_CREATED = -(2**62)  # a missing created time is older than any real one
 _CHUNK = 500  # keys per IN (...) query: under SQLite's variable limit
 
 
-class SqliteOnlineStore(OnlineStore, SupportsUpdate):
+class SqliteOnlineStore(OnlineStore, SupportsUpdate, SupportsKeyScan):
     """Latest records per (view, entity key) in a local SQLite file."""
 
     def __init__(self, config: SqliteOnlineConfig, project: str, repo_path: Path):
@@ -190,6 +197,15 @@ class SqliteOnlineStore(OnlineStore, SupportsUpdate):
             con.execute("ROLLBACK")
             raise
         return con.total_changes - before
+
+    def scan_keys(self, view: OnlineView) -> Iterator[bytes]:
+        with self._failing(f"listing the keys of view {view.name!r}"):
+            rows = (
+                self._con()
+                .execute(f"SELECT entity_key FROM {self.table} WHERE view = ?", (view.name,))
+                .fetchall()
+            )  # fetched at once: no read transaction left open by the caller
+        return iter([bytes(r[0]) for r in rows])
 
     def drop_views(self, names: Sequence[str]) -> None:
         with self._failing("removing views"):
