@@ -54,6 +54,8 @@ __all__ = [
     "write_to_online_store",
 ]
 
+LogSealer = Callable[[Catalog, DataSource, pa.Table, Path], pa.Table]
+"""(catalog, source, one log file's table, its folder) -> the table to write."""
 Target = Literal["online", "offline", "online_and_offline"]
 PUSH_TARGETS: tuple[Target, ...] = ("online", "offline", "online_and_offline")
 
@@ -70,6 +72,8 @@ class WriteContext:
     offline_log: Path
     clock: Clock
     hooks: HookSet
+    seal_log: LogSealer | None = None
+    """Seals encrypted columns of a new offline-log file (``parity.governance.sealing``)."""
 
     def observed(
         self,
@@ -187,7 +191,10 @@ def ingest(
         if to != "online" and not replayed:
             if online_views:
                 log.set_pending(_ensure(folder), pid, [])
-            log.append(folder, log_table(rows, source), pid, _digest(rows))
+            table = log_table(rows, source)
+            if ctx.seal_log is not None:
+                table = ctx.seal_log(ctx.catalog, source, table, folder)
+            log.append(folder, table, pid, _digest(rows))
         for fv in todo:
             try:
                 stored += write_view(
