@@ -39,6 +39,7 @@ from parity.cli import (
     freshness,
     get,
     historical,
+    keys,
     monitor,
     online,
     profile,
@@ -87,6 +88,7 @@ app.command("drift")(drift.drift)
 app.command("freshness")(freshness.freshness)
 app.command("skew")(skew.skew)
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(keys.app, name="keys")
 
 
 @app.command("version")

@@ -169,10 +169,14 @@ class Cipher:
             out.append(prefix + nonce + aes(nonce, pack(v), aad))
         return out
 
-    def open_many(self, sealed: Sequence[Any], scope: str, field: str) -> list[Any]:
+    def open_many(
+        self, sealed: Sequence[Any], scope: str, field: str, *, label: str | None = None
+    ) -> list[Any]:
         """The values ``seal_many`` sealed (None stays None); ``EncryptionError`` naming the
-        key id and field for an unknown key or a value that fails its check."""
+        key id and field (``label``, default ``view 'scope', feature 'field'``) for an
+        unknown key or a value that fails its check."""
         aad = _aad(self.project, scope, field)
+        where = label or f"view {scope!r}, feature {field!r}"
         unpack = msgpack.unpackb
         aes = self._aes
         out: list[Any] = []
@@ -182,7 +186,7 @@ class Cipher:
                 continue
             if type(s) is not bytes or s[:1] != VERSION:
                 raise EncryptionError(
-                    f"{scope}.{field}: a stored value is not encrypted (written before "
+                    f"{where}: a stored value is not encrypted (written before "
                     "encrypt=True, or by another tool); run `parity keys rotate` to encrypt it"
                 )
             n = s[1]
@@ -190,7 +194,7 @@ class Cipher:
             key = aes.get(kid)
             if key is None:
                 raise EncryptionError(
-                    f"{scope}.{field}: sealed with key {kid!r}, which the keyring "
+                    f"{where}: sealed with key {kid!r}, which the keyring "
                     f"({self.keyring.where}) does not hold; add it back to read the value"
                 )
             start = 2 + n
@@ -198,7 +202,7 @@ class Cipher:
                 plain = key.decrypt(s[start : start + _NONCE], s[start + _NONCE :], aad)
             except InvalidTag:
                 raise EncryptionError(
-                    f"{scope}.{field}: the value sealed with key {kid!r} fails its check: the "
+                    f"{where}: the value sealed with key {kid!r} fails its check: the "
                     f"key {kid!r} in the keyring ({self.keyring.where}) is not the one that "
                     "sealed it, or the value was altered or moved from another field"
                 ) from None
@@ -225,7 +229,8 @@ class Cipher:
         self, column: pa.ChunkedArray | pa.Array, arrow_type: pa.DataType, scope: str, field: str
     ) -> pa.Array:
         """``seal_column``'s input back, typed ``arrow_type``."""
-        values = self.open_many(column.to_pylist(), scope, field)
+        label = f"offline log of source {scope!r}, column {field!r}"
+        values = self.open_many(column.to_pylist(), scope, field, label=label)
         if pa.types.is_timestamp(arrow_type):
             return (
                 pa.array(values, pa.int64())

@@ -18,5 +18,9 @@ __all__ = ["builtin_hooks"]
 
 def builtin_hooks(store: FeatureStore) -> list[Hooks]:
     """The governance hooks ``store``'s configuration asks for, in their order."""
+    from parity.governance.policies import PolicyHooks
+
     hooks: list[Hooks] = []
+    # decryption: the online store boundary and the offline log (governance.sealing), no hook
+    hooks.append(PolicyHooks(store))  # apply-time policies and encrypt=True's rules
     return hooks

@@ -32,6 +32,7 @@ from parity.online.base import (
     OnlineView,
     RecordBatch,
     SupportsAsyncRead,
+    SupportsScan,
     SupportsUpdate,
 )
 from parity.online.encoding import HEADER
@@ -210,20 +211,26 @@ class _SealedAsync(SupportsAsyncRead):
         return self._opened(requests, await inner.read_async(requests))  # type: ignore[attr-defined]
 
 
-_CLASSES: dict[tuple[bool, bool], type] = {}
+class _SealedScan(SupportsScan):
+    def scan(self, view: OnlineView, chunk: int = 1000) -> Iterator[list[bytes]]:
+        return self.inner.scan(view, chunk)  # type: ignore[attr-defined, no-any-return]
+
+
+_ABILITIES: tuple[tuple[type, type], ...] = (
+    (SupportsUpdate, _SealedUpdate),
+    (SupportsAsyncRead, _SealedAsync),
+    (SupportsScan, _SealedScan),
+)
+_CLASSES: dict[tuple[bool, ...], type] = {}
 
 
 def sealed_store(inner: OnlineStore, sealer: Sealer, catalogs: Catalogs) -> SealedOnlineStore:
     """``inner`` wrapped, keeping its abilities (``isinstance`` checks still see them)."""
-    key = (isinstance(inner, SupportsUpdate), isinstance(inner, SupportsAsyncRead))
+    key = tuple(isinstance(inner, ability) for ability, _ in _ABILITIES)
     cls = _CLASSES.get(key)
     if cls is None:
-        bases: list[type] = [SealedOnlineStore]
-        if key[0]:
-            bases.append(_SealedUpdate)
-        if key[1]:
-            bases.append(_SealedAsync)
-        cls = _CLASSES[key] = type("SealedOnlineStore", tuple(bases), {})
+        mixins = [m for has, (_, m) in zip(key, _ABILITIES, strict=True) if has]
+        cls = _CLASSES[key] = type("SealedOnlineStore", (SealedOnlineStore, *mixins), {})
     return cls(inner, sealer, catalogs)  # type: ignore[no-any-return]
 
 

@@ -10,7 +10,7 @@ reader's job (``parity.online.reader``): a store may also drop expired records o
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -126,3 +126,12 @@ class SupportsAsyncRead(ABC):
         self, requests: Sequence[tuple[OnlineView, Sequence[bytes]]]
     ) -> list[list[bytes | None]]:
         """``read``, with the round trip awaited."""
+
+
+class SupportsScan(ABC):
+    """Every entity key a view has stored, in chunks: what re-encrypting every stored
+    value (``parity keys rotate``) needs. A chunk may repeat a key written meanwhile."""
+
+    @abstractmethod
+    def scan(self, view: OnlineView, chunk: int = 1000) -> Iterator[list[bytes]]:
+        """The view's stored entity keys, ``chunk`` at a time (roughly)."""

@@ -41,7 +41,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from parity.errors import ConfigError, OnlineStoreError
-from parity.online.base import OnlineStore, OnlineView, RecordBatch, SupportsUpdate, Updater
+from parity.online.base import (
+    OnlineStore,
+    OnlineView,
+    RecordBatch,
+    SupportsScan,
+    SupportsUpdate,
+    Updater,
+)
 from parity.online.redis.cluster_calls import cas_cluster, mget_cluster, write_cluster
 from parity.online.redis.config import RedisOnlineConfig
 from parity.online.redis.scripts import (
@@ -60,7 +67,7 @@ _ERRORS = (RedisError, RedisClusterException)
 _GLOB = str.maketrans({c: "\\" + c for c in "\\*?[]"})
 
 
-class RedisOnlineStore(OnlineStore, SupportsUpdate):
+class RedisOnlineStore(OnlineStore, SupportsUpdate, SupportsScan):
     """Latest records per (view, entity key) in Redis or a Redis Cluster."""
 
     def __init__(self, config: RedisOnlineConfig, project: str):
@@ -186,6 +193,23 @@ class RedisOnlineStore(OnlineStore, SupportsUpdate):
             f"online store {self.where}: update of view {view.name!r} kept conflicting "
             f"with other writers on {len(pending)} keys; try again"
         )
+
+    def scan(self, view: OnlineView, chunk: int = 1000) -> Iterator[list[bytes]]:
+        """SCAN over the view's prefix (every primary of a cluster)."""
+        prefix = self._prefix(view.name)
+        pattern = prefix.decode().translate(_GLOB).encode() + b"*"
+        n = len(prefix)
+        keys: list[bytes] = []
+        try:
+            for key in self.client().scan_iter(match=pattern, count=chunk):
+                keys.append(key[n:])
+                if len(keys) >= chunk:
+                    yield keys
+                    keys = []
+        except _ERRORS as exc:
+            raise self._error(f"scan of view {view.name!r}", exc) from _root(exc)
+        if keys:
+            yield keys
 
     def _cas(self, calls: list[tuple[bytes, str, bytes, bytes]]) -> list[Any]:
         """One compare-and-set per (key, expected sha1, new record, ttl ms), pipelined (per node on a

@@ -18,14 +18,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from parity.errors import OnlineStoreError
-from parity.online.base import OnlineStore, OnlineView, RecordBatch, SupportsUpdate, Updater
+from parity.online.base import (
+    OnlineStore,
+    OnlineView,
+    RecordBatch,
+    SupportsScan,
+    SupportsUpdate,
+    Updater,
+)
 from parity.online.sqlite.config import SqliteOnlineConfig
 
 _NO_CREATED = -(2**62)  # a missing created time is older than any real one
 _CHUNK = 500  # keys per IN (...) query: under SQLite's variable limit
 
 
-class SqliteOnlineStore(OnlineStore, SupportsUpdate):
+class SqliteOnlineStore(OnlineStore, SupportsUpdate, SupportsScan):
     """Latest records per (view, entity key) in a local SQLite file."""
 
     def __init__(self, config: SqliteOnlineConfig, project: str, repo_path: Path):
@@ -190,6 +197,21 @@ class SqliteOnlineStore(OnlineStore, SupportsUpdate):
             con.execute("ROLLBACK")
             raise
         return con.total_changes - before
+
+    def scan(self, view: OnlineView, chunk: int = 1000) -> Iterator[list[bytes]]:
+        """Keys in key order, one query per chunk (no transaction held between chunks)."""
+        after = b""
+        sql = (
+            f"SELECT entity_key FROM {self.table} WHERE view = ? AND entity_key > ? "
+            "ORDER BY entity_key LIMIT ?"
+        )
+        while True:
+            with self._failing(f"scan of view {view.name!r}"):
+                keys = [r[0] for r in self._con().execute(sql, (view.name, after, chunk))]
+            if not keys:
+                return
+            yield keys
+            after = keys[-1]
 
     def drop_views(self, names: Sequence[str]) -> None:
         with self._failing("removing views"):
