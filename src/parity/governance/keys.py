@@ -37,7 +37,13 @@ from parity.governance.sealing import (
     sealed_fields,
 )
 from parity.offline import log
-from parity.online.base import OnlineView, RecordBatch, SupportsScan, SupportsUpdate
+from parity.online.base import (
+    OnlineView,
+    RecordBatch,
+    SupportsCompact,
+    SupportsScan,
+    SupportsUpdate,
+)
 from parity.online.encoding import HEADER, record_times
 from parity.progress import progress_bar
 
@@ -132,6 +138,10 @@ def rotate(store: FeatureStore, *, progress: bool = False) -> Rotation:
             done = _rotate_log(store, cipher, source, encrypted_columns(catalog, source), counter)
             if done is not None:
                 places.append(done)
+    if isinstance(sealed.inner, SupportsCompact) and any(
+        p.rewritten for p in places if p.place == "online"
+    ):
+        sealed.inner.compact()  # no copy of a value under the old key (or plaintext) stays
     result = Rotation(cipher.active, tuple(places))
     store.governance.audit.record(
         action="rotate_keys",

@@ -32,6 +32,7 @@ from parity.online.base import (
     OnlineView,
     RecordBatch,
     SupportsAsyncRead,
+    SupportsCompact,
     SupportsScan,
     SupportsUpdate,
 )
@@ -211,6 +212,11 @@ class _SealedAsync(SupportsAsyncRead):
         return self._opened(requests, await inner.read_async(requests))  # type: ignore[attr-defined]
 
 
+class _SealedCompact(SupportsCompact):
+    def compact(self) -> None:
+        self.inner.compact()  # type: ignore[attr-defined]
+
+
 class _SealedScan(SupportsScan):
     def scan(self, view: OnlineView, chunk: int = 1000) -> Iterator[list[bytes]]:
         return self.inner.scan(view, chunk)  # type: ignore[attr-defined, no-any-return]
@@ -220,6 +226,7 @@ _ABILITIES: tuple[tuple[type, type], ...] = (
     (SupportsUpdate, _SealedUpdate),
     (SupportsAsyncRead, _SealedAsync),
     (SupportsScan, _SealedScan),
+    (SupportsCompact, _SealedCompact),
 )
 _CLASSES: dict[tuple[bool, ...], type] = {}
 

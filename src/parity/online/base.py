@@ -135,3 +135,12 @@ class SupportsScan(ABC):
     @abstractmethod
     def scan(self, view: OnlineView, chunk: int = 1000) -> Iterator[list[bytes]]:
         """The view's stored entity keys, ``chunk`` at a time (roughly)."""
+
+
+class SupportsCompact(ABC):
+    """Storage rewritten so replaced or removed records leave no copy in the store's files
+    (what re-encrypting plaintext values and erasing data need to be complete on disk)."""
+
+    @abstractmethod
+    def compact(self) -> None:
+        """Drop every stale copy (SQLite: a WAL checkpoint, then VACUUM)."""

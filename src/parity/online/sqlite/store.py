@@ -22,6 +22,7 @@ from parity.online.base import (
     OnlineStore,
     OnlineView,
     RecordBatch,
+    SupportsCompact,
     SupportsScan,
     SupportsUpdate,
     Updater,
@@ -32,7 +33,7 @@ _NO_CREATED = -(2**62)  # a missing created time is older than any real one
 _CHUNK = 500  # keys per IN (...) query: under SQLite's variable limit
 
 
-class SqliteOnlineStore(OnlineStore, SupportsUpdate, SupportsScan):
+class SqliteOnlineStore(OnlineStore, SupportsUpdate, SupportsScan, SupportsCompact):
     """Latest records per (view, entity key) in a local SQLite file."""
 
     def __init__(self, config: SqliteOnlineConfig, project: str, repo_path: Path):
@@ -212,6 +213,15 @@ class SqliteOnlineStore(OnlineStore, SupportsUpdate, SupportsScan):
                 return
             yield keys
             after = keys[-1]
+
+    def compact(self) -> None:
+        """Checkpoint the WAL into the file and VACUUM it: old page images (replaced or
+        deleted records) leave the database file, its free pages and the WAL."""
+        with self._failing("compact"):
+            con = self._con()
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            con.execute("VACUUM")
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def drop_views(self, names: Sequence[str]) -> None:
         with self._failing("removing views"):
