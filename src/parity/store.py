@@ -199,6 +199,7 @@ class FeatureStore:
             self.clock,
             self.hooks,
             self._sealer.log,
+            self._sealer.encode,
         )
 
     def close(self) -> None:

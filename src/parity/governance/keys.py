@@ -26,8 +26,9 @@ import pyarrow.parquet as pq
 
 from parity.errors import GovernanceError
 from parity.governance.access import Resource
-from parity.governance.crypto import VERSION, Cipher
+from parity.governance.crypto import Cipher
 from parity.governance.sealing import (
+    SEALED_KEY,
     SealedOnlineStore,
     encrypted_columns,
     encrypted_features,
@@ -133,7 +134,7 @@ def rotate(store: FeatureStore, *, progress: bool = False) -> Rotation:
             if not view.online:
                 continue
             ov = OnlineView.of(view, catalog.join_keys_of(view))
-            places.append(_rotate_view(cipher, sealed, ov, features, counter))
+            places.append(_rotate_view(sealed, ov, features, counter))
         for source in _push_sources(store):
             done = _rotate_log(store, cipher, source, encrypted_columns(catalog, source), counter)
             if done is not None:
@@ -154,28 +155,7 @@ def rotate(store: FeatureStore, *, progress: bool = False) -> Rotation:
     return result
 
 
-def _resealed(cipher: Cipher, view: str, features: tuple[str, ...], record: bytes) -> bytes:
-    """``record`` with every encrypted feature sealed by the active key (itself if it was)."""
-    body = msgpack.unpackb(record[HEADER:], raw=False)
-    active = cipher.active
-    changed = False
-    for f in features:
-        v = body.get(f)
-        if v is None:
-            continue
-        if type(v) is bytes and v[:1] == VERSION:
-            if cipher.key_ids([v])[0] == active:
-                continue
-            v = cipher.open_many([v], view, f)[0]
-        body[f] = cipher.seal_many([v], view, f)[0]
-        changed = True
-    if not changed:
-        return record
-    return record[:HEADER] + msgpack.packb(body, use_bin_type=True)
-
-
 def _rotate_view(
-    cipher: Cipher,
     sealed: SealedOnlineStore,
     ov: OnlineView,
     features: tuple[str, ...],
@@ -190,7 +170,7 @@ def _rotate_view(
     examined = rewritten = 0
 
     def reseal(keys: Any, records: list[bytes | None]) -> list[bytes | None]:
-        return [None if r is None else _resealed(cipher, ov.name, features, r) for r in records]
+        return sealed.reseal(ov.name, features, records)
 
     for keys in inner.scan(ov):
         examined += len(keys)
@@ -283,16 +263,17 @@ def status(store: FeatureStore) -> KeyStatus:
         if not view.online or not isinstance(inner, SupportsScan):
             continue
         ov = OnlineView.of(view, catalog.join_keys_of(view))
-        counts: dict[str, dict[str, int]] = {f: {} for f in features}
-        plain = dict.fromkeys(features, 0)
+        counts: dict[str, int] = {}
+        plain = {"*": 0}
         for keys in inner.scan(ov):
             for rec in inner.read([(ov, keys)])[0]:
                 if rec is None:
                     continue
                 body = msgpack.unpackb(rec[HEADER:], raw=False)
-                for f in features:
-                    _tally(cipher, body.get(f), counts[f], plain, f)
-        usage += [KeyUsage("online", name, f, counts[f], plain[f]) for f in features]
+                _tally(cipher, body.get(SEALED_KEY), counts, plain, "*")
+                if any(body.get(f) is not None for f in features):
+                    plain["*"] += 1  # a feature stored before it was encrypt=True
+        usage.append(KeyUsage("online", name, ", ".join(features), counts, plain["*"]))
     for source in _push_sources(store):
         folder = log.log_dir(store.config.resolve(store.config.offline_log), source.name)
         columns = encrypted_columns(catalog, source)

@@ -1,10 +1,13 @@
 """Where encryption meets the stores: the online store boundary and the offline log.
 
-- **Online**: ``SealedOnlineStore`` wraps the project's online store. Every write (push,
-  direct write, stream batch, materialization: they all end in ``OnlineStore.write``) seals
-  the view's ``encrypt=True`` features inside each record; every read (Python, HTTP, async)
-  opens them before the record is decoded, so on-demand views, masking and the response see
-  plaintext, and the store itself never does.
+- **Online**: ingest's encoder (``Sealer.encode``: pushes, direct writes, stream batches and
+  materialization all encode through it) seals a view's ``encrypt=True`` features of each
+  record together, into one entry (``SEALED_KEY``: one AES-GCM value per record, the
+  cheapest a write can be). ``SealedOnlineStore`` wraps the project's online store: every
+  read (Python, HTTP, async) opens that entry before the record is decoded, so on-demand
+  views, masking and the response see plaintext and the store never does; a write that did
+  not come through the encoder is sealed there. A feature still stored in plaintext (from
+  before it was ``encrypt=True``) is served as it is until ``parity keys rotate`` seals it.
 - **Offline log**: ``seal_log`` seals a push source's encrypted columns in each new log file
   (binary, the column's type in its field metadata); ``open_log`` turns a file back into
   its plaintext table, and the offline engine reads the log through it (historical
@@ -18,11 +21,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgpack
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from parity.errors import EncryptionError
@@ -37,16 +42,19 @@ from parity.online.base import (
     SupportsUpdate,
 )
 from parity.online.encoding import HEADER
+from parity.online.writer import CREATED_US, EVENT_US, _pylist, encode_batch
 
 if TYPE_CHECKING:
-    from parity.definitions import DataSource
+    from parity.definitions import DataSource, FeatureView
     from parity.registry.catalog import Catalog
     from parity.store import FeatureStore
 
 __all__ = [
     "MARKER",
     "SEALED",
+    "SEALED_KEY",
     "SealedOnlineStore",
+    "SealedRecordBatch",
     "Sealer",
     "encrypted_columns",
     "encrypted_features",
@@ -55,6 +63,11 @@ __all__ = [
     "sealed_store",
 ]
 
+SEALED_KEY = "\x00"
+"""The record-body entry holding a record's ``encrypt=True`` features, sealed together
+(one AES-GCM value per record: the cheapest a write can be; no feature name starts so)."""
+RECORD = "\x00record"
+"""The field a record's sealed entry is bound to (with the project and the view)."""
 SEALED = b"parity.sealed"
 """Field metadata of a sealed log column: the column's Arrow type, as text."""
 MARKER = ".sealed"
@@ -118,13 +131,10 @@ class SealedOnlineStore(OnlineStore):
 
     def write(self, view: OnlineView, batch: RecordBatch) -> int:
         features = self.encrypted(view.name)
-        if features and batch.records:
-            batch = RecordBatch(
-                batch.keys,
-                batch.event_us,
-                batch.created_us,
-                self.seal_records(view.name, features, batch.records),
-            )
+        if features and batch.records and not isinstance(batch, SealedRecordBatch):
+            # a write that did not come through ingest's encoder: sealed here, record by record
+            records = [r for r in self.reseal(view.name, features, batch.records) if r is not None]
+            batch = RecordBatch(batch.keys, batch.event_us, batch.created_us, records)
         return self.inner.write(view, batch)
 
     def read(
@@ -145,42 +155,51 @@ class SealedOnlineStore(OnlineStore):
         self.inner.close()
 
     # -- records ---------------------------------------------------------------------------
-    def seal_records(
-        self, view: str, features: Sequence[str], records: Sequence[bytes]
-    ) -> list[bytes]:
-        """Records with ``features`` sealed (values sealed already are left as they are)."""
-        return self._recode(view, features, records, seal=True)  # type: ignore[return-value]
-
-    def open_records(
+    def reseal(
         self, view: str, features: Sequence[str], records: Sequence[bytes | None]
     ) -> list[bytes | None]:
-        return self._recode(view, features, records, seal=False)
+        """Records with ``features`` sealed by the active key: plaintext values moved into
+        the sealed entry, an entry sealed by another key sealed again; a record already as
+        it should be is returned as it is (the same object)."""
+        cipher = self.sealer.cipher
+        active = cipher.active
+        out: list[bytes | None] = []
+        pack = msgpack.Packer(use_bin_type=True).pack
+        for rec in records:
+            if rec is None:
+                out.append(None)
+                continue
+            body = msgpack.unpackb(rec[HEADER:], raw=False)
+            plain = {f: body.pop(f) for f in features if f in body}
+            blob = body.get(SEALED_KEY)
+            if not plain and (blob is None or cipher.key_ids([blob])[0] == active):
+                out.append(rec)
+                continue
+            values = self._open_blobs(view, [blob])[0] if blob is not None else {}
+            body[SEALED_KEY] = cipher.seal_many([{**plain, **values}], view, RECORD)[0]
+            out.append(rec[:HEADER] + pack(body))
+        return out
 
-    def _recode(
-        self, view: str, features: Sequence[str], records: Sequence[bytes | None], *, seal: bool
-    ) -> list[bytes | None]:
+    def _open_blobs(self, view: str, blobs: Sequence[bytes | None]) -> list[dict[str, Any]]:
+        label = f"view {view!r}, encrypted features ({', '.join(self.encrypted(view))})"
+        return self.sealer.cipher.open_many(blobs, view, RECORD, label=label)
+
+    def open_records(self, view: str, records: Sequence[bytes | None]) -> list[bytes | None]:
+        """Records with their sealed entry opened into the features it holds."""
         unpack = msgpack.unpackb
         bodies = [None if r is None else unpack(r[HEADER:], raw=False) for r in records]
-        for f in features:
-            at = [i for i, b in enumerate(bodies) if b is not None and b.get(f) is not None]
-            if not at:
-                continue
-            values = [bodies[i][f] for i in at]  # type: ignore[index]
-            if seal:
-                plain = [i for i, v in zip(at, values, strict=True) if not _is_sealed(v)]
-                if len(plain) != len(at):
-                    at = plain
-                    values = [bodies[i][f] for i in at]  # type: ignore[index]
-                done = self.sealer.cipher.seal_many(values, view, f)
-            else:
-                done = self.sealer.cipher.open_many(values, view, f)
-            for i, v in zip(at, done, strict=True):
-                bodies[i][f] = v  # type: ignore[index]
+        at = [i for i, b in enumerate(bodies) if b is not None and SEALED_KEY in b]
+        if not at:
+            return list(records)
+        opened = self._open_blobs(view, [bodies[i].pop(SEALED_KEY) for i in at])  # type: ignore[union-attr]
         pack = msgpack.Packer(use_bin_type=True).pack
-        return [
-            None if r is None else r[:HEADER] + pack(b)
-            for r, b in zip(records, bodies, strict=True)
-        ]
+        out = list(records)
+        for i, values in zip(at, opened, strict=True):
+            body = bodies[i]
+            assert body is not None and records[i] is not None
+            body.update(values)
+            out[i] = records[i][:HEADER] + pack(body)  # type: ignore[index]
+        return out
 
     def _opened(
         self,
@@ -188,14 +207,13 @@ class SealedOnlineStore(OnlineStore):
         results: list[list[bytes | None]],
     ) -> list[list[bytes | None]]:
         for i, (view, _) in enumerate(requests):
-            features = self.encrypted(view.name)
-            if features:
-                results[i] = self.open_records(view.name, features, results[i])
+            if self.encrypted(view.name):
+                results[i] = self.open_records(view.name, results[i])
         return results
 
 
-def _is_sealed(value: Any) -> bool:
-    return type(value) is bytes and value[:1] == b"\x01"
+class SealedRecordBatch(RecordBatch):
+    """Records whose ``encrypt=True`` features ingest's encoder sealed already."""
 
 
 class _SealedUpdate(SupportsUpdate):
@@ -252,6 +270,18 @@ def seal_log(cipher: Cipher, source: str, table: pa.Table, columns: Sequence[str
         field = pa.field(name, pa.binary(), metadata={SEALED: str(column.type).encode()})
         table = table.set_column(at, field, cipher.seal_column(column, source, name))
     return table
+
+
+def _not_finite(column: pa.ChunkedArray | pa.Array) -> bool:
+    """Whether a float (or list of floats) column holds NaN or an infinity."""
+    t = column.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        column, t = column.flatten(), t.value_type
+    if not pa.types.is_floating(t):
+        return False
+    return bool(pc.any(pc.invert(pc.fill_null(pc.is_finite(column), True))).as_py())
 
 
 def mark(folder: Path) -> None:
@@ -337,6 +367,26 @@ class Sealer:
                 )
             self._cipher = Cipher(load_keyring(config, self._store.repo_path), self._store.project)
         return self._cipher
+
+    def encode(
+        self, view: FeatureView, ov: OnlineView, batch: pa.Table | pa.RecordBatch, checked: bool
+    ) -> RecordBatch:
+        """Online records of ``batch`` with the view's ``encrypt=True`` features sealed into
+        one entry per record (ingest's encoder: ``parity.ingest.online.Encoder``)."""
+        features = tuple(f.name for f in view.features if f.encrypt)
+        if not features:
+            return encode_batch(batch, ov, checked=checked)
+        if not checked and any(_not_finite(batch.column(f)) for f in features):
+            return encode_batch(batch, ov, checked=False)  # refused there, naming the entity
+        cols = [_pylist(batch.column(f)) for f in features]
+        maps = [dict(zip(features, vals)) for vals in zip(*cols)]  # noqa: B905 - equal lengths
+        sealed = pa.array(self.cipher.seal_many(maps, ov.name, RECORD), pa.binary())
+        keep = [f for f in ov.features if f not in features]
+        names = [*ov.join_keys, *keep, EVENT_US, CREATED_US]
+        table = pa.table([*(batch.column(n) for n in names), sealed], names=[*names, SEALED_KEY])
+        inner = replace(ov, features=(*keep, SEALED_KEY))
+        rb = encode_batch(table, inner, checked=checked)
+        return SealedRecordBatch(rb.keys, rb.event_us, rb.created_us, rb.records)
 
     def online(self, inner: OnlineStore) -> SealedOnlineStore:
         return sealed_store(inner, self, self._store.catalog)

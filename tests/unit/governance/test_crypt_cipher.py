@@ -147,7 +147,7 @@ def test_key_env_first_is_active(monkeypatch, tmp_path: Path):
         ("k1", "ID:base64"),
         ("k1:not-base64!", "not base64"),
         (f"k1:{base64.b64encode(b'short').decode()}", "5 bytes"),
-        (f"bad id:{new_key()}", "key id"),
+        (f"bad id:{base64.b64encode(bytes(32)).decode()}", "key id"),
     ],
 )
 def test_bad_keyrings_are_config_errors_naming_where(monkeypatch, tmp_path, text, message):
