@@ -28,10 +28,10 @@ from parity.errors import GovernanceError
 from parity.governance.access import Resource
 from parity.governance.crypto import Cipher
 from parity.governance.sealing import (
-    SEALED_KEY,
     SealedOnlineStore,
     encrypted_columns,
     encrypted_features,
+    find_entry,
     mark,
     open_log,
     seal_log,
@@ -270,7 +270,8 @@ def status(store: FeatureStore) -> KeyStatus:
                 if rec is None:
                     continue
                 body = msgpack.unpackb(rec[HEADER:], raw=False)
-                _tally(cipher, body.get(SEALED_KEY), counts, plain, "*")
+                entry = find_entry(body)
+                _tally(cipher, None if entry is None else body[entry], counts, plain, "*")
                 if any(body.get(f) is not None for f in features):
                     plain["*"] += 1  # a feature stored before it was encrypt=True
         usage.append(KeyUsage("online", name, ", ".join(features), counts, plain["*"]))

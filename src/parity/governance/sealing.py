@@ -64,10 +64,24 @@ __all__ = [
 ]
 
 SEALED_KEY = "\x00"
-"""The record-body entry holding a record's ``encrypt=True`` features, sealed together
-(one AES-GCM value per record: the cheapest a write can be; no feature name starts so)."""
-RECORD = "\x00record"
-"""The field a record's sealed entry is bound to (with the project and the view)."""
+"""How the record-body entry holding a record's ``encrypt=True`` features begins: the entry
+is ``"\x00name,score"`` -> the values, in that order, sealed together (one AES-GCM value per
+record: the cheapest a write can be; no feature name holds ``\x00`` or ``,``). The entry's
+name is part of what the value is bound to, with the project and the view."""
+
+
+def sealed_entry(features: Sequence[str]) -> str:
+    return SEALED_KEY + ",".join(features)
+
+
+def find_entry(body: dict[str, Any]) -> str | None:
+    """The sealed entry's name in a record body, None when it has none."""
+    for k in body:
+        if k[:1] == SEALED_KEY:
+            return k
+    return None
+
+
 SEALED = b"parity.sealed"
 """Field metadata of a sealed log column: the column's Arrow type, as text."""
 MARKER = ".sealed"
@@ -171,27 +185,49 @@ class SealedOnlineStore(OnlineStore):
                 continue
             body = msgpack.unpackb(rec[HEADER:], raw=False)
             plain = {f: body.pop(f) for f in features if f in body}
-            blob = body.get(SEALED_KEY)
+            entry = find_entry(body)
+            blob = None if entry is None else body[entry]
             if not plain and (blob is None or cipher.key_ids([blob])[0] == active):
                 out.append(rec)
                 continue
-            values = self._open_blobs(view, [blob])[0] if blob is not None else {}
-            body[SEALED_KEY] = cipher.seal_many([{**plain, **values}], view, RECORD)[0]
+            values = {**plain}
+            if entry is not None:
+                values.update(self._open_entries(view, [(entry, body.pop(entry))])[0])
+            names = tuple(values)
+            body[sealed_entry(names)] = cipher.seal_many(
+                [tuple(values.values())], view, sealed_entry(names)
+            )[0]
             out.append(rec[:HEADER] + pack(body))
         return out
 
-    def _open_blobs(self, view: str, blobs: Sequence[bytes | None]) -> list[dict[str, Any]]:
-        label = f"view {view!r}, encrypted features ({', '.join(self.encrypted(view))})"
-        return self.sealer.cipher.open_many(blobs, view, RECORD, label=label)
+    def _open_entries(
+        self, view: str, entries: Sequence[tuple[str, bytes]]
+    ) -> list[dict[str, Any]]:
+        """Each sealed entry (its name, its value) opened into {feature: value}."""
+        cipher = self.sealer.cipher
+        out: list[dict[str, Any]] = []
+        names = None
+        for entry, blob in entries:
+            if entry != names:  # a batch's records nearly always share one entry name
+                names = entry
+                features = entry[1:].split(",")
+                label = f"view {view!r}, encrypted features ({', '.join(features)})"
+            values = cipher.open_many([blob], view, entry, label=label)[0]
+            out.append(dict(zip(features, values, strict=True)))
+        return out
 
     def open_records(self, view: str, records: Sequence[bytes | None]) -> list[bytes | None]:
         """Records with their sealed entry opened into the features it holds."""
         unpack = msgpack.unpackb
         bodies = [None if r is None else unpack(r[HEADER:], raw=False) for r in records]
-        at = [i for i, b in enumerate(bodies) if b is not None and SEALED_KEY in b]
+        entries = [None if b is None else find_entry(b) for b in bodies]
+        at = [i for i, e in enumerate(entries) if e is not None]
         if not at:
             return list(records)
-        opened = self._open_blobs(view, [bodies[i].pop(SEALED_KEY) for i in at])  # type: ignore[union-attr]
+        opened = self._open_entries(
+            view,
+            [(entries[i], bodies[i].pop(entries[i])) for i in at],  # type: ignore[union-attr, misc]
+        )
         pack = msgpack.Packer(use_bin_type=True).pack
         out = list(records)
         for i, values in zip(at, opened, strict=True):
@@ -378,13 +414,15 @@ class Sealer:
             return encode_batch(batch, ov, checked=checked)
         if not checked and any(_not_finite(batch.column(f)) for f in features):
             return encode_batch(batch, ov, checked=False)  # refused there, naming the entity
+        entry = sealed_entry(features)
         cols = [_pylist(batch.column(f)) for f in features]
-        maps = [dict(zip(features, vals)) for vals in zip(*cols)]  # noqa: B905 - equal lengths
-        sealed = pa.array(self.cipher.seal_many(maps, ov.name, RECORD), pa.binary())
+        sealed = pa.array(
+            self.cipher.seal_many(list(zip(*cols, strict=True)), ov.name, entry), pa.binary()
+        )
         keep = [f for f in ov.features if f not in features]
         names = [*ov.join_keys, *keep, EVENT_US, CREATED_US]
-        table = pa.table([*(batch.column(n) for n in names), sealed], names=[*names, SEALED_KEY])
-        inner = replace(ov, features=(*keep, SEALED_KEY))
+        table = pa.table([*(batch.column(n) for n in names), sealed], names=[*names, entry])
+        inner = replace(ov, features=(*keep, entry))
         rb = encode_batch(table, inner, checked=checked)
         return SealedRecordBatch(rb.keys, rb.event_us, rb.created_us, rb.records)
 
