@@ -8,7 +8,9 @@ offline log (each file rewritten atomically, ``parity.offline.log.rewrite``). Re
 every key in the keyring meanwhile, so nothing stops. Once ``status`` shows no value under
 the old key, remove it from the keyring.
 
-Online rotation needs a store that can list its keys (``SupportsScan``: SQLite, Redis).
+Online rotation needs a store that can list its keys (``SupportsScan``: SQLite, Redis);
+a store that ``SupportsCompact`` (SQLite) is compacted afterwards, so no old page keeps a
+value under the old key (or in plaintext).
 A Redis record rewritten by the rotation starts its key expiry again (the reader still
 expires it by its event time, as always).
 """
