@@ -147,6 +147,9 @@ def run(data_dir: Path, runs: int = RUNS, only: str | None = None, rows: int = R
             " String feature sealed with AES-256-GCM (a fresh nonce per value).",
         ],
     )
+    if only == "reference":  # both sides are Parity: there is no reference to run alone
+        report.notes.append("skipped: --only reference (both sides are Parity)")
+        return report
     times: dict[str, list[float]] = {side: [] for side in SIDES}
     stored: dict[str, int] = {}
     try:
