@@ -324,3 +324,27 @@ def test_http_reads_decrypt(tmp_path):
         assert got["score"]["values"] == [0.5]
     finally:
         assert srv.stop() == 0, srv.output()
+
+
+@pytest.mark.parametrize("kind", params("online_store", ["sqlite", "redis"]))
+def test_scan_lists_every_key_of_a_view_and_only_its_own(kind, request, tmp_path):
+    from parity.online.base import OnlineView, RecordBatch, SupportsScan
+    from parity.online.encoding import encode_record
+
+    online = online_store_yaml(kind, request, redis_db=REDIS_DB)
+    root, _ = make_repo(tmp_path / "repo", online)
+    with FeatureStore(root, clock=lambda: NOW) as fs:
+        store = fs.online.inner
+        assert isinstance(store, SupportsScan) and isinstance(fs.online, SupportsScan)
+        a = OnlineView("a", ("id",), ("x",), None)
+        b = OnlineView("b", ("id",), ("x",), None)
+        keys = [b"i%d" % i for i in range(2_345)]
+        for view, ks in ((a, keys), (b, keys[:10])):
+            records = [encode_record(1, None, {"x": 1}) for _ in ks]
+            store.write(view, RecordBatch(list(ks), [1] * len(ks), [None] * len(ks), records))
+        chunks = list(store.scan(a, chunk=500))
+        assert all(len(c) <= 500 for c in chunks)
+        assert sorted(k for c in chunks for k in c) == sorted(keys)
+        assert sorted(k for c in store.scan(b) for k in c) == sorted(keys[:10])
+        store.drop_views(["a", "b"])
+        assert list(store.scan(a)) == []
