@@ -21,6 +21,7 @@
     parity skew [--since]              what was served against the point-in-time join
     parity monitor run | report        alerts on a schedule; an HTML report
     parity import-feast PATH [--out D] a Feast repo as a Parity repo
+    parity keys rotate | status        re-encrypt with the active key; what each key sealed
     parity version
 """
 
