@@ -144,7 +144,7 @@ def run(data_dir: Path, runs: int = RUNS, only: str | None = None, rows: int = R
         about=[
             "store.materialize of the whole window into an empty SQLite store, in process;"
             f" {runs} round(s), the order alternating, medians. Encrypted: one Float64 and one"
-            " String feature sealed with AES-256-GCM (a fresh nonce per value).",
+            " String feature, sealed together into one AES-256-GCM value per record.",
         ],
     )
     if only == "reference":  # both sides are Parity: there is no reference to run alone
