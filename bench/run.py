@@ -2,7 +2,7 @@
 
 python -m bench.run [--runs N] [--scale S]
     [--only historical,materialize,online,serve,serve_large,aggregates,startup,streams,
-            profile,drift,serve_log,masking,reference,parity]
+            profile,drift,serve_log,masking,encryption,reference,parity]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from bench import (
     aggregates,
     datagen,
     drift,
+    encryption,
     historical,
     masking,
     materialize,
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, Callable[..., Report]] = {
     "drift": drift.run,
     "serve_log": serve_log.run,
     "masking": masking.run,
+    "encryption": encryption.run,
 }
 CONTENDERS = ("reference", "parity")
 
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         help="comma-separated benchmarks (historical, materialize, online, serve, serve_large,"
-        " aggregates, startup, streams, profile, drift, serve_log) and/or"
+        " aggregates, startup, streams, profile, drift, serve_log, encryption) and/or"
         " one side"
         " (reference, parity); default: everything",
     )

@@ -58,6 +58,10 @@ DEFAULTS: dict[Kind, str] = {"online_store": "sqlite", "offline_engine": "duckdb
 DISTRIBUTION = "parity-feature-store"
 
 
+LogReader = Callable[[str, Path], Any]
+"""(push source name, log folder) -> a ``pyarrow.Table`` or None."""
+
+
 @dataclass(frozen=True)
 class BackendContext:
     """What a factory gets besides its config: the project and where the repo lives."""
@@ -66,6 +70,10 @@ class BackendContext:
     repo_path: Path
     offline_log: Path
     """Where rows pushed to push sources' offline side are kept (``parity.offline.log``)."""
+    log_reader: LogReader | None = None
+    """How an engine reads a push source's log folder when it holds encrypted columns:
+    ``log_reader(source_name, folder)`` -> the plaintext table, or None to read the files
+    as they are (``parity.governance.sealing``)."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         OnDemandFeatureView,
     )
     from parity.governance.facade import Governance
+    from parity.governance.sealing import Sealer
     from parity.ingest import MaterializeResult, WriteContext
     from parity.monitoring.result import MonitorResult
     from parity.monitoring.runner import MonitorRunner
@@ -107,7 +108,16 @@ class FeatureStore:
     # -- the parts, built on first use -------------------------------------------------------
     def _context(self) -> plugins.BackendContext:
         offline_log = self.config.resolve(self.config.offline_log)
-        return plugins.BackendContext(self.project, self.repo_path, offline_log)
+        return plugins.BackendContext(
+            self.project, self.repo_path, offline_log, self._sealer.read_log
+        )
+
+    @cached_property
+    def _sealer(self) -> Sealer:
+        """Encryption at rest (``parity.governance.sealing``)."""
+        from parity.governance.sealing import Sealer
+
+        return Sealer(self)
 
     @cached_property
     def registry(self) -> Registry:
@@ -125,6 +135,7 @@ class FeatureStore:
     @cached_property
     def online(self) -> OnlineStore:
         store = plugins.create("online_store", self.config.online_store, self._context())
+        store = self._sealer.online(store)
         return store if self._online_wrapper is None else self._online_wrapper(store)
 
     @cached_property
@@ -188,6 +199,8 @@ class FeatureStore:
             self.config.resolve(self.config.offline_log),
             self.clock,
             self.hooks,
+            self._sealer.log,
+            self._sealer.encode,
         )
 
     def close(self) -> None:

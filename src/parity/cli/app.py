@@ -26,6 +26,7 @@
     parity import-feast PATH [--out D] a Feast repo as a Parity repo
     parity token create | list | revoke   API tokens (auth)
     parity restrict --entity E --keys  restrict processing of keys (--lift); parity restrictions
+    parity keys rotate | status        re-encrypt with the active key; what each key sealed
     parity version
 """
 
@@ -45,6 +46,7 @@ from parity.cli import (
     freshness,
     get,
     historical,
+    keys,
     monitor,
     online,
     profile,
@@ -101,6 +103,7 @@ app.command("restrictions")(restrict.restrictions)
 app.command("erase")(erase.erase)
 app.command("export")(erase.export)
 app.add_typer(erase.app, name="retention")
+app.add_typer(keys.app, name="keys")
 
 
 @app.command("version")

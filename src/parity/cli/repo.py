@@ -56,6 +56,7 @@ def plan(repo: RepoOption = Path("."), verbose: VerboseOption = False) -> None:
     with open_store(repo) as store, working("Reading and validating definitions…"):
         planned = store.plan()  # a registry that does not exist plans as an empty one
         missing = None if store.registry.exists() else store.registry.location
+        violations = store.governance.violations()
     out = render.console()
     if not planned.has_changes:
         out.print(Text(planned.render()))
@@ -66,6 +67,9 @@ def plan(repo: RepoOption = Path("."), verbose: VerboseOption = False) -> None:
         out.print(Text(tail, style="bold"))
     if missing is not None:
         out.print(Text(f"The registry at {missing} does not exist yet; `parity apply` creates it."))
+    from parity.cli.keys import print_violations
+
+    print_violations(out, violations)
 
 
 @handles_errors

@@ -18,11 +18,15 @@ __all__ = ["builtin_hooks"]
 
 def builtin_hooks(store: FeatureStore) -> list[Hooks]:
     """The governance hooks ``store``'s configuration asks for, in their order."""
+    from parity.governance.policies import PolicyHooks
+
     hooks: list[Hooks] = []
     if store.config.auth.enabled:
         from parity.governance.enforce import AccessHooks
 
         hooks.append(AccessHooks(store))
+    hooks.append(PolicyHooks(store))  # apply-time policies and encrypt=True's rules
+    # decryption: the online store boundary and the offline log (governance.sealing), no hook
     # restriction and masking: always, since restricted keys are masked with auth off too
     from parity.governance.shaping import MaskingHooks
 

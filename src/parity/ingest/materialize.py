@@ -40,7 +40,7 @@ from parity.ingest.aggregated import chunks, events_by_entity, write_events
 from parity.ingest.write import WriteContext
 from parity.offline.base import SupportsCountedLatest, SupportsEvents, ViewJoin
 from parity.online.base import OnlineView
-from parity.online.writer import CREATED_US, EVENT_US, encode_batch
+from parity.online.writer import CREATED_US, EVENT_US
 from parity.progress import RowCounter, progress_bar
 from parity.registry.catalog import Catalog
 
@@ -369,7 +369,7 @@ def materialize_view(
         for batch in reader:
             if batch.num_rows == 0:
                 continue
-            encoded = encode_batch(batch, ov)
+            encoded = ctx.encode(view, ov, batch, False)
             top = pc.max(batch.column("__event_us")).as_py()
             newest = top if newest is None or (top is not None and top > newest) else newest
             if pending is not None:

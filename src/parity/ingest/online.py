@@ -7,19 +7,41 @@ partial aggregates with the store's atomic update (``parity.ingest.aggregated``)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pyarrow as pa
+
 from parity.aggregates.state import AggregatePlan
 from parity.definitions import FeatureView
 from parity.ingest.aggregated import check_events, events_by_entity, write_events
 from parity.ingest.rows import ConformedRows, online_batch
-from parity.online.base import OnlineStore, OnlineView
+from parity.online.base import OnlineStore, OnlineView, RecordBatch
 from parity.online.writer import encode_batch
 from parity.registry.catalog import Catalog
 
-__all__ = ["check_view", "write_view"]
+__all__ = ["Encoder", "check_view", "plain_encoder", "write_view"]
+
+
+Encoder = Callable[[FeatureView, OnlineView, "pa.Table | pa.RecordBatch", bool], RecordBatch]
+"""(view, its online view, rows, checked) -> the records to store; the default is
+``parity.online.writer.encode_batch``, encryption seals ``encrypt=True`` features in them
+(``parity.governance.sealing``)."""
+
+
+def plain_encoder(
+    view: FeatureView, ov: OnlineView, batch: pa.Table | pa.RecordBatch, checked: bool
+) -> RecordBatch:
+    return encode_batch(batch, ov, checked=checked)
 
 
 def write_view(
-    view: FeatureView, rows: ConformedRows, *, catalog: Catalog, online: OnlineStore, now_us: int
+    view: FeatureView,
+    rows: ConformedRows,
+    *,
+    catalog: Catalog,
+    online: OnlineStore,
+    now_us: int,
+    encode: Encoder = plain_encoder,
 ) -> int:
     """Write ``rows`` to ``view`` online; returns the records stored."""
     ov = OnlineView.of(view, catalog.join_keys_of(view))
@@ -27,7 +49,7 @@ def write_view(
         plan = AggregatePlan.of(view, rows.event_id)
         groups = events_by_entity(plan, ov, rows.table, rows.event_us, rows.created_us)
         return write_events(online, ov, plan, groups, now_us)
-    return online.write(ov, encode_batch(online_batch(rows, ov), ov, checked=True))
+    return online.write(ov, encode(view, ov, online_batch(rows, ov), True))
 
 
 def check_view(

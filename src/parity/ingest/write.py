@@ -33,7 +33,7 @@ from parity.clock import Clock
 from parity.definitions import DataSource, FeatureView, PushSource
 from parity.errors import PartialWriteError, RetrievalError
 from parity.hooks import HookSet
-from parity.ingest.online import check_view, write_view
+from parity.ingest.online import Encoder, check_view, plain_encoder, write_view
 from parity.ingest.rows import ConformedRows, IngestError, as_table, conform, log_table
 from parity.offline import log
 from parity.offline.base import OfflineEngine
@@ -54,6 +54,8 @@ __all__ = [
     "write_to_online_store",
 ]
 
+LogSealer = Callable[[Catalog, DataSource, pa.Table, Path], pa.Table]
+"""(catalog, source, one log file's table, its folder) -> the table to write."""
 Target = Literal["online", "offline", "online_and_offline"]
 PUSH_TARGETS: tuple[Target, ...] = ("online", "offline", "online_and_offline")
 
@@ -70,6 +72,10 @@ class WriteContext:
     offline_log: Path
     clock: Clock
     hooks: HookSet
+    seal_log: LogSealer | None = None
+    """Seals encrypted columns of a new offline-log file (``parity.governance.sealing``)."""
+    encode: Encoder = plain_encoder
+    """Rows to online records (sealing ``encrypt=True`` features: ``governance.sealing``)."""
 
     def observed(
         self,
@@ -187,11 +193,19 @@ def ingest(
         if to != "online" and not replayed:
             if online_views:
                 log.set_pending(_ensure(folder), pid, [])
-            log.append(folder, log_table(rows, source), pid, _digest(rows))
+            table = log_table(rows, source)
+            if ctx.seal_log is not None:
+                table = ctx.seal_log(ctx.catalog, source, table, folder)
+            log.append(folder, table, pid, _digest(rows))
         for fv in todo:
             try:
                 stored += write_view(
-                    fv, rows, catalog=ctx.catalog, online=ctx.online(), now_us=now_us
+                    fv,
+                    rows,
+                    catalog=ctx.catalog,
+                    online=ctx.online(),
+                    now_us=now_us,
+                    encode=ctx.encode,
                 )
             except Exception as exc:
                 if to == "online":
@@ -285,7 +299,9 @@ def write_to_online_store(ctx: WriteContext, view_name: str, df: Any) -> int:
 
     def write() -> Done:
         now_us = ctx.clock.now_us()
-        stored = write_view(fv, rows, catalog=ctx.catalog, online=ctx.online(), now_us=now_us)
+        stored = write_view(
+            fv, rows, catalog=ctx.catalog, online=ctx.online(), now_us=now_us, encode=ctx.encode
+        )
         return rows.num_rows, stored, _newest(rows)
 
     return ctx.observed("write", fv.name, [fv.name], rows.num_rows, rows.table, write)[1]

@@ -130,11 +130,22 @@ class SupportsAsyncRead(ABC):
 
 class SupportsKeyScan(ABC):
     """Listing the entity keys a view holds: how erase finds a person's records in a view
-    keyed by several entities (``user`` and ``merchant``) from the ``user`` part alone.
+    keyed by several entities (``user`` and ``merchant``) from the ``user`` part alone, and
+    how ``parity keys rotate`` reaches every stored value.
 
-    A full pass over the view's keys, for rare operations (erase, export), never a read path.
+    A full pass over the view's keys, for rare operations (erase, export, key rotation),
+    never a read path.
     """
 
     @abstractmethod
     def scan_keys(self, view: OnlineView) -> Iterator[bytes]:
         """Every entity key stored for ``view`` (each once, in no particular order)."""
+
+
+class SupportsCompact(ABC):
+    """Storage rewritten so replaced or removed records leave no copy in the store's files
+    (what re-encrypting plaintext values and erasing data need to be complete on disk)."""
+
+    @abstractmethod
+    def compact(self) -> None:
+        """Drop every stale copy (SQLite: a WAL checkpoint, then VACUUM)."""

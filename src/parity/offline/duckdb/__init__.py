@@ -15,7 +15,9 @@ from parity.plugins import Backend, BackendContext
 def _create(config: DuckDBOfflineConfig, context: BackendContext) -> Any:
     from parity.offline.duckdb.engine import DuckDBOfflineEngine
 
-    return DuckDBOfflineEngine(config, context.repo_path, context.offline_log)
+    return DuckDBOfflineEngine(
+        config, context.repo_path, context.offline_log, log_reader=context.log_reader
+    )
 
 
 BACKEND = Backend(

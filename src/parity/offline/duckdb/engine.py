@@ -44,6 +44,9 @@ from parity.offline.base import (
 )
 from parity.offline.duckdb.config import DuckDBOfflineConfig
 from parity.offline.duckdb.windows import WindowQuery, typed_column, window_query
+from parity.plugins import LogReader
+
+_OPENED = "__parity_log_"
 
 T_MICRO = timedelta(microseconds=1)
 _SHIFT = 2**64
@@ -112,10 +115,20 @@ class DuckDBOfflineEngine(
 ):
     """Point-in-time joins and source reads with an in-process DuckDB."""
 
-    def __init__(self, config: DuckDBOfflineConfig, repo_path: Path, log_root: Path | None = None):
+    def __init__(
+        self,
+        config: DuckDBOfflineConfig,
+        repo_path: Path,
+        log_root: Path | None = None,
+        *,
+        log_reader: LogReader | None = None,
+    ):
+        """``log_reader``: reads a log folder holding encrypted columns (see
+        ``parity.plugins.BackendContext.log_reader``)."""
         self.config = config
         self.repo_path = Path(repo_path)
         self.log_root = log_root or self.repo_path / "data" / "offline_log"
+        self.log_reader = log_reader
         self._local = threading.local()
 
     # -- connections ---------------------------------------------------------------------
@@ -139,6 +152,7 @@ class DuckDBOfflineEngine(
         if con is not None:
             con.close()
             self._local.con = None
+            self._local.logs = None
 
     def query(self, sql: str) -> pa.Table:
         return self._con().sql(sql).to_arrow_table()
@@ -172,7 +186,10 @@ class DuckDBOfflineEngine(
                 )
             file_source = source.batch_source
             folder = log.log_dir(self.log_root, source.name)
-            if log.has_files(folder):
+            opened = self._opened_log(source.name, folder) if log.has_files(folder) else None
+            if opened is not None:
+                patterns.append(opened)
+            elif log.has_files(folder):
                 patterns.append(str(folder / "*.parquet"))
         elif isinstance(source, FileSource):
             file_source = source
@@ -191,6 +208,16 @@ class DuckDBOfflineEngine(
         def listed(items: list[str]) -> str:
             return "[" + ", ".join(literal(p) for p in items) + "]"
 
+        if patterns and patterns[-1].startswith(_OPENED):  # the decrypted log: a view
+            opened = patterns.pop()
+            if not patterns:
+                return opened
+            reader = "read_csv" if file_source.file_format == "csv" else "read_parquet"
+            hive_opt = ", hive_partitioning = true" if hive else ""
+            return (
+                f"(SELECT * FROM {reader}({listed(patterns)}, union_by_name = true{hive_opt}) "
+                f"UNION ALL BY NAME SELECT * FROM {opened})"
+            )
         if file_source.file_format == "csv":
             csv_files, log_files = patterns[:1], patterns[1:]
             scan = f"read_csv({listed(csv_files)}, union_by_name = true)"
@@ -205,6 +232,32 @@ class DuckDBOfflineEngine(
         if hive:
             opts += ", hive_partitioning = true"
         return f"read_parquet({listed(patterns)}{opts})"
+
+    def _opened_log(self, source: str, folder: Path) -> str | None:
+        """The log of ``source`` decrypted and registered on this thread's connection (its
+        name), or None when the files are read as they are."""
+        if self.log_reader is None:
+            return None
+        table = self.log_reader(source, folder)
+        if table is None:
+            return None
+        name = f"{_OPENED}{id(table):x}"
+        con = self._con()
+        registered = getattr(self._local, "logs", None)
+        if registered is None:
+            registered = self._local.logs = {}
+        if registered.get(source) != name:
+            # A table of this thread's database, not a registered object: queries run on
+            # cursors of their own, which see the database's tables only.
+            if source in registered:
+                con.execute(f"DROP TABLE IF EXISTS {registered[source]}")
+            con.register("__parity_opened", table)
+            try:
+                con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM __parity_opened")
+            finally:
+                con.unregister("__parity_opened")
+            registered[source] = name
+        return name
 
     def source_schema(self, source: DataSource) -> pa.Schema:
         scan = self._scan(source)

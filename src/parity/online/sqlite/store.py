@@ -22,6 +22,7 @@ from parity.online.base import (
     OnlineStore,
     OnlineView,
     RecordBatch,
+    SupportsCompact,
     SupportsKeyScan,
     SupportsUpdate,
     Updater,
@@ -30,9 +31,10 @@ from parity.online.sqlite.config import SqliteOnlineConfig
 
 _NO_CREATED = -(2**62)  # a missing created time is older than any real one
 _CHUNK = 500  # keys per IN (...) query: under SQLite's variable limit
+_PAGE = 1000  # keys per page when listing a view's keys
 
 
-class SqliteOnlineStore(OnlineStore, SupportsUpdate, SupportsKeyScan):
+class SqliteOnlineStore(OnlineStore, SupportsUpdate, SupportsKeyScan, SupportsCompact):
     """Latest records per (view, entity key) in a local SQLite file."""
 
     def __init__(self, config: SqliteOnlineConfig, project: str, repo_path: Path):
@@ -199,13 +201,28 @@ class SqliteOnlineStore(OnlineStore, SupportsUpdate, SupportsKeyScan):
         return con.total_changes - before
 
     def scan_keys(self, view: OnlineView) -> Iterator[bytes]:
-        with self._failing(f"listing the keys of view {view.name!r}"):
-            rows = (
-                self._con()
-                .execute(f"SELECT entity_key FROM {self.table} WHERE view = ?", (view.name,))
-                .fetchall()
-            )  # fetched at once: no read transaction left open by the caller
-        return iter([bytes(r[0]) for r in rows])
+        """Keys in key order, one query per page (no transaction held between pages)."""
+        after = b""
+        sql = (
+            f"SELECT entity_key FROM {self.table} WHERE view = ? AND entity_key > ? "
+            "ORDER BY entity_key LIMIT ?"
+        )
+        while True:
+            with self._failing(f"listing the keys of view {view.name!r}"):
+                keys = [bytes(r[0]) for r in self._con().execute(sql, (view.name, after, _PAGE))]
+            if not keys:
+                return
+            yield from keys
+            after = keys[-1]
+
+    def compact(self) -> None:
+        """Checkpoint the WAL into the file and VACUUM it: old page images (replaced or
+        deleted records) leave the database file, its free pages and the WAL."""
+        with self._failing("compact"):
+            con = self._con()
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            con.execute("VACUUM")
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def drop_views(self, names: Sequence[str]) -> None:
         with self._failing("removing views"):
