@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from parity.governance.audit_hooks import audit_hooks
 from parity.hooks import Hooks
 
 if TYPE_CHECKING:
@@ -19,4 +20,5 @@ __all__ = ["builtin_hooks"]
 def builtin_hooks(store: FeatureStore) -> list[Hooks]:
     """The governance hooks ``store``'s configuration asks for, in their order."""
     hooks: list[Hooks] = []
+    hooks.extend(audit_hooks(store))  # last: it records what the others decided
     return hooks

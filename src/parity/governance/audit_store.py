@@ -1,0 +1,258 @@
+"""The audit log's rows in the registry database (``parity_audit``, ``parity_audit_heads``).
+
+``append`` writes a batch in one transaction: it locks the project's head row (PostgreSQL:
+``SELECT ... FOR UPDATE``; SQLite: the transaction begins ``IMMEDIATE``, the database's
+write lock), numbers and hashes the records after the head, inserts them and moves the
+head. Every process appending to one project's log therefore extends one chain. The
+project's apply lock (its ``parity_projects`` row) is never taken, so a long apply does
+not hold up reads being recorded.
+
+The token id has no column of its own yet: it is kept in the ``counts`` JSON under the
+reserved key ``@token`` (callers' counts may not start with ``@``) and taken out again when
+read, so ``AuditRecord.counts`` holds only counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from parity.governance.audit_chain import GENESIS, AuditRecord, chain_hash
+from parity.registry.models import audit as audit_table
+from parity.registry.models import audit_heads, projects
+from parity.registry.registry import Registry
+
+__all__ = ["AuditStore", "Entry", "TOKEN_KEY"]
+
+TOKEN_KEY = "@token"
+SCAN_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A record before it is numbered and hashed."""
+
+    at: datetime
+    principal: str
+    action: str
+    resources: tuple[str, ...]
+    counts: dict[str, int]
+    outcome: str
+    detail: str
+    token_id: str | None
+
+
+class _RolledBack(Exception):
+    """Ends the probe's transaction without committing."""
+
+
+class AuditStore:
+    """One project's audit rows."""
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+        self._project_row = False
+
+    # -- writing ----------------------------------------------------------------------------
+    def append(self, entries: Sequence[Entry]) -> list[AuditRecord]:
+        """Number, hash and insert ``entries`` after the chain's head, in one transaction."""
+        reg = self.registry
+        reg._create()
+        with reg._write(f"append {len(entries)} audit record(s)") as conn:
+            records = self._append(conn, entries)
+        self._project_row = True
+        return records
+
+    def probe(self) -> None:
+        """Raise unless a record could be appended now (one is, then rolled back)."""
+        reg = self.registry
+        reg._create()
+        now = datetime.now(UTC)
+        try:
+            with reg._write("probe the audit log") as conn:
+                self._append(conn, [Entry(now, "parity", "probe", (), {}, "ok", "", None)])
+                raise _RolledBack
+        except _RolledBack:
+            pass
+
+    def _append(self, conn: Connection, entries: Sequence[Entry]) -> list[AuditRecord]:
+        project = self.registry.project
+        if not self._project_row:
+            self._ensure_project(conn)
+        seq, prev = self._lock_head(conn)
+        records = []
+        for e in entries:
+            seq += 1
+            fields = {
+                "project": project,
+                "seq": seq,
+                "at": e.at,
+                "principal": e.principal,
+                "action": e.action,
+                "resources": e.resources,
+                "counts": e.counts,
+                "outcome": e.outcome,
+                "detail": e.detail,
+                "token_id": e.token_id,
+                "prev_hash": prev,
+            }
+            digest = chain_hash(**fields)
+            records.append(AuditRecord(**fields, hash=digest))  # type: ignore[arg-type]
+            prev = digest
+        conn.execute(audit_table.insert(), [_row(r) for r in records])
+        conn.execute(
+            audit_heads.update().where(audit_heads.c.project == project).values(seq=seq, hash=prev)
+        )
+        return records
+
+    def _ensure_project(self, conn: Connection) -> None:
+        project = self.registry.project
+        found = conn.execute(
+            sa.select(projects.c.project).where(projects.c.project == project)
+        ).first()
+        if found is None:  # (never the apply lock: the row is not locked, only made)
+            now = datetime.now(UTC)
+            conn.execute(
+                _insert(conn)(projects)
+                .values(project=project, revision=0, created_at=now, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["project"])
+            )
+
+    def _lock_head(self, conn: Connection) -> tuple[int, str]:
+        project = self.registry.project
+        query = sa.select(audit_heads.c.seq, audit_heads.c.hash).where(
+            audit_heads.c.project == project
+        )
+        row = conn.execute(query.with_for_update()).first()
+        if row is None:  # the project's first record; a concurrent first writer waits here
+            conn.execute(
+                _insert(conn)(audit_heads)
+                .values(project=project, seq=0, hash=GENESIS)
+                .on_conflict_do_nothing(index_elements=["project"])
+            )
+            row = conn.execute(query.with_for_update()).first()
+        assert row is not None
+        return int(row.seq), str(row.hash)
+
+    # -- reading ----------------------------------------------------------------------------
+    def head(self) -> tuple[int, str] | None:
+        if not self.registry._ready():
+            return None
+        with self.registry._read("read the audit log's head") as conn:
+            return _head(conn, self.registry.project)
+
+    def select(
+        self,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        principal: str | None,
+        action: str | None,
+        outcome: str | None,
+        resource_like: str | None,
+        limit: int | None,
+    ) -> list[AuditRecord]:
+        """Records matching the filters, newest first (``resource_like``: a LIKE pattern
+        over the resources' JSON text, refined by the caller)."""
+        t = audit_table
+        query = sa.select(t).where(t.c.project == self.registry.project)
+        if since is not None:
+            query = query.where(t.c.at >= since.astimezone(UTC))
+        if until is not None:
+            query = query.where(t.c.at < until.astimezone(UTC))
+        if principal is not None:
+            query = query.where(t.c.principal == principal)
+        if action is not None:
+            query = query.where(t.c.action == action)
+        if outcome is not None:
+            query = query.where(t.c.outcome == outcome)
+        if resource_like is not None:
+            query = query.where(sa.cast(t.c.resources, sa.Text).like(resource_like, escape="\\"))
+        query = query.order_by(t.c.seq.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        if not self.registry._ready():
+            return []
+        with self.registry._read("read the audit log") as conn:
+            return [_record(r) for r in conn.execute(query)]
+
+    def scan(self) -> Iterator[tuple[tuple[int, str] | None, list[AuditRecord]]]:
+        """The head, then every record oldest first in batches, from one snapshot."""
+        if not self.registry._ready():
+            yield None, []
+            return
+        t = audit_table
+        project = self.registry.project
+        with self.registry._read("verify the audit log", consistent=True) as conn:
+            head = _head(conn, project)
+            after = -1
+            while True:
+                rows = conn.execute(
+                    sa.select(t)
+                    .where(t.c.project == project, t.c.seq > after)
+                    .order_by(t.c.seq)
+                    .limit(SCAN_BATCH)
+                ).all()
+                batch = [_record(r) for r in rows]
+                yield head, batch
+                if len(batch) < SCAN_BATCH:
+                    return
+                after = batch[-1].seq
+
+
+def _insert(conn: Connection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+def _head(conn: Connection, project: str) -> tuple[int, str] | None:
+    row = conn.execute(
+        sa.select(audit_heads.c.seq, audit_heads.c.hash).where(audit_heads.c.project == project)
+    ).first()
+    return None if row is None else (int(row.seq), str(row.hash))
+
+
+def _row(r: AuditRecord) -> dict[str, Any]:
+    counts: dict[str, Any] = dict(r.counts)
+    if r.token_id is not None:
+        counts[TOKEN_KEY] = r.token_id
+    return {
+        "project": r.project,
+        "seq": r.seq,
+        "at": r.at,
+        "principal": r.principal,
+        "action": r.action,
+        "resources": list(r.resources),
+        "counts": counts,
+        "outcome": r.outcome,
+        "detail": r.detail,
+        "prev_hash": r.prev_hash,
+        "hash": r.hash,
+    }
+
+
+def _record(row: Any) -> AuditRecord:
+    counts = dict(row.counts or {})
+    token_id = counts.pop(TOKEN_KEY, None)
+    at = row.at
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return AuditRecord(
+        project=row.project,
+        seq=int(row.seq),
+        at=at,
+        principal=row.principal,
+        action=row.action,
+        resources=tuple(row.resources or ()),
+        counts=counts,
+        outcome=row.outcome,
+        detail=row.detail,
+        token_id=token_id,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
