@@ -21,6 +21,7 @@
     parity skew [--since]              what was served against the point-in-time join
     parity monitor run | report        alerts on a schedule; an HTML report
     parity import-feast PATH [--out D] a Feast repo as a Parity repo
+    parity audit [--since ...] | verify   who did what (the audit log); check its hash chain
     parity version
 """
 
@@ -34,6 +35,7 @@ import typer
 from parity import __version__
 from parity.cli import (
     adopt,
+    audit,
     browse,
     drift,
     freshness,
@@ -87,6 +89,7 @@ app.command("drift")(drift.drift)
 app.command("freshness")(freshness.freshness)
 app.command("skew")(skew.skew)
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(audit.app, name="audit")
 
 
 @app.command("version")

@@ -194,7 +194,8 @@ class _Reader:
         kept elsewhere earlier, which the chain must still contain."""
         check = ChainCheck(_anchor(expect_head))
         head = None
-        for head, batch in self._rows.scan():
+        for batch_head, batch in self._rows.scan():
+            head = batch_head
             if not check.feed(batch):
                 break
         return check.finish(head)

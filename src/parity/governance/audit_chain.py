@@ -193,10 +193,10 @@ class ChainCheck:
                     f"record {r.seq - 1}",
                 )
                 return False
-            if self.expect_head is not None and r.seq == self.expect_head[0]:
-                if r.hash != self.expect_head[1]:
-                    self.broken = (r.seq, f"record {r.seq} differs from the kept head: rewritten")
-                    return False
+            kept = self.expect_head
+            if kept is not None and r.seq == kept[0] and r.hash != kept[1]:
+                self.broken = (r.seq, f"record {r.seq} differs from the kept head: rewritten")
+                return False
             self.last_seq, self.last_hash = r.seq, r.hash
         return True
 

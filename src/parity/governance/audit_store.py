@@ -29,7 +29,7 @@ from parity.registry.models import audit as audit_table
 from parity.registry.models import audit_heads, projects
 from parity.registry.registry import Registry
 
-__all__ = ["AuditStore", "Entry", "TOKEN_KEY"]
+__all__ = ["TOKEN_KEY", "AuditStore", "Entry"]
 
 TOKEN_KEY = "@token"
 SCAN_BATCH = 5000

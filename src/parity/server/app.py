@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from parity.governance.audit import collect as collect_audit_commits
 from parity.server.docs import DOCS_HTML, index
 from parity.server.errors import ApiError, from_exception
 from parity.server.feast_errors import ERROR_SHAPES, feast_error_body
@@ -130,6 +131,7 @@ class ParityApp:
         self._post: dict[str, Callable[[bytes], Any]] = {}
         self._post_query: dict[str, Callable[[bytes, bytes], Any]] = {}
         self.monitor: Any = None  # the monitor's background thread (monitoring.enabled)
+        self.audited = False  # answers wait for their audit records' commits
 
     # -- lifespan -----------------------------------------------------------------------------
     def startup(self) -> None:
@@ -141,6 +143,7 @@ class ParityApp:
         if shape not in ERROR_SHAPES:
             raise ValueError(f"errors must be one of {list(ERROR_SHAPES)}, not {shape!r}")
         self.feast_errors = shape == "feast"
+        self.audited = serving.store.config.audit_enabled
         w = self.writes = Writes(serving.store, self._writer)
         h = self.handlers = Handlers(
             serving,
@@ -272,6 +275,7 @@ class ParityApp:
         status = 200
         content_type = JSON
         headers = None
+        audit = collect_audit_commits() if self.audited else None
         try:
             if method == "POST" and path in self._post:
                 body = await self._body(receive, length)
@@ -308,7 +312,11 @@ class ParityApp:
             else:
                 endpoint = "other"
                 raise ApiError("not_found", f"no endpoint {method} {path}")
+            if audit is not None and audit.futures:
+                await audit.settle()  # the loop serves others meanwhile; 503 if it failed
         except Exception as exc:
+            if audit is not None:
+                await audit.settle(raise_errors=False)
             err = from_exception(exc)
             status = err.status
             content_type = JSON
