@@ -164,6 +164,7 @@ class ChainCheck:
         self.count = 0
         self.last_seq = 0
         self.last_hash = GENESIS
+        self.before_last_hash = ""
         self.broken: tuple[int, str] | None = None
 
     def feed(self, records: Iterable[AuditRecord]) -> bool:
@@ -183,20 +184,27 @@ class ChainCheck:
             if r.seq < want:  # only when rows come out of order: an inserted duplicate number
                 self.broken = (r.seq, f"record {r.seq} inserted: its number repeats")
                 return False
+            if r.prev_hash != self.last_hash:
+                if r.prev_hash == self.before_last_hash and self.count > 1:
+                    self.broken = (
+                        r.seq - 1,
+                        f"record {r.seq - 1} inserted: record {r.seq} follows record {r.seq - 2}",
+                    )
+                else:
+                    self.broken = (
+                        r.seq,
+                        f"record {r.seq} replaced: its prev_hash is not the hash of record "
+                        f"{r.seq - 1}",
+                    )
+                return False
             if r.expected_hash() != r.hash:
                 self.broken = (r.seq, f"record {r.seq} edited: its contents do not match its hash")
-                return False
-            if r.prev_hash != self.last_hash:
-                self.broken = (
-                    r.seq,
-                    f"record {r.seq} inserted or replaced: its prev_hash is not the hash of "
-                    f"record {r.seq - 1}",
-                )
                 return False
             kept = self.expect_head
             if kept is not None and r.seq == kept[0] and r.hash != kept[1]:
                 self.broken = (r.seq, f"record {r.seq} differs from the kept head: rewritten")
                 return False
+            self.before_last_hash = self.last_hash
             self.last_seq, self.last_hash = r.seq, r.hash
         return True
 
