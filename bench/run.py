@@ -2,7 +2,7 @@
 
 python -m bench.run [--runs N] [--scale S]
     [--only historical,materialize,online,serve,serve_large,aggregates,startup,streams,
-            profile,drift,serve_log,reference,parity]
+            profile,drift,serve_log,governance,reference,parity]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from bench import (
     aggregates,
     datagen,
     drift,
+    governance,
     historical,
     materialize,
     online,
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, Callable[..., Report]] = {
     "profile": profile.run,
     "drift": drift.run,
     "serve_log": serve_log.run,
+    "governance": governance.run,
 }
 CONTENDERS = ("reference", "parity")
 
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         help="comma-separated benchmarks (historical, materialize, online, serve, serve_large,"
-        " aggregates, startup, streams, profile, drift, serve_log) and/or"
+        " aggregates, startup, streams, profile, drift, serve_log, governance) and/or"
         " one side"
         " (reference, parity); default: everything",
     )
