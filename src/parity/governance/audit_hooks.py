@@ -53,11 +53,15 @@ def audit_hooks(store: FeatureStore) -> list[Hooks]:
     return [AuditHooks(store)] if store.config.audit_enabled else []
 
 
-def plan_resources(plan: FeaturePlan) -> list[str]:
-    """The views a read plan reads or computes, as ``kind:name``."""
-    out = [f"feature_view:{v}" for v in plan.views]
-    out.extend(f"on_demand_feature_view:{s.view.name}" for s in plan.steps)
-    return out
+def plan_resources(plan: FeaturePlan) -> tuple[str, ...]:
+    """The views a read plan reads or computes, as ``kind:name``; kept with the plan (plans
+    are reused for every read until the registry changes, as their cached properties are)."""
+    found: tuple[str, ...] | None = plan.__dict__.get("_audit_resources")
+    if found is None:
+        out = [f"feature_view:{v}" for v in plan.views]
+        out.extend(f"on_demand_feature_view:{s.view.name}" for s in plan.steps)
+        found = plan.__dict__["_audit_resources"] = tuple(out)
+    return found
 
 
 def _outcome(error: BaseException | None) -> tuple[str, str]:
@@ -88,18 +92,14 @@ class AuditHooks(Hooks):
         error: BaseException | None,
         note: str = "",
     ) -> None:
-        outcome, failure = _outcome(error)
         actor = self._store.actor
+        if error is None and not note and not actor.purpose:  # the hot path: a plain read
+            self.log.record_checked(actor, action, tuple(resources), counts, "ok", "")
+            return
+        outcome, failure = _outcome(error)
         purpose = f"purpose={actor.purpose}" if actor.purpose else ""
         detail = "; ".join(part for part in (note, purpose, failure) if part)
-        self.log.record(
-            action=action,
-            resources=resources,
-            counts=counts,
-            outcome=outcome,  # type: ignore[arg-type]
-            detail=detail,
-            actor=actor,
-        )
+        self.log.record_checked(actor, action, tuple(resources), counts, outcome, detail)
 
     # -- fail closed --------------------------------------------------------------------------
     def before_apply(self, **_: Any) -> None:

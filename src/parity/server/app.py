@@ -312,7 +312,7 @@ class ParityApp:
             else:
                 endpoint = "other"
                 raise ApiError("not_found", f"no endpoint {method} {path}")
-            if audit is not None and audit.futures:
+            if audit is not None and audit.batches:
                 await audit.settle()  # the loop serves others meanwhile; 503 if it failed
         except Exception as exc:
             if audit is not None:
