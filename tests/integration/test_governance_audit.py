@@ -331,7 +331,7 @@ def test_no_feature_value_reaches_the_log(repo: Path, cities: list[str], conv: f
 def test_the_cli_lists_records(repo: Path):
     with FeatureStore(repo) as store, acting_as(Actor("alice", token_id="tok9")):
         store.push("driver_push", rows([1, 2]))
-    runner = CliRunner()
+    runner = CliRunner(env={"COLUMNS": "250"})  # a wide table: nothing folded
     answer = runner.invoke(app, ["audit", "--repo", str(repo), "--principal", "alice"])
     assert answer.exit_code == 0, answer.output
     assert "alice (tok9)" in answer.output and "rows=2" in answer.output

@@ -90,6 +90,7 @@ def test_concurrent_requests_all_recorded_in_one_chain(server: Server, repo: Pat
 
 
 def test_an_unwritable_log_answers_503_and_refuses_until_it_recovers(server: Server, repo: Path):
+    assert server.post("/push", push_body([1], 0.5)).status_code == 200
     engine = sa.create_engine(f"sqlite:///{repo / 'data' / 'registry.db'}")
     with engine.begin() as conn:
         conn.exec_driver_sql(

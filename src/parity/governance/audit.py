@@ -162,6 +162,7 @@ class _Reader:
         ``since`` (inclusive) and ``until`` (exclusive) are datetimes, ISO 8601 text, or a
         duration back from now (``"1h"``, ``"7d"``); ``resource`` is ``kind:name`` or just
         a name (any kind)."""
+        self._may_read()
         if outcome is not None and outcome not in OUTCOMES:
             raise GovernanceError(f"audit: outcome must be one of {OUTCOMES}, not {outcome!r}")
         if limit is not None and limit < 1:
@@ -183,12 +184,23 @@ class _Reader:
 
     def head(self) -> tuple[int, str] | None:
         """The newest record's (seq, hash); None before the first record."""
+        self._may_read()
         return self._rows.head()
+
+    def _may_read(self) -> None:
+        """With auth on, reading the log (who did what) needs ``admin``."""
+        store = self._store
+        if store is None or not store.config.auth.enabled:
+            return
+        from parity.governance.access import Resource
+
+        store.governance.access.check(store.actor, "admin", [Resource("project", store.project)])
 
     def verify(self, *, expect_head: tuple[int, str] | str | None = None) -> Verification:
         """Walk the whole chain; ``ok`` or the first broken record (edited, deleted or
         inserted; see ``audit_chain``). ``expect_head``: a ``(seq, hash)`` or ``"seq:hash"``
         kept elsewhere earlier, which the chain must still contain."""
+        self._may_read()
         check = ChainCheck(_anchor(expect_head))
         head = None
         for batch_head, batch in self._rows.scan():

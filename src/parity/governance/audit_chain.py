@@ -43,6 +43,26 @@ def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+_text = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_LISTS: dict[tuple[str, ...], str] = {}
+
+
+def resources_json(resources: Iterable[str]) -> str:
+    """The resources as compact ASCII JSON (remembered: reads repeat the same few lists)."""
+    key = resources if isinstance(resources, tuple) else tuple(resources)
+    found = _LISTS.get(key)
+    if found is None:
+        if len(_LISTS) > 4096:
+            _LISTS.clear()
+        found = _LISTS[key] = "[" + ",".join(map(_text, key)) + "]"
+    return found
+
+
+def counts_json(counts: Mapping[str, int]) -> str:
+    """The counts as compact ASCII JSON with sorted keys."""
+    return json.dumps(counts, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical(
     *,
     project: str,
@@ -56,22 +76,26 @@ def canonical(
     detail: str,
     token_id: str | None,
     prev_hash: str,
+    _resources: str | None = None,
+    _counts: str | None = None,
 ) -> bytes:
-    """The bytes a record's hash is taken over (see the module docstring)."""
-    doc = [
-        project,
-        seq,
-        _iso(at),
-        principal,
-        action,
-        list(resources),
-        dict(counts),
-        outcome,
-        detail,
-        token_id,
-        prev_hash,
-    ]
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    """The bytes a record's hash is taken over (see the module docstring): exactly
+    ``json.dumps([...], sort_keys=True, separators=(",", ":"), ensure_ascii=True)`` of the
+    fields in order, assembled from parts so the writer can reuse what it stores."""
+    parts = (
+        _text(project),
+        str(int(seq)),
+        _text(_iso(at)),
+        _text(principal),
+        _text(action),
+        _resources if _resources is not None else resources_json(resources),
+        _counts if _counts is not None else counts_json(counts),
+        _text(outcome),
+        _text(detail),
+        "null" if token_id is None else _text(token_id),
+        _text(prev_hash),
+    )
+    return ("[" + ",".join(parts) + "]").encode()
 
 
 def chain_hash(**fields: Any) -> str:

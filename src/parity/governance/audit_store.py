@@ -15,6 +15,7 @@ read, so ``AuditRecord.counts`` holds only counts.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -27,7 +28,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
 from parity.errors import RegistryError
-from parity.governance.audit_chain import GENESIS, AuditRecord, chain_hash
+from parity.governance.audit_chain import (
+    GENESIS,
+    AuditRecord,
+    canonical,
+    counts_json,
+    resources_json,
+)
 from parity.registry import engine as eng
 from parity.registry.models import audit as audit_table
 from parity.registry.models import audit_heads, projects
@@ -66,7 +73,7 @@ class AuditStore:
         self._shared = isinstance(registry._engine.pool, StaticPool)  # in memory: one conn
 
     # -- writing ----------------------------------------------------------------------------
-    def append(self, entries: Sequence[Entry]) -> list[AuditRecord]:
+    def append(self, entries: Sequence[Entry]) -> int:
         """Number, hash and insert ``entries`` after the chain's head, in one transaction."""
         if self._project_row and not self._shared:
             records = self._append_raw(entries)
@@ -79,7 +86,7 @@ class AuditStore:
         self._project_row = True
         return records
 
-    def _append_raw(self, entries: Sequence[Entry]) -> list[AuditRecord] | None:
+    def _append_raw(self, entries: Sequence[Entry]) -> int | None:
         """``append`` on a connection of the writer's own, straight through the driver;
         None when the head row is missing (the ordinary path makes it)."""
         reg = self.registry
@@ -95,10 +102,10 @@ class AuditStore:
                 conn.rollback()
                 self._project_row = False
                 return None
-            records = _chained(reg.project, entries, *head)
-            raw.insert(records)
+            rows, seq, last = _chained_rows(reg.project, entries, *head, pg=raw.pg)
+            raw.insert(rows, seq, last)
             raw.commit()
-            return records
+            return len(rows)
         except Exception as exc:
             self.release(broken=True)
             raise RegistryError(
@@ -111,10 +118,13 @@ class AuditStore:
         conn, self._raw = self._raw, None
         if conn is None:
             return
-        with contextlib.suppress(Exception):
-            if broken:
+        if broken:  # its transaction ends here, whatever state the error left it in
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            with contextlib.suppress(Exception):
                 conn.invalidate()
-            else:
+        else:
+            with contextlib.suppress(Exception):
                 conn.close()
 
     def probe(self) -> None:
@@ -129,7 +139,7 @@ class AuditStore:
         except _RolledBack:
             pass
 
-    def _append(self, conn: Connection, entries: Sequence[Entry]) -> list[AuditRecord]:
+    def _append(self, conn: Connection, entries: Sequence[Entry]) -> int:
         if not self._project_row:
             self._ensure_project(conn)
         dbapi = conn.connection.dbapi_connection
@@ -138,9 +148,9 @@ class AuditStore:
         head = raw.lock_head()
         if head is None:
             head = self._lock_head(conn)
-        records = _chained(self.registry.project, entries, *head)
-        raw.insert(records)
-        return records
+        rows, seq, last = _chained_rows(self.registry.project, entries, *head, pg=raw.pg)
+        raw.insert(rows, seq, last)
+        return len(rows)
 
     def _ensure_project(self, conn: Connection) -> None:
         project = self.registry.project
@@ -237,27 +247,54 @@ class AuditStore:
                 after = batch[-1].seq
 
 
-def _chained(project: str, entries: Sequence[Entry], seq: int, prev: str) -> list[AuditRecord]:
-    """``entries`` numbered and hashed after the head ``(seq, prev)``."""
-    records = []
+def _chained_rows(
+    project: str, entries: Sequence[Entry], seq: int, prev: str, *, pg: bool
+) -> tuple[list[tuple[Any, ...]], int, str]:
+    """``entries`` numbered, hashed and laid out as ``parity_audit`` rows after the head
+    ``(seq, prev)`` (the writer's hot path: each JSON text made once, for the hash and the
+    row); returns the rows and the new head."""
+    rows = []
     for e in entries:
         seq += 1
-        fields = {
-            "project": project,
-            "seq": seq,
-            "at": e.at,
-            "principal": e.principal,
-            "action": e.action,
-            "resources": e.resources,
-            "counts": e.counts,
-            "outcome": e.outcome,
-            "detail": e.detail,
-            "token_id": e.token_id,
-            "prev_hash": prev,
-        }
-        prev = chain_hash(**fields)
-        records.append(AuditRecord(**fields, hash=prev))  # type: ignore[arg-type]
-    return records
+        res = resources_json(e.resources)
+        counts = counts_json(e.counts)
+        digest = hashlib.sha256(
+            canonical(
+                project=project,
+                seq=seq,
+                at=e.at,
+                principal=e.principal,
+                action=e.action,
+                resources=e.resources,
+                counts=e.counts,
+                outcome=e.outcome,
+                detail=e.detail,
+                token_id=e.token_id,
+                prev_hash=prev,
+                _resources=res,
+                _counts=counts,
+            )
+        ).hexdigest()
+        if e.token_id is not None:
+            counts = json.dumps({**e.counts, TOKEN_KEY: e.token_id})
+        at = e.at if pg else _sqlite_time(e.at)
+        rows.append(
+            (
+                project,
+                seq,
+                at,
+                e.principal,
+                e.action,
+                res,
+                counts,
+                e.outcome,
+                e.detail,
+                prev,
+                digest,
+            )
+        )
+        prev = digest
+    return rows, seq, prev
 
 
 class _Raw:
@@ -289,38 +326,20 @@ class _Raw:
         self.cursor.execute(
             f"SELECT seq, hash FROM {self.heads} WHERE project = {self.p}{lock}", (self.project,)
         )
-        row = self.cursor.fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+        rows = self.cursor.fetchall()  # all: a statement left open would hold its snapshot
+        return None if not rows else (int(rows[0][0]), str(rows[0][1]))
 
-    def insert(self, records: Sequence[AuditRecord]) -> None:
+    def insert(self, rows: Sequence[tuple[Any, ...]], seq: int, last: str) -> None:
         p, js = self.p, ("%s::json" if self.pg else "?")
         self.cursor.executemany(
             f"INSERT INTO {self.audit} (project, seq, at, principal, action, resources, counts,"
             f" outcome, detail, prev_hash, hash) VALUES ({p}, {p}, {p}, {p}, {p}, {js}, {js},"
             f" {p}, {p}, {p}, {p})",
-            [self._values(r) for r in records],
+            rows,
         )
-        last = records[-1]
         self.cursor.execute(
             f"UPDATE {self.heads} SET seq = {p}, hash = {p} WHERE project = {p}",
-            (last.seq, last.hash, self.project),
-        )
-
-    def _values(self, r: AuditRecord) -> tuple[Any, ...]:
-        row = _row(r)
-        at = r.at if self.pg else _sqlite_time(r.at)
-        return (
-            r.project,
-            r.seq,
-            at,
-            r.principal,
-            r.action,
-            json.dumps(row["resources"]),
-            json.dumps(row["counts"]),
-            r.outcome,
-            r.detail,
-            r.prev_hash,
-            r.hash,
+            (seq, last, self.project),
         )
 
 
@@ -338,25 +357,6 @@ def _head(conn: Connection, project: str) -> tuple[int, str] | None:
         sa.select(audit_heads.c.seq, audit_heads.c.hash).where(audit_heads.c.project == project)
     ).first()
     return None if row is None else (int(row.seq), str(row.hash))
-
-
-def _row(r: AuditRecord) -> dict[str, Any]:
-    counts: dict[str, Any] = dict(r.counts)
-    if r.token_id is not None:
-        counts[TOKEN_KEY] = r.token_id
-    return {
-        "project": r.project,
-        "seq": r.seq,
-        "at": r.at,
-        "principal": r.principal,
-        "action": r.action,
-        "resources": list(r.resources),
-        "counts": counts,
-        "outcome": r.outcome,
-        "detail": r.detail,
-        "prev_hash": r.prev_hash,
-        "hash": r.hash,
-    }
 
 
 def _record(row: Any) -> AuditRecord:

@@ -231,3 +231,20 @@ def test_the_time_is_hashed_in_utc(hours):
         prev_hash=GENESIS,
     )
     assert chain_hash(at=at, **fields) == chain_hash(at=T0, **fields)
+
+
+@settings(max_examples=100, deadline=None)
+@given(entries, st.integers(1, 2**62), st.text(max_size=10))
+def test_the_canonical_form_is_the_documented_json(e, seq, project):
+    """Assembled from parts for speed, it is exactly json.dumps of the fields in order."""
+    import json
+
+    at = T0 + timedelta(microseconds=e["micros"])
+    fields = {k: v for k, v in e.items() if k != "micros"}
+    doc = [project, seq, at.isoformat(timespec="microseconds"), fields["principal"],
+           fields["action"], list(fields["resources"]), fields["counts"], fields["outcome"],
+           fields["detail"], fields["token_id"], GENESIS]  # fmt: skip
+    expected = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert canonical(project=project, seq=seq, at=at, prev_hash=GENESIS, **fields) == (
+        expected.encode()
+    )
