@@ -2,7 +2,7 @@
 
 python -m bench.run [--runs N] [--scale S]
     [--only historical,materialize,online,serve,serve_large,aggregates,startup,streams,
-            profile,drift,serve_log,masking,encryption,reference,parity]
+            profile,drift,serve_log,governance,masking,encryption,reference,parity]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from bench import (
     datagen,
     drift,
     encryption,
+    governance,
     historical,
     masking,
     materialize,
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, Callable[..., Report]] = {
     "serve_log": serve_log.run,
     "masking": masking.run,
     "encryption": encryption.run,
+    "governance": governance.run,
 }
 CONTENDERS = ("reference", "parity")
 
@@ -85,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         help="comma-separated benchmarks (historical, materialize, online, serve, serve_large,"
-        " aggregates, startup, streams, profile, drift, serve_log, encryption) and/or"
+        " aggregates, startup, streams, profile, drift, serve_log, governance, masking,"
+        " encryption) and/or"
         " one side"
         " (reference, parity); default: everything",
     )

@@ -27,6 +27,7 @@
     parity token create | list | revoke   API tokens (auth)
     parity restrict --entity E --keys  restrict processing of keys (--lift); parity restrictions
     parity keys rotate | status        re-encrypt with the active key; what each key sealed
+    parity audit [--since ...] | verify   who did what (the audit log); check its hash chain
     parity version
 """
 
@@ -40,6 +41,7 @@ import typer
 from parity import __version__
 from parity.cli import (
     adopt,
+    audit,
     browse,
     drift,
     erase,
@@ -104,6 +106,7 @@ app.command("erase")(erase.erase)
 app.command("export")(erase.export)
 app.add_typer(erase.app, name="retention")
 app.add_typer(keys.app, name="keys")
+app.add_typer(audit.app, name="audit")
 
 
 @app.command("version")

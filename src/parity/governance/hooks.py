@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from parity.governance.audit_hooks import audit_hooks
 from parity.hooks import Hooks
 
 if TYPE_CHECKING:
@@ -31,4 +32,5 @@ def builtin_hooks(store: FeatureStore) -> list[Hooks]:
     from parity.governance.shaping import MaskingHooks
 
     hooks.append(MaskingHooks(store))
+    hooks.extend(audit_hooks(store))  # last: it records what the others decided
     return hooks

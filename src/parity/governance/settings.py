@@ -122,10 +122,11 @@ class AuditConfig(BaseModel):
 
     enabled: bool | None = Field(default=None, description="None: on exactly when auth is")
     flush_ms: float = Field(
-        default=2.0,
+        default=0.1,
         gt=0,
-        description="how long the server gathers records into one commit at most; "
-        "an answer waits for its record's commit",
+        description="how long the writer gathers records into one commit at most, once "
+        "callers arrive together (records arriving during a commit join the next one "
+        "anyway); an answer waits for its record's commit, so this adds to its latency",
     )
 
 

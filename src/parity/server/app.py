@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from parity.governance.audit import collect as collect_audit_commits
 from parity.governance.context import acting_as, carry
 from parity.server.auth import OPEN_PATHS, SERVER_ACTOR, ServerAuth
 from parity.server.docs import DOCS_HTML, index
@@ -133,6 +134,7 @@ class ParityApp:
         self._post_query: dict[str, Callable[[bytes, bytes], Any]] = {}
         self.monitor: Any = None  # the monitor's background thread (monitoring.enabled)
         self.auth: ServerAuth | None = None  # auth.enabled: requests need a token
+        self.audited = False  # answers wait for their audit records' commits
 
     # -- lifespan -----------------------------------------------------------------------------
     def startup(self) -> None:
@@ -146,6 +148,7 @@ class ParityApp:
         self.feast_errors = shape == "feast"
         if serving.store.config.auth.enabled:
             self.auth = ServerAuth(serving.store)
+        self.audited = serving.store.config.audit_enabled
         w = self.writes = Writes(serving.store, self._writer)
         h = self.handlers = Handlers(
             serving,
@@ -285,6 +288,7 @@ class ParityApp:
         status = 200
         content_type = JSON
         headers = None
+        audit = collect_audit_commits() if self.audited else None
         try:
             if self.auth is not None and path not in OPEN_PATHS:
                 acting = self.auth.enter(authorization, purpose)
@@ -323,7 +327,11 @@ class ParityApp:
             else:
                 endpoint = "other"
                 raise ApiError("not_found", f"no endpoint {method} {path}")
+            if audit is not None and audit.batches:
+                await audit.settle()  # the loop serves others meanwhile; 503 if it failed
         except Exception as exc:
+            if audit is not None:
+                await audit.settle(raise_errors=False)
             err = from_exception(exc)
             status = err.status
             content_type = JSON

@@ -1,0 +1,380 @@
+"""The audit log's rows in the registry database (``parity_audit``, ``parity_audit_heads``).
+
+``append`` writes a batch in one transaction: it locks the project's head row (PostgreSQL:
+``SELECT ... FOR UPDATE``; SQLite: the transaction begins ``IMMEDIATE``, the database's
+write lock), numbers and hashes the records after the head, inserts them and moves the
+head. Every process appending to one project's log therefore extends one chain. The
+project's apply lock (its ``parity_projects`` row) is never taken, so a long apply does
+not hold up reads being recorded.
+
+The token id has no column of its own yet: it is kept in the ``counts`` JSON under the
+reserved key ``@token`` (callers' counts may not start with ``@``) and taken out again when
+read, so ``AuditRecord.counts`` holds only counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import StaticPool
+
+from parity.errors import RegistryError
+from parity.governance.audit_chain import (
+    GENESIS,
+    AuditRecord,
+    canonical,
+    counts_json,
+    resources_json,
+)
+from parity.registry import engine as eng
+from parity.registry.models import audit as audit_table
+from parity.registry.models import audit_heads, projects
+from parity.registry.registry import Registry
+
+__all__ = ["TOKEN_KEY", "AuditStore", "Entry"]
+
+TOKEN_KEY = "@token"
+SCAN_BATCH = 5000
+
+
+class Entry(NamedTuple):
+    """A record before it is numbered and hashed (a tuple: made once per operation)."""
+
+    at: datetime
+    principal: str
+    action: str
+    resources: tuple[str, ...]
+    counts: dict[str, int]
+    outcome: str
+    detail: str
+    token_id: str | None
+
+
+class _RolledBack(Exception):
+    """Ends the probe's transaction without committing."""
+
+
+class AuditStore:
+    """One project's audit rows."""
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+        self._project_row = False
+        self._raw: Any = None  # the writer thread's own DB-API connection (the hot path)
+        self._shared = isinstance(registry._engine.pool, StaticPool)  # in memory: one conn
+
+    # -- writing ----------------------------------------------------------------------------
+    def append(self, entries: Sequence[Entry]) -> int:
+        """Number, hash and insert ``entries`` after the chain's head, in one transaction."""
+        if self._project_row and not self._shared:
+            records = self._append_raw(entries)
+            if records is not None:
+                return records
+        reg = self.registry
+        reg._create()
+        with reg._write(f"append {len(entries)} audit record(s)") as conn:
+            records = self._append(conn, entries)
+        self._project_row = True
+        return records
+
+    def _append_raw(self, entries: Sequence[Entry]) -> int | None:
+        """``append`` on a connection of the writer's own, straight through the driver;
+        None when the head row is missing (the ordinary path makes it)."""
+        reg = self.registry
+        if self._raw is None:
+            with eng.database_errors(reg.url, "connect to append audit records"):
+                self._raw = reg._engine.raw_connection()
+        conn = self._raw
+        try:
+            raw = _Raw(conn.cursor(), reg, conn.dbapi_connection.__class__.__module__)
+            raw.begin(reg.timeout)
+            head = raw.lock_head()
+            if head is None:
+                conn.rollback()
+                self._project_row = False
+                return None
+            rows, seq, last = _chained_rows(reg.project, entries, *head, pg=raw.pg)
+            raw.insert(rows, seq, last)
+            raw.commit()
+            return len(rows)
+        except Exception as exc:
+            self.release(broken=True)
+            raise RegistryError(
+                f"registry at {reg.location}: could not append audit records: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            ) from exc
+
+    def release(self, *, broken: bool = False) -> None:
+        """Let go of the writer's connection (when its thread ends, or after an error)."""
+        conn, self._raw = self._raw, None
+        if conn is None:
+            return
+        if broken:  # its transaction ends here, whatever state the error left it in
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+        else:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def probe(self) -> None:
+        """Raise unless a record could be appended now (one is, then rolled back)."""
+        reg = self.registry
+        reg._create()
+        now = datetime.now(UTC)
+        try:
+            with reg._write("probe the audit log") as conn:
+                self._append(conn, [Entry(now, "parity", "probe", (), {}, "ok", "", None)])
+                raise _RolledBack
+        except _RolledBack:
+            pass
+
+    def _append(self, conn: Connection, entries: Sequence[Entry]) -> int:
+        if not self._project_row:
+            self._ensure_project(conn)
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        raw = _Raw(dbapi.cursor(), self.registry, type(dbapi).__module__)
+        head = raw.lock_head()
+        if head is None:
+            head = self._lock_head(conn)
+        rows, seq, last = _chained_rows(self.registry.project, entries, *head, pg=raw.pg)
+        raw.insert(rows, seq, last)
+        return len(rows)
+
+    def _ensure_project(self, conn: Connection) -> None:
+        project = self.registry.project
+        found = conn.execute(
+            sa.select(projects.c.project).where(projects.c.project == project)
+        ).first()
+        if found is None:  # (never the apply lock: the row is not locked, only made)
+            now = datetime.now(UTC)
+            conn.execute(
+                _insert(conn)(projects)
+                .values(project=project, revision=0, created_at=now, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["project"])
+            )
+
+    def _lock_head(self, conn: Connection) -> tuple[int, str]:
+        project = self.registry.project
+        query = sa.select(audit_heads.c.seq, audit_heads.c.hash).where(
+            audit_heads.c.project == project
+        )
+        row = conn.execute(query.with_for_update()).first()
+        if row is None:  # the project's first record; a concurrent first writer waits here
+            conn.execute(
+                _insert(conn)(audit_heads)
+                .values(project=project, seq=0, hash=GENESIS)
+                .on_conflict_do_nothing(index_elements=["project"])
+            )
+            row = conn.execute(query.with_for_update()).first()
+        assert row is not None
+        return int(row.seq), str(row.hash)
+
+    # -- reading ----------------------------------------------------------------------------
+    def head(self) -> tuple[int, str] | None:
+        if not self.registry._ready():
+            return None
+        with self.registry._read("read the audit log's head") as conn:
+            return _head(conn, self.registry.project)
+
+    def select(
+        self,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        principal: str | None,
+        action: str | None,
+        outcome: str | None,
+        resource_like: str | None,
+        limit: int | None,
+    ) -> list[AuditRecord]:
+        """Records matching the filters, newest first (``resource_like``: a LIKE pattern
+        over the resources' JSON text, refined by the caller)."""
+        t = audit_table
+        query = sa.select(t).where(t.c.project == self.registry.project)
+        if since is not None:
+            query = query.where(t.c.at >= since.astimezone(UTC))
+        if until is not None:
+            query = query.where(t.c.at < until.astimezone(UTC))
+        if principal is not None:
+            query = query.where(t.c.principal == principal)
+        if action is not None:
+            query = query.where(t.c.action == action)
+        if outcome is not None:
+            query = query.where(t.c.outcome == outcome)
+        if resource_like is not None:
+            query = query.where(sa.cast(t.c.resources, sa.Text).like(resource_like, escape="\\"))
+        query = query.order_by(t.c.seq.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        if not self.registry._ready():
+            return []
+        with self.registry._read("read the audit log") as conn:
+            return [_record(r) for r in conn.execute(query)]
+
+    def scan(self) -> Iterator[tuple[tuple[int, str] | None, list[AuditRecord]]]:
+        """The head, then every record oldest first in batches, from one snapshot."""
+        if not self.registry._ready():
+            yield None, []
+            return
+        t = audit_table
+        project = self.registry.project
+        with self.registry._read("verify the audit log", consistent=True) as conn:
+            head = _head(conn, project)
+            after = -1
+            while True:
+                rows = conn.execute(
+                    sa.select(t)
+                    .where(t.c.project == project, t.c.seq > after)
+                    .order_by(t.c.seq)
+                    .limit(SCAN_BATCH)
+                ).all()
+                batch = [_record(r) for r in rows]
+                yield head, batch
+                if len(batch) < SCAN_BATCH:
+                    return
+                after = batch[-1].seq
+
+
+def _chained_rows(
+    project: str, entries: Sequence[Entry], seq: int, prev: str, *, pg: bool
+) -> tuple[list[tuple[Any, ...]], int, str]:
+    """``entries`` numbered, hashed and laid out as ``parity_audit`` rows after the head
+    ``(seq, prev)`` (the writer's hot path: each JSON text made once, for the hash and the
+    row); returns the rows and the new head."""
+    rows = []
+    for e in entries:
+        seq += 1
+        res = resources_json(e.resources)
+        counts = counts_json(e.counts)
+        digest = hashlib.sha256(
+            canonical(
+                project=project,
+                seq=seq,
+                at=e.at,
+                principal=e.principal,
+                action=e.action,
+                resources=e.resources,
+                counts=e.counts,
+                outcome=e.outcome,
+                detail=e.detail,
+                token_id=e.token_id,
+                prev_hash=prev,
+                _resources=res,
+                _counts=counts,
+            )
+        ).hexdigest()
+        if e.token_id is not None:
+            counts = json.dumps({**e.counts, TOKEN_KEY: e.token_id})
+        at = e.at if pg else _sqlite_time(e.at)
+        rows.append(
+            (
+                project,
+                seq,
+                at,
+                e.principal,
+                e.action,
+                res,
+                counts,
+                e.outcome,
+                e.detail,
+                prev,
+                digest,
+            )
+        )
+        prev = digest
+    return rows, seq, prev
+
+
+class _Raw:
+    """The append's statements on a DB-API cursor: the hot path of a busy server, where
+    SQLAlchemy's per-statement work would cost more than the database's. Values are stored
+    as SQLAlchemy's types store them (JSON text; on SQLite, times as
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` UTC), so both read them alike."""
+
+    def __init__(self, cursor: Any, registry: Registry, driver: str):
+        self.cursor = cursor
+        self.project = registry.project
+        self.pg = not driver.startswith("sqlite")
+        prefix = f'"{registry.schema}".' if self.pg and registry.schema else ""
+        self.audit, self.heads = f"{prefix}parity_audit", f"{prefix}parity_audit_heads"
+        self.p = "%s" if self.pg else "?"
+
+    def begin(self, timeout: float) -> None:
+        """Open the transaction (SQLite: with the write lock; PostgreSQL: lock waits bounded)."""
+        if self.pg:
+            self.cursor.execute(f"SET LOCAL lock_timeout = {int(timeout * 1000)}")
+        else:
+            self.cursor.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.cursor.execute("COMMIT")
+
+    def lock_head(self) -> tuple[int, str] | None:
+        lock = " FOR UPDATE" if self.pg else ""  # SQLite: the transaction holds the lock
+        self.cursor.execute(
+            f"SELECT seq, hash FROM {self.heads} WHERE project = {self.p}{lock}", (self.project,)
+        )
+        rows = self.cursor.fetchall()  # all: a statement left open would hold its snapshot
+        return None if not rows else (int(rows[0][0]), str(rows[0][1]))
+
+    def insert(self, rows: Sequence[tuple[Any, ...]], seq: int, last: str) -> None:
+        p, js = self.p, ("%s::json" if self.pg else "?")
+        self.cursor.executemany(
+            f"INSERT INTO {self.audit} (project, seq, at, principal, action, resources, counts,"
+            f" outcome, detail, prev_hash, hash) VALUES ({p}, {p}, {p}, {p}, {p}, {js}, {js},"
+            f" {p}, {p}, {p}, {p})",
+            rows,
+        )
+        self.cursor.execute(
+            f"UPDATE {self.heads} SET seq = {p}, hash = {p} WHERE project = {p}",
+            (seq, last, self.project),
+        )
+
+
+def _sqlite_time(at: datetime) -> str:
+    """What SQLAlchemy's SQLite ``DateTime`` stores: naive UTC with microseconds."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _insert(conn: Connection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+def _head(conn: Connection, project: str) -> tuple[int, str] | None:
+    row = conn.execute(
+        sa.select(audit_heads.c.seq, audit_heads.c.hash).where(audit_heads.c.project == project)
+    ).first()
+    return None if row is None else (int(row.seq), str(row.hash))
+
+
+def _record(row: Any) -> AuditRecord:
+    counts = dict(row.counts or {})
+    token_id = counts.pop(TOKEN_KEY, None)
+    at = row.at
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return AuditRecord(
+        project=row.project,
+        seq=int(row.seq),
+        at=at,
+        principal=row.principal,
+        action=row.action,
+        resources=tuple(row.resources or ()),
+        counts=counts,
+        outcome=row.outcome,
+        detail=row.detail,
+        token_id=token_id,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
