@@ -64,11 +64,12 @@ def convert(text: str, dtype: Any, key: str) -> Any:
         return RetrievalError(f"entity key {key!r} is {name}: {text!r} is {what}")
 
     if dtype is None:
-        return int(text) if _INT.fullmatch(text.strip()) else text
+        stripped = text.strip()  # int() trims less than str.strip() does (e.g. not \x1f)
+        return int(stripped) if _INT.fullmatch(stripped) else text
     if kind == "int":
         if not _INT.fullmatch(text.strip()):
             raise refuse("not an integer")
-        value = int(text)
+        value = int(text.strip())
         bound = _INT_RANGE.get(str(name), 2**63)
         if not -bound <= value < bound:
             bits = bound.bit_length() - 1
