@@ -156,8 +156,10 @@ def _load_child(data_dir: Path, window: Window, shift_s: int, cases: list[str]) 
             f.write(EXTRA_YAML[case])
         if case == "auth+audit":
             (copy / "roles.py").write_text(ROLES_PY)
-            historical.apply_repo(copy)
-            with FeatureStore(copy) as fs:
+            with FeatureStore(copy) as fs:  # the bootstrap: no admin token exists yet
+                admin = fs.governance.create_token("bench-admin", ["admin"]).token
+            with FeatureStore(copy, principal=admin) as fs:
+                fs.apply()
                 token = fs.governance.create_token("bench", ["reader"]).token
     return {"keys": keys, "token": token, "setup_s": time.perf_counter() - started}
 
@@ -252,7 +254,7 @@ def run(
         for case in cases:
             servers[case] = Server(repo_for(data_dir, case), 1, out / f"server_{case}.log")
         for case, server in servers.items():
-            server.wait_ready()
+            server.wait_ready(token=load.get("token") if case == "auth+audit" else None)
             figures = _wrk(server.port, scripts[case], warmup, connections, threads)
             served[case] += figures["requests"]
         for i in range(runs):

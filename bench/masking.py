@@ -279,21 +279,8 @@ class ReaderServer(Server):
         with _token_env(token):
             super().__init__(repo, 1, log)
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ChildError(f"parity serve exited with {self.proc.returncode}: {self._tail()}")
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{self.port}/ready",
-                    headers={"Authorization": f"Bearer {self.token}"},
-                )
-                with urllib.request.urlopen(request, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            time.sleep(0.2)
-        raise ChildError(f"parity serve not ready after {timeout:.0f} s: {self._tail()}")
+    def wait_ready(self, timeout: float = 90.0, token: str | None = None) -> None:
+        super().wait_ready(timeout, token=token or self.token)
 
 
 def _rps(figures: dict[str, Any]) -> float:

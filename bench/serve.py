@@ -336,14 +336,17 @@ class Server:
         )
         self.log = log
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
+    def wait_ready(self, timeout: float = 90.0, token: str | None = None) -> None:
+        """Until ``/ready`` says 200 (asked with ``token`` where auth is on)."""
         deadline = time.monotonic() + timeout
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ChildError(f"parity serve exited with {self.proc.returncode}: {self._tail()}")
             with contextlib.suppress(OSError, urllib.error.URLError):
                 url = f"http://127.0.0.1:{self.port}/ready"
-                with urllib.request.urlopen(url, timeout=2) as response:
+                ask = urllib.request.Request(url, headers=headers)
+                with urllib.request.urlopen(ask, timeout=2) as response:
                     if response.status == 200 and self._all_workers_up():
                         return
             time.sleep(0.2)

@@ -154,6 +154,32 @@ def test_values_at_rest_are_not_plaintext_and_every_path_reads_them(repo):
         assert secret.encode() not in raw_online(fs, kind)
 
 
+def test_the_serving_log_leaves_encrypted_features_out(repo, tmp_path):
+    import pyarrow.parquet as pq
+
+    from parity.monitoring.serving_log import FEATURES_KEY, ServingLog
+
+    root, _, _ = repo
+    secret = f"secret-{uuid.uuid4().hex}"
+    folder = tmp_path / "serving_log"
+    served = ServingLog(folder, sample_rate=1.0)
+    with FeatureStore(root, clock=lambda: NOW, hooks=[served]) as fs:
+        fs.push("push", rows([2], [secret], [0.5]), to="online")
+        assert fs.get_online_features(REFS, entities={"person_id": [2]}).to_dict()["name"] == [
+            secret
+        ]
+    served.close()
+    files = sorted(folder.rglob("*.parquet"))
+    assert files
+    for path in files:
+        assert secret.encode() not in path.read_bytes()
+        table = pq.read_table(path, partitioning=None)
+        assert "qty" in table.column_names and table.column("qty").to_pylist() == [3]
+        assert not {"name", "score", "seen"} & set(table.column_names)
+        assert b"people:qty" in table.schema.metadata[FEATURES_KEY]
+        assert b"people:name" not in table.schema.metadata[FEATURES_KEY]
+
+
 def test_monitoring_reads_plaintext(repo):
     root, _, _ = repo
     with FeatureStore(root, clock=lambda: NOW) as fs:

@@ -328,7 +328,7 @@ class _Columns:
     (in the order the response gave them). Rows dropped from the front (the buffer was full)
     are counted in ``head`` and cut off lazily."""
 
-    __slots__ = ("columns", "head", "names", "outputs", "plan", "times", "width")
+    __slots__ = ("columns", "head", "names", "outputs", "plan", "refs", "times", "width")
 
     def __init__(self, plan: FeaturePlan, names: tuple[str, ...], given: tuple[str, ...]):
         self.plan = plan
@@ -337,7 +337,11 @@ class _Columns:
         at = len(names)
         # plan.outputs' (name, position of its values column, type); its statuses and event
         # µs are ``width`` and ``2 * width`` columns further
-        self.outputs = [(o.name, at + positions[o.name], o.dtype) for o in plan.outputs]
+        sealed = sealed_outputs(plan)  # encrypted at rest: never written here in plaintext
+        self.outputs = [
+            (o.name, at + positions[o.name], o.dtype) for o in plan.outputs if o.name not in sealed
+        ]
+        self.refs = [f"{o.view}:{o.feature}" for o in plan.outputs if o.name not in sealed]
         self.width = len(given)
         self.times: list[int] = []
         self.columns: list[list[Any]] = [[] for _ in range(at + 3 * self.width)]
@@ -376,10 +380,30 @@ class _Columns:
         plan = self.plan
         full = bool(plan.outputs) and plan.outputs[0].name != plan.outputs[0].feature
         metadata = {
-            FEATURES_KEY: json.dumps(list(plan.feature_refs)).encode(),
+            FEATURES_KEY: json.dumps(self.refs).encode(),
             FULL_NAMES_KEY: b"true" if full else b"false",
         }
         return pa.table(arrays).replace_schema_metadata(metadata)
+
+
+def sealed_outputs(plan: FeaturePlan) -> frozenset[str]:
+    """The outputs the log leaves out: ``encrypt=True`` features, and on-demand outputs
+    computed from a view that has any (their values may carry the plaintext)."""
+    views = {r.view.name: r.view for r in plan.fetch}
+    encrypted = {
+        (name, f.name) for name, view in views.items() for f in view.features if f.encrypt
+    }
+    if not encrypted:
+        return frozenset()
+    touched = {view for view, _ in encrypted}
+    tainted = {
+        step.view.name for step in plan.steps if any(up in touched for _, up, _ in step.inputs)
+    }
+    return frozenset(
+        o.name
+        for o in plan.outputs
+        if (o.view, o.feature) in encrypted or (o.on_demand and o.view in tainted)
+    )
 
 
 def _column(values: list[Any]) -> pa.Array:
