@@ -390,9 +390,7 @@ def sealed_outputs(plan: FeaturePlan) -> frozenset[str]:
     """The outputs the log leaves out: ``encrypt=True`` features, and on-demand outputs
     computed from a view that has any (their values may carry the plaintext)."""
     views = {r.view.name: r.view for r in plan.fetch}
-    encrypted = {
-        (name, f.name) for name, view in views.items() for f in view.features if f.encrypt
-    }
+    encrypted = {(name, f.name) for name, view in views.items() for f in view.features if f.encrypt}
     if not encrypted:
         return frozenset()
     touched = {view for view, _ in encrypted}
