@@ -3,6 +3,7 @@ times and integers, and the request, answer and error wrappers every operation u
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from parity.clock import MAX_TIME, MIN_TIME
@@ -61,7 +62,9 @@ def errors(*statuses: int) -> dict[str, Schema]:
 
 def with_bearer_auth(doc: dict[str, Any]) -> dict[str, Any]:
     """``doc`` as served with ``auth`` on: a bearer token on every operation but ``/health``,
-    which may also answer 401 and 403 (``X-Parity-Purpose`` declares a read's purpose)."""
+    which may also answer 401 and 403 (``X-Parity-Purpose`` declares a read's purpose).
+    A new document: ``doc`` shares parts with other documents, so it is left as it is."""
+    doc = copy.deepcopy(doc)
     doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     doc["security"] = [{"bearer": []}]
     purpose = {
