@@ -426,8 +426,19 @@ class Sealer:
         rb = encode_batch(table, inner, checked=checked)
         return SealedRecordBatch(rb.keys, rb.event_us, rb.created_us, rb.records)
 
-    def online(self, inner: OnlineStore) -> SealedOnlineStore:
+    def online(self, inner: OnlineStore) -> OnlineStore:
+        """``inner`` wrapped to seal and open ``encrypt=True`` features; as it is when
+        nothing can be encrypted (no ``encryption`` section, which apply requires for
+        ``encrypt=True``, and no such feature registered): then reads pay nothing."""
+        if not self.configured and not self._any_registered():
+            return inner
         return sealed_store(inner, self, self._store.catalog)
+
+    def _any_registered(self) -> bool:
+        try:
+            return bool(encrypted_features(self._store.catalog()))
+        except Exception:  # the registry cannot be read now: keep the checks, they cost little
+            return True
 
     def log(self, catalog: Catalog, source: DataSource, table: pa.Table, folder: Path) -> pa.Table:
         """A new log file's table with the columns its source's views encrypt sealed."""
