@@ -73,6 +73,10 @@ def fuzz_server(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterat
         assert code == 0, srv.output()
 
 
+REQUEST_TIMEOUT_S = 120
+"""A bound on one request, not a speed check: a generated materialization may take seconds
+on a busy machine."""
+
 SCHEMA = schemathesis.openapi.from_dict(expected_document())
 SCHEMA.config.generation.update(max_examples=EXAMPLES, deterministic=SEED is None)
 """Built at collection time from the repo's definitions (one test per operation and store);
@@ -154,6 +158,7 @@ CHECKS = [
 )
 def test_no_5xx_and_answers_as_documented(case: Any, fuzz_server: Server) -> None:
     case.call_and_validate(
+        timeout=REQUEST_TIMEOUT_S,
         base_url=fuzz_server.url,
         checks=[no_server_error(fuzz_server), *CHECKS],
         headers={"X-Request-Id": f"fuzz-{uuid.uuid4().hex[:12]}"},

@@ -17,7 +17,7 @@ import schemathesis
 from fuzz_hooks import equal_columns
 from fuzz_repo import expected_document, make_fuzz_repo
 from hypothesis import HealthCheck, settings
-from test_http_fuzz import CHECKS, no_server_error
+from test_http_fuzz import CHECKS, REQUEST_TIMEOUT_S, no_server_error
 from tests.contract.backends import online_store_yaml
 from tests.integration.test_server import Server
 
@@ -81,6 +81,7 @@ def map_case(context: Any, case: Any) -> Any:
 def test_no_5xx_with_an_admin_token(case: Any, auth_server: tuple[Server, str]) -> None:
     server, token = auth_server
     case.call_and_validate(
+        timeout=REQUEST_TIMEOUT_S,
         base_url=server.url,
         checks=[no_server_error(server), *CHECKS],
         headers={
