@@ -25,6 +25,7 @@ import pytest
 
 from parity import FeatureStore
 from parity.hooks import Hooks
+from parity.streams import runner as runner_module
 from redis_server import RedisServer
 from stream_brokers import BROKERS, Broker, make_broker, wait_for
 from stream_utils import SourceSpec, check_landed, events, payload, teardown_repo, write_repo
@@ -85,6 +86,32 @@ def test_a_write_slower_than_claim_idle_lands_each_event_once(broker, tmp_path) 
                 runner.stop()
         assert slow.slowed.is_set()
         check_landed(repo, "slow", broker, evs, sent)
+    finally:
+        teardown_repo(repo)
+
+
+@pytest.mark.parametrize("broker", BROKERS, indirect=True)
+def test_a_late_keepalive_still_lands_each_event_once(broker, tmp_path, monkeypatch) -> None:
+    """The keepalive is a timer; on a loaded machine it can fire after the claim lapsed.
+    Here it never fires (a starved thread), so the slow batch is surely handed to the
+    sibling thread while it is written: the in-flight claim makes the sibling wait and then
+    find the events in the offline log."""
+    monkeypatch.setattr(runner_module._Keepalive, "_run", lambda self: None)
+    repo = write_repo(tmp_path / "repo", [SourceSpec("late", broker)])
+    slow = SlowFirstStreamWrite(2.5)
+    evs = events(23, N)
+    try:
+        with FeatureStore(repo, hooks=[slow]) as store:
+            runner = store.stream_runner(["late"], batch_size=50, claim_idle=1.0).start()
+            try:
+                sent = _trickle(broker, evs)
+                _drain(runner, broker, "late", N)
+            finally:
+                runner.stop()
+            consumed = runner.stats()["late"].consumed
+        assert slow.slowed.is_set()
+        assert consumed > N, f"the slow batch was not handed over again ({consumed} consumed)"
+        check_landed(repo, "late", broker, evs, sent)
     finally:
         teardown_repo(repo)
 

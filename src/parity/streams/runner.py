@@ -16,7 +16,9 @@ Why a redelivered message changes nothing a second time:
   an id it has seen: the source's ``event_id_field``, or else the message's own identity in
   the broker (Redis entry id, JetStream stream sequence), the same on every delivery;
 - the offline log keeps each event's message id; a redelivered message already in the log
-  is written online only, never appended twice.
+  is written online only, never appended twice. A message handed over again to another
+  thread of the same runner while the first is still writing it (a keepalive that came
+  late) waits for that write first (``parity.streams.inflight``), then is looked up.
 
 A row the ingestion path refuses (a non-finite float an exact sum cannot hold, a time out
 of range) is dead-lettered (``value``) and the rest of the batch written; a batch a view's
@@ -57,6 +59,7 @@ from parity.streams import consumer as make_consumer
 from parity.streams.base import ConsumerOptions, DeadLetter, Message, StreamConsumer, consumer_name
 from parity.streams.decode import Decoded, Needs, decode, needs_of
 from parity.streams.freshness import FreshnessWindow
+from parity.streams.inflight import Claim, InFlight
 from parity.streams.metrics import StreamMetrics
 from parity.streams.poller import Poller
 
@@ -146,6 +149,7 @@ class StreamRunner:
         pa.array([0], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
         _ = store.online
         self._stats = {s.name: SourceStats(s.name, self.consumer) for s in self._sources}
+        self._inflight = {s.name: InFlight() for s in self._sources}
 
     # -- choosing -------------------------------------------------------------------------
 
@@ -361,6 +365,9 @@ class _Worker:
         self.keepalive = _Keepalive(consumer, runner.options.claim_idle / 3, source.name)
         self._started = datetime.now(UTC)
         self._warned_no_views = False
+        self._inflight = runner._inflight[source.name]
+        self._claims: dict[int, Claim] = {}
+        """Batches fetched and not yet handled or given up, by ``id`` of the list."""
 
     def run(self) -> None:
         name = self.source.name
@@ -377,7 +384,7 @@ class _Worker:
                         self.runner.batch_size,
                         self.runner._stop,
                         name,
-                        on_fetch=self.keepalive.hold,
+                        on_fetch=self._fetched,
                     )
                     self.poller = poller
                 messages = poller.next()
@@ -385,7 +392,7 @@ class _Worker:
                     try:
                         self._handle(messages)
                     finally:
-                        self.keepalive.release(messages)
+                        self._done(messages)
                 if poller.error:
                     self.stats.error = poller.error
                 self._maybe_beat()
@@ -393,7 +400,7 @@ class _Worker:
                 try:
                     self._handle(messages)
                 finally:
-                    self.keepalive.release(messages)
+                    self._done(messages)
         except BaseException as exc:  # recorded, then the thread ends; run() re-raises it
             log_.exception("source %r: consumer stopped: %s", name, exc)
             self.stats.error = f"{type(exc).__name__}: {exc}"
@@ -403,6 +410,9 @@ class _Worker:
                 self.stats.threads -= 1
                 last = self.stats.threads == 0
             self.keepalive.close()
+            for claim in list(self._claims.values()):  # fetched, never handled: let go
+                self._inflight.release(claim)
+            self._claims.clear()
             self.consumer.close()  # sends what commit(wait=False) left
             if last:  # one record per source and runner: the last thread out stops it
                 self._beat(final=True)
@@ -440,8 +450,39 @@ class _Worker:
         self.metrics.batch_size.labels(name).observe(len(messages))
         with self.stats.lock:
             self.stats.consumed += len(messages)
-        delay = 0.05
         unique = _unique(messages)  # a broker may hand one message over twice in a batch
+        claim = self._claims.get(id(messages))
+        if claim is None:  # not through the poller's on_fetch (claimed there otherwise)
+            claim = self._claims[id(messages)] = self._inflight.claim([m.offset for m in unique])
+        # Offsets a batch fetched earlier by this runner holds (handed over again because
+        # its claim lapsed): wait until it is written, then check the offline log for them.
+        if not claim.wait(lambda: self.runner.stopping):
+            log_.warning(
+                "source %r: stopping while %d message(s) of a batch are held by another "
+                "batch; it is left for redelivery",
+                name,
+                len(claim.shared),
+            )
+            return
+        self._write_and_commit(messages, unique, claim.shared)
+
+    def _fetched(self, messages: list[Message]) -> None:
+        """A batch was delivered (called by the poller, on its thread): claim its offsets
+        before anything else can be handed them again, and keep it alive while it waits."""
+        self._claims[id(messages)] = self._inflight.claim([m.offset for m in messages])
+        self.keepalive.hold(messages)
+
+    def _done(self, messages: list[Message]) -> None:
+        self.keepalive.release(messages)
+        claim = self._claims.pop(id(messages), None)
+        if claim is not None:
+            self._inflight.release(claim)
+
+    def _write_and_commit(
+        self, messages: list[Message], unique: list[Message], shared: set[str]
+    ) -> None:
+        name = self.source.name
+        delay = 0.05
         prepared: tuple[Decoded, list[DeadLetter]] | None = None  # decoded once per batch
         while True:
             ctx, source, views = self._context()
@@ -452,7 +493,7 @@ class _Worker:
                 if prepared is None:
                     prepared = self._late(decode(unique, source, needs), source)
                 decoded, late = prepared
-                written, letters = self._write(ctx, source, views, decoded)
+                written, letters = self._write(ctx, source, views, decoded, shared)
                 letters = decoded.letters + late + letters
                 self.consumer.dead_letter(letters)
                 # Written: acknowledged now, or, when the next batch is fetched already,
@@ -541,12 +582,15 @@ class _Worker:
         source: StreamSource,
         views: list[FeatureView],
         decoded: Decoded,
+        shared: set[str],
     ) -> tuple[Decoded, list[DeadLetter]]:
         """Write ``decoded``'s rows; rows the ingestion path refuses become ``value`` letters.
-        Returns what was written and those letters."""
+        Returns what was written and those letters. Redelivered messages, and ``shared``
+        ones (another thread of this runner wrote them meanwhile), are looked up in the
+        offline log first."""
         letters: list[DeadLetter] = []
         logged: set[str] = set()
-        again = [m for m in decoded.messages if m.redelivered]
+        again = [m for m in decoded.messages if m.redelivered or m.offset in shared]
         if source.to == "online_and_offline" and again:
             logged = _logged(log.log_dir(ctx.offline_log, source.name), again)
         while decoded.table.num_rows:
