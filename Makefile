@@ -37,7 +37,7 @@ browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 test: $(STAMP) services browser
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile --durations=30
 
 # The HTTP fuzz run, long: schemathesis over /openapi.json on SQLite and Redis, many more
 # examples per operation than `make test` runs (PARITY_FUZZ_EXAMPLES; PARITY_FUZZ_SEED=N for
