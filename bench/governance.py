@@ -39,9 +39,8 @@ from bench.serve import (
     THREADS,
     Server,
     _shift_sources,
-    _wrk,
-    measure,
     shifted,
+    side_by_side,
     write_script,
 )
 
@@ -255,14 +254,15 @@ def run(
             servers[case] = Server(repo_for(data_dir, case), 1, out / f"server_{case}.log")
         for case, server in servers.items():
             server.wait_ready(token=load.get("token") if case == "auth+audit" else None)
-            figures = _wrk(server.port, scripts[case], warmup, connections, threads)
-            served[case] += figures["requests"]
-        for i in range(runs):
-            order = cases[i % len(cases) :] + cases[: i % len(cases)]
-            for case in order:
-                figures = measure(servers[case], scripts[case], duration, connections, threads)
-                results[case].append(figures)
-                served[case] += figures["requests"]
+        results, served = side_by_side(
+            servers,
+            scripts,
+            runs=runs,
+            duration=duration,
+            warmup=warmup,
+            connections=connections,
+            threads=threads,
+        )
     except ChildError as exc:
         report.errors.append(str(exc))
     finally:

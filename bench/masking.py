@@ -36,7 +36,7 @@ from typing import Any
 from bench import datagen
 from bench.harness import ChildError, finish_child, run_child
 from bench.report import TableReport, render, verdict
-from bench.serve import CONNECTIONS, THREADS, Server, _wrk, measure
+from bench.serve import CONNECTIONS, THREADS, Server, side_by_side
 
 MODULE = "bench.masking"
 REDIS_DB = 2
@@ -332,16 +332,17 @@ def run(
             problem = _check(server.port, tokens[reader], reader == "masked")
             if problem is not None:
                 raise ChildError(f"{reader} server's answer is wrong: {problem}")
-            with _token_env(tokens[reader]):
-                _wrk(server.port, script, warmup, connections, threads)
         report.notes.append("check: the masked server masks every value, the other none")
-        for i in range(runs):
-            order = READERS if i % 2 == 0 else READERS[::-1]
-            for reader in order:
-                with _token_env(tokens[reader]):
-                    results[reader].append(
-                        measure(servers[reader], script, duration, connections, threads)
-                    )
+        results, _ = side_by_side(
+            servers,
+            dict.fromkeys(servers, script),
+            runs=runs,
+            duration=duration,
+            warmup=warmup,
+            connections=connections,
+            threads=threads,
+            around=lambda reader: _token_env(tokens[reader]),
+        )
     except ChildError as exc:
         report.errors.append(str(exc))
     finally:

@@ -32,9 +32,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench import datagen, historical
 from bench.harness import ROOT, ChildError, child_env, finish_child, run_child
@@ -50,6 +52,8 @@ from bench.materialize import (
     redis_client,
 )
 from bench.report import TableReport, render, verdict
+
+K = TypeVar("K")
 
 MODULE = "bench.serve"
 ROWS = (1, 100)  # entity rows per request, the two cases
@@ -414,6 +418,38 @@ def measure(server: Server, script: Path, seconds: float, connections: int, thre
         machine_busy_s=_busy_s() - busy,
     )
     return figures
+
+
+def side_by_side(
+    servers: dict[K, Server],
+    scripts: dict[K, Path],
+    *,
+    runs: int,
+    duration: float,
+    warmup: float,
+    connections: int,
+    threads: int,
+    around: Callable[[K], AbstractContextManager[object]] | None = None,
+) -> tuple[dict[K, list[dict[str, Any]]], dict[K, int]]:
+    """Servers compared in one run: each warmed up for ``warmup`` s, then ``runs`` rounds
+    measuring every server in turn for ``duration`` s, the order rotating per round, so a
+    ratio of medians is one of figures taken side by side. ``around(key)``: a context each
+    wrk run of that server happens in (its token in the environment). Returns each
+    server's figures per round and the requests it answered in all (warm-up included)."""
+    results: dict[K, list[dict[str, Any]]] = {k: [] for k in servers}
+    served: dict[K, int] = dict.fromkeys(servers, 0)
+    enter = around or (lambda _: contextlib.nullcontext())
+    for key, server in servers.items():
+        with enter(key):
+            served[key] += _wrk(server.port, scripts[key], warmup, connections, threads)["requests"]
+    keys = list(servers)
+    for i in range(runs):
+        for key in keys[i % len(keys) :] + keys[: i % len(keys)]:
+            with enter(key):
+                figures = measure(servers[key], scripts[key], duration, connections, threads)
+            results[key].append(figures)
+            served[key] += figures["requests"]
+    return results, served
 
 
 # --- the reference ---------------------------------------------------------------------------

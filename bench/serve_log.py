@@ -37,9 +37,8 @@ from bench.serve import (
     THREADS,
     Server,
     _shift_sources,
-    _wrk,
-    measure,
     shifted,
+    side_by_side,
     write_script,
 )
 
@@ -197,15 +196,17 @@ def run(
         script = write_script(out, moved, 1, seed)
         for rate in RATES:
             servers[rate] = Server(repo_for(data_dir, rate), 1, out / f"server_{label(rate)}.log")
-        for rate, server in servers.items():
+        for server in servers.values():
             server.wait_ready()
-            served[rate] += _wrk(server.port, script, warmup, connections, threads)["requests"]
-        for i in range(runs):
-            order = RATES[i % len(RATES) :] + RATES[: i % len(RATES)]
-            for rate in order:
-                figures = measure(servers[rate], script, duration, connections, threads)
-                results[rate].append(figures)
-                served[rate] += figures["requests"]
+        results, served = side_by_side(
+            servers,
+            dict.fromkeys(servers, script),
+            runs=runs,
+            duration=duration,
+            warmup=warmup,
+            connections=connections,
+            threads=threads,
+        )
         for rate, server in servers.items():
             dropped[rate] = _dropped(server.port)
     except ChildError as exc:
