@@ -13,8 +13,9 @@ A record holds the time, the actor's principal and token id, the action, the res
 (``kind:name``), counts (keys, rows), the outcome (``ok``, ``denied``, ``error``) and a
 detail text; never feature values or secrets (text that looks like a token is redacted).
 Records are hash-chained per project in the registry database (``audit_chain``,
-``audit_store``) and written by one writer thread per process that commits what callers
-hand it together (``audit_writer``).
+``audit_store``) and committed in groups (``audit_writer``): by one writer thread per
+process for ordinary callers, and on the feature server's event loop itself when the
+registry is SQLite.
 
 ``record`` returns once its record is committed and raises ``AuditError`` if it could not
 be, so the operation fails. On an event loop that must not block: the feature server opens
@@ -30,6 +31,7 @@ import asyncio
 import contextlib
 import contextvars
 import re
+import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -41,6 +43,7 @@ from parity.governance.audit_chain import AuditRecord, ChainCheck, Verification
 from parity.governance.audit_store import AuditStore, Entry
 from parity.governance.audit_writer import Batch, GroupCommit, LoopWaker
 from parity.governance.context import Actor
+from parity.registry.engine import is_sqlite
 
 if TYPE_CHECKING:
     from parity.store import FeatureStore
@@ -90,13 +93,20 @@ _WAKERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaker] = (
 
 
 class Commits:
-    """The audit commits one request waits for before it is answered."""
+    """The audit commits one request waits for before it is answered, on ``loop`` (whose
+    thread ``thread`` is)."""
 
-    __slots__ = ("batches", "closed")
+    __slots__ = ("batches", "closed", "loop", "thread", "waker")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.batches: list[Batch[Entry]] = []
         self.closed = False
+        self.loop = loop
+        self.thread = threading.get_ident()
+        waker = _WAKERS.get(loop)
+        if waker is None:
+            waker = _WAKERS[loop] = LoopWaker(loop)
+        self.waker = waker
 
     def add(self, batch: Batch[Entry]) -> bool:
         """Wait for ``batch`` too; False once the answer is settled (wait yourself).
@@ -111,11 +121,7 @@ class Commits:
         self.closed = True
         for batch in self.batches:
             if not batch.done:
-                loop = asyncio.get_running_loop()
-                waker = _WAKERS.get(loop)
-                if waker is None:
-                    waker = _WAKERS[loop] = LoopWaker(loop)
-                waiter = batch.on_loop(waker)
+                waiter = batch.on_loop(self.waker)
                 if waiter is not None:
                     with contextlib.suppress(AuditError):
                         await waiter
@@ -126,7 +132,7 @@ class Commits:
 def collect() -> Commits:
     """Collect the audit commits of the current task (one server request) from now on:
     ``record`` hands its commit to the collection instead of blocking."""
-    commits = Commits()
+    commits = Commits(asyncio.get_running_loop())
     _WAITS.set(commits)
     return commits
 
@@ -252,6 +258,7 @@ class AuditLog(_Reader):
                 f"{redact(str(exc))}"
             ),
             release=rows.release,
+            inline=is_sqlite(store.registry.url),  # a local commit: on the loop
         )
 
     def record(
@@ -267,11 +274,23 @@ class AuditLog(_Reader):
         """Append one record and wait for its commit (see the module docstring);
         ``AuditError`` if it could not be written, ``GovernanceError`` for bad fields."""
         who = actor if actor is not None else self._store_ref.actor
-        entry = make_entry(who, action, resources, counts, outcome, detail)
-        batch = self.writer.submit(entry)
+        self._submit(make_entry(who, action, resources, counts, outcome, detail))
+
+    def _submit(self, entry: Entry) -> None:
+        """Queue ``entry``: a request of the feature server awaits its commit in
+        ``settle``; any other caller blocks until it committed."""
         waits = _WAITS.get()
-        if waits is not None and waits.add(batch):
-            return
+        if waits is not None and not waits.closed:
+            # On the request's own loop thread the batch may be committed on that loop
+            # (so never block here: nothing can close ``waits`` between the check and
+            # ``add``, both run in this task). Elsewhere (a thread the request handed work
+            # to) the writer thread commits it.
+            on_loop = waits.thread == threading.get_ident()
+            batch = self.writer.submit(entry, waits.loop if on_loop else None)
+            if waits.add(batch):
+                return
+        else:
+            batch = self.writer.submit(entry)
         self.writer.wait(batch)
 
     def record_checked(
@@ -295,11 +314,7 @@ class AuditLog(_Reader):
             redact(detail) if detail else detail,
             actor.token_id,
         )
-        batch = self.writer.submit(entry)
-        waits = _WAITS.get()
-        if waits is not None and waits.add(batch):
-            return
-        self.writer.wait(batch)
+        self._submit(entry)
 
     def check_available(self) -> None:
         """Raise ``AuditError`` while the log cannot be written: operations are refused up

@@ -1,18 +1,31 @@
-"""Group commit for the audit log: one writer thread appends what callers hand it.
+"""Group commit for the audit log: callers hand records over, one transaction holds many.
 
 ``submit(item)`` appends an item to the open ``Batch`` and returns it; the batch completes
-when the transaction holding it commits (or fails with ``AuditError``). The writer takes
-the open batch; when the last transaction held more than one item (callers arrive
-together: a busy server) it first gathers for up to ``window_s`` (``audit.flush_ms``), so
-one commit serves many requests, while a lone caller (a script, the CLI) is not kept
-waiting for company. Handing an item over wakes the thread only when it sits idle.
+when the transaction holding it commits (or fails with ``AuditError``). Two ways a batch
+reaches the database, composing freely (whichever takes the open batch first writes it):
 
-After a failed commit ``failure`` is set and callers should refuse new operations up front
-(``AuditLog.check_available``); the writer then probes the database every
-``PROBE_INTERVAL_S`` (a real append, rolled back) and clears ``failure`` once it succeeds.
+- **The writer thread** (callers on ordinary threads: scripts, the CLI, the Python API).
+  It takes the open batch; when the last transaction held more than one item (callers
+  arrive together) it first gathers for up to ``window_s`` (``audit.flush_ms``), so one
+  commit serves many, while a lone caller is not kept waiting for company. Handing an item
+  over wakes the thread only when it sits idle.
+- **On the caller's event loop** (``submit(item, loop=...)`` with ``inline``: the feature
+  server on a SQLite registry). The first item of a batch schedules one flush with
+  ``loop.call_soon``; it runs once the requests resumed in the same loop iteration have
+  added theirs, commits them in the loop's own thread and resolves their futures there.
+  No thread is woken and nothing waits for another thread to get the interpreter lock,
+  which on a busy server left the loop idle while every request waited for a commit. A
+  local SQLite commit of a batch takes tens of µs; a PostgreSQL one is a network round
+  trip, so there the writer thread commits (``inline`` off) and the loop serves others.
+
+Transactions never overlap (one lock). After a failed commit ``failure`` is set and
+callers should refuse new operations up front (``AuditLog.check_available``); the writer
+thread then probes the database every ``PROBE_INTERVAL_S`` (a real append, rolled back)
+and clears ``failure`` once it succeeds.
 
 Waiting on an event loop never blocks it: ``LoopWaker`` resolves the asyncio futures of a
-batch's requests with one ``call_soon_threadsafe`` per batch, not one per request.
+batch's requests with one ``call_soon_threadsafe`` per batch (none when the batch was
+committed on that loop).
 """
 
 from __future__ import annotations
@@ -44,11 +57,12 @@ class Batch(Generic[T]):
     once committed. Waiting is per batch, not per item, so handing an item over costs an
     append."""
 
-    __slots__ = ("_event", "_lock", "_loops", "done", "error", "items")
+    __slots__ = ("_event", "_lock", "_loops", "done", "error", "flush_scheduled", "items")
 
     def __init__(self) -> None:
         self.items: list[T] = []
         self.done = False
+        self.flush_scheduled = False
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._event: threading.Event | None = None
@@ -101,7 +115,10 @@ class GroupCommit(Generic[T]):
         timeout_s: float,
         describe: Callable[[BaseException, int], str],
         release: Callable[[], object] = lambda: None,
+        inline: bool = False,
     ):
+        self.inline = inline
+        self._writing = threading.Lock()  # one transaction at a time, thread or loop
         self._commit = commit
         self._probe = probe
         self._describe = describe
@@ -118,11 +135,17 @@ class GroupCommit(Generic[T]):
         self.commits = 0
         self.committed = 0
 
-    def submit(self, item: T) -> Batch[T]:
-        """Queue ``item``; the batch it will be committed with (wait on it)."""
+    def submit(self, item: T, loop: asyncio.AbstractEventLoop | None = None) -> Batch[T]:
+        """Queue ``item``; the batch it will be committed with (wait on it). ``loop``: the
+        caller's running event loop, which commits the batch when ``inline``."""
         with self._cond:
             batch = self._open
             batch.items.append(item)
+            if loop is not None and self.inline and self.failure is None:
+                if not batch.flush_scheduled:
+                    batch.flush_scheduled = True
+                    loop.call_soon(self._flush_on_loop, batch)
+                return batch
             if not self._running:
                 self._running = True
                 threading.Thread(target=self._run, name="parity-audit", daemon=True).start()
@@ -141,6 +164,25 @@ class GroupCommit(Generic[T]):
         if batch.error is not None:
             raise AuditError(str(batch.error))
 
+    def _flush_on_loop(self, batch: Batch[T]) -> None:
+        """(On the loop) write ``batch`` unless the writer thread took it already."""
+        with self._cond:
+            if self._open is not batch:
+                return  # taken by the thread (a thread's item joined it): it completes there
+            self._open = Batch()
+        self._write(batch)
+        if self.failure is not None:
+            self._start_thread()  # it probes until the log is writable again
+
+    def _start_thread(self) -> None:
+        with self._cond:
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="parity-audit", daemon=True).start()
+            elif self._idle:
+                self._idle = False
+                self._cond.notify()
+
     # -- the thread ---------------------------------------------------------------------------
     def _run(self) -> None:
         try:
@@ -151,7 +193,8 @@ class GroupCommit(Generic[T]):
                 if batch.items:
                     self._write(batch)
         finally:
-            self._release()
+            with self._writing:
+                self._release()
 
     def _next_batch(self) -> Batch[T] | None:
         """What to write next (empty after a probe); None when the thread should end."""
@@ -183,7 +226,8 @@ class GroupCommit(Generic[T]):
     def _write(self, batch: Batch[T]) -> None:
         self._last_batch = len(batch.items)
         try:
-            self._commit(batch.items)
+            with self._writing:
+                self._commit(batch.items)
         except Exception as exc:
             self.failure = exc
             message = self._describe(exc, len(batch.items))
@@ -199,7 +243,8 @@ class GroupCommit(Generic[T]):
 
     def _try_probe(self) -> None:
         try:
-            self._probe()
+            with self._writing:
+                self._probe()
         except Exception as exc:
             self.failure = exc
             return
@@ -213,9 +258,13 @@ class LoopWaker:
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
+        self.thread = threading.get_ident()  # made by ``settle``, on the loop's thread
 
     def complete(self, waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
-        """(Any thread) resolve ``waiters`` on the loop."""
+        """(Any thread) resolve ``waiters`` on the loop: at once when on its thread."""
+        if threading.get_ident() == self.thread:
+            _resolve(waiters, error)
+            return
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
             self.loop.call_soon_threadsafe(_resolve, waiters, error)
 

@@ -42,13 +42,14 @@ class Sink:
             raise OSError(self.broken)
 
 
-def writer(sink: Sink, window_s: float = 0.002) -> GroupCommit[int]:
+def writer(sink: Sink, window_s: float = 0.002, *, inline: bool = False) -> GroupCommit[int]:
     return GroupCommit(
         sink.commit,
         sink.probe,
         window_s=window_s,
         timeout_s=WAIT,
         describe=lambda exc, n: f"could not write {n}: {exc}",
+        inline=inline,
     )
 
 
@@ -121,7 +122,7 @@ def test_the_server_awaits_commits_without_blocking_its_loop():
     w = writer(sink)
 
     async def request(i: int) -> float:
-        commits = Commits()
+        commits = Commits(asyncio.get_running_loop())
         assert commits.add(w.submit(i))
         began = time.perf_counter()
         await commits.settle()
@@ -147,13 +148,81 @@ def test_the_server_awaits_commits_without_blocking_its_loop():
     assert max(waited) >= 0.04  # ...and they did wait for it
 
 
+def test_on_the_loop_requests_of_one_iteration_share_one_commit_and_no_thread_runs():
+    sink = Sink()
+    threads: list[int] = []
+    sink_commit = sink.commit
+    sink.commit = lambda items: (threads.append(threading.get_ident()), sink_commit(items))
+    w = writer(sink, inline=True)
+
+    async def request(i: int) -> None:
+        loop = asyncio.get_running_loop()
+        commits = Commits(loop)
+        assert commits.add(w.submit(i, loop))
+        await commits.settle()
+
+    async def main() -> int:
+        await asyncio.wait_for(asyncio.gather(*(request(i) for i in range(20))), WAIT)
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert sink.batches == [list(range(20))]  # every request of the iteration, one commit
+    assert threads == [loop_thread]
+    assert not w._running  # no writer thread was started
+
+
+def test_on_the_loop_a_failed_commit_fails_the_requests_then_the_thread_probes_it_back():
+    sink = Sink()
+    w = writer(sink, inline=True)
+    sink.broken = "locked"
+
+    async def request(i: int, raise_errors: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        commits = Commits(loop)
+        commits.add(w.submit(i, loop))
+        await asyncio.wait_for(commits.settle(raise_errors=raise_errors), WAIT)
+
+    async def main() -> None:
+        with pytest.raises(AuditError, match="could not write 1: locked"):
+            await request(1)
+        assert w.failure is not None
+        sink.broken = None
+        deadline = time.monotonic() + WAIT
+        while w.failure is not None:  # the writer thread probes until it can write
+            assert time.monotonic() < deadline, "the log did not recover"
+            await asyncio.sleep(0.01)
+        await request(2)
+
+    asyncio.run(main())
+    assert sink.probes >= 1
+    assert [i for b in sink.batches for i in b] == [2]
+
+
+def test_a_thread_item_joining_a_loop_batch_is_committed_with_it_once():
+    sink = Sink()
+    w = writer(sink, inline=True)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        commits = Commits(loop)
+        commits.add(w.submit(1, loop))  # the loop's flush is scheduled, not run yet
+        other = threading.Thread(target=lambda: w.wait(w.submit(2)))
+        other.start()  # wakes the writer thread: whichever takes the batch writes it
+        await asyncio.wait_for(commits.settle(), WAIT)
+        await asyncio.to_thread(other.join, WAIT)
+        assert not other.is_alive()
+
+    asyncio.run(main())
+    assert sorted(i for b in sink.batches for i in b) == [1, 2]
+
+
 def test_a_settled_collection_takes_nothing_more_and_failures_reach_the_request():
     sink = Sink()
     w = writer(sink)
     sink.broken = "gone"
 
     async def main():
-        commits = Commits()
+        commits = Commits(asyncio.get_running_loop())
         commits.add(w.submit(1))
         with pytest.raises(AuditError, match="gone"):
             await asyncio.wait_for(commits.settle(), WAIT)
