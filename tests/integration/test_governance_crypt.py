@@ -371,3 +371,33 @@ def test_the_sealed_store_keeps_the_key_scan_ability(kind, request, tmp_path):
         assert sorted(fs.online.scan_keys(a)) == sorted(keys)
         store.drop_views(["a"])
         assert list(fs.online.scan_keys(a)) == []
+
+
+def test_export_gives_the_subject_plaintext_from_every_place(repo, tmp_path):
+    """A data subject's export is readable: encrypted values come out decrypted, from the
+    online store and the offline log alike."""
+    root, _, _ = repo
+    secret = f"secret-{uuid.uuid4().hex}"
+    with FeatureStore(root, clock=lambda: NOW) as fs:
+        fs.push("push", rows([4], [secret], [0.375]), to="online_and_offline")
+        fs.governance.export("person", [4], tmp_path / "subject.json")
+    text = (tmp_path / "subject.json").read_text()
+    assert "\\u0001\\u0002k1" not in text and "AQJrMQ" not in text  # no sealed value
+    doc = json.loads(text)
+    places = {p["place"]: p["rows"] for p in doc["places"]}
+    assert [r["name"] for r in places["online"]] == [secret]
+    assert [r["score"] for r in places["online"]] == [0.375]
+    assert [r["name"] for r in places["offline_log"]] == [secret]
+
+
+def test_erase_keeps_the_other_keys_encrypted_and_readable(repo):
+    root, _, _ = repo
+    keep, gone = f"keep-{uuid.uuid4().hex}", f"gone-{uuid.uuid4().hex}"
+    with FeatureStore(root, clock=lambda: NOW) as fs:
+        fs.push("push", rows([5, 6], [keep, gone], [0.5, 0.25]), to="online_and_offline")
+        fs.governance.erase("person", [6])
+        got = {r["person_id"]: r for r in historical(fs, [5, 6])}
+        assert got[5]["name"] == keep and got[5]["score"] == 0.5
+        assert got[6]["name"] is None
+        in_log = raw_log(root)
+        assert keep.encode() not in in_log and gone.encode() not in in_log

@@ -35,6 +35,7 @@ from parity.governance.places import (
     PlaceCount,
     status,
 )
+from parity.governance.sealing import open_log, sealed_fields
 from parity.governance.subjects import Subject, batch_file_source, sources_of
 from parity.offline import log
 
@@ -142,8 +143,13 @@ def _log_files(store: FeatureStore, source: DataSource) -> list[Path]:
 
 
 def _log_tables(store: FeatureStore, source: DataSource) -> Iterator[pa.Table]:
+    """The log's files as tables, encrypted columns opened (an export is read by the data
+    subject; erase matches on key columns, which are never encrypted)."""
     for path in _log_files(store, source):
-        yield pq.read_table(path).replace_schema_metadata(None)
+        table = pq.read_table(path)
+        if next(sealed_fields(table.schema), None) is not None:
+            table = open_log(store._sealer.cipher, source.name, table, path)
+        yield table.replace_schema_metadata(None)
 
 
 def source_files(store: FeatureStore, source: FileSource) -> tuple[Path | None, list[Path]]:
