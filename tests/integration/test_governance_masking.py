@@ -418,3 +418,26 @@ def test_restricted_composite_keys_are_masked_online_and_historical(tmp_path: Pa
         frame = pd.DataFrame({**entities, "event_timestamp": [T0 + timedelta(hours=1)] * 3})
         table = store.get_historical_features(frame, ["stock:count", "stock:note"]).to_arrow()
         assert {k: table.column(k).to_pylist() for k in want} == want
+
+
+@pytest.mark.parametrize(
+    ("principal", "hidden"),
+    [("alice", CLASSIFIED - {"domain"}), ("bob", {"motive"}), ("ops", {"motive"})],
+)
+def test_a_profile_withholds_value_statistics_of_what_the_reader_gets_masked(
+    auth_repo: Path, principal: str, hidden: set[str]
+) -> None:
+    """Top values, extremes and quantiles would show what masking hides; counts stay."""
+    value_stats = ("mean", "min", "max", "p50", "histogram", "top")
+    with FeatureStore(auth_repo, principal=principal) as store:
+        result = store.profile("profile", save=False)
+    rows = {r["feature"]: r for r in result.to_pylist()}
+    assert set(rows) == {"email", "phone", "age", "nickname", "motive", "score"}
+    assert result.summary.get("withheld", []) == sorted(hidden)
+    for name, row in rows.items():
+        assert row["rows"] >= 3 and row["nulls"] is not None and row["distinct"] >= 3
+        shown = [row[s] for s in value_stats if row[s] not in (None, [])]
+        if name in hidden:
+            assert not shown, f"{principal} sees value statistics of {name}: {shown}"
+        else:
+            assert shown, f"{principal} lost the statistics of {name}"

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from parity.query.plan import FeaturePlan
     from parity.store import FeatureStore
 
-__all__ = ["MaskPlan", "MaskingHooks", "OutputMask"]
+__all__ = ["MaskPlan", "MaskingHooks", "OutputMask", "masked_features"]
 
 _MAX_PLANS = 1024
 _MAX_ACTORS = 256
@@ -78,6 +78,31 @@ class MaskPlan:
                 self.hidden_for.clear()
             self.hidden_for[actor] = found
         return found
+
+
+def masked_features(store: FeatureStore, view: str, names: Sequence[str]) -> set[str]:
+    """Of ``names`` (features or input columns of ``view``), those the current actor is
+    served masked: classified without ``read_pii`` on the view, or carrying purposes the
+    read did not declare. Summaries of such features (a profile's top values, extremes and
+    quantiles) would show what masking hides. With auth off: none."""
+    access = store.governance.access
+    if not access.enabled:
+        return set()
+    catalog = store.catalog()
+    kind = catalog.view_kind(view) or "feature_view"
+    obj: Any = catalog.get(kind, view)
+    resource = Resource(kind, view, obj.tags)
+    classifier = Classifier(catalog)
+    actor = store.actor
+    out = set()
+    for name in names:
+        s = classifier.of(view, name)
+        if not s.guarded:
+            continue
+        for_purpose = s.purposes is None or actor.purpose in s.purposes
+        if not for_purpose or (s.classified and not access.allows(actor, "read_pii", resource)):
+            out.add(name)
+    return out
 
 
 def _may_read(access: Any, actor: Actor, out: OutputMask) -> bool:

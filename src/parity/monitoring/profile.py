@@ -29,13 +29,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from parity.definitions import FeatureView, Field
 from parity.errors import MonitoringError
 from parity.monitoring.profile_arrow import profile_table
 from parity.monitoring.result import MonitorResult
 from parity.monitoring.sources import fields_of, input_join, keep, read_rows, time_range
-from parity.offline.base import SupportsProfile, SupportsSourceRows
+from parity.offline.base import PROFILE_QUANTILES, SupportsProfile, SupportsSourceRows
 
 if TYPE_CHECKING:
     from parity.registry.monitoring import ResultRecord
@@ -86,11 +87,38 @@ def profile(
         raise MonitoringError(f"feature view {view!r} has no {what} in {_range_text(lo, hi)}")
     scope = "online" if online else "offline"
     summary = {"rows": rows, "features": table.num_rows, "scope": scope, **summary}
+    table, withheld = _withhold(store, view, table)
+    if withheld:
+        summary["withheld"] = withheld
     rid = keep(store, "profile", view, table, summary, lo, hi, scope=scope, save=save)
     return MonitorResult(
         kind="profile", table=table, view=view, start=lo, end=hi, scope=scope, id=rid,
         summary=summary,
     )  # fmt: skip
+
+
+WITHHELD = ("mean", "std", "min", "max", *(f"p{round(q * 100)}" for q in PROFILE_QUANTILES),
+            "histogram", "top")  # fmt: skip
+"""What a profile leaves out for a feature its caller is served masked: every statistic
+that shows values (counts, nulls and the distinct count stay)."""
+
+
+def _withhold(store: FeatureStore, view: str, table: pa.Table) -> tuple[pa.Table, list[str]]:
+    """``table`` with the value statistics of masked features nulled, and their names. The
+    profile kept in the registry is this one: never more than its caller could see."""
+    from parity.governance.shaping import masked_features
+
+    names = table.column("feature").to_pylist()
+    hidden = masked_features(store, view, names)
+    if not hidden:
+        return table, []
+    keep_row = pa.array([n not in hidden for n in names], pa.bool_())
+    for column in WITHHELD:
+        i = table.schema.get_field_index(column)
+        col = table.column(i)
+        nulls = pa.nulls(len(table), col.type)
+        table = table.set_column(i, table.field(i), pc.if_else(keep_row, col, nulls))
+    return table, sorted(hidden)
 
 
 def history(store: FeatureStore, view: str) -> list[ResultRecord]:
