@@ -31,7 +31,6 @@ from parity.errors import RegistryError
 from parity.governance.audit_chain import (
     GENESIS,
     AuditRecord,
-    canonical,
     counts_json,
     resources_json,
 )
@@ -251,50 +250,65 @@ def _chained_rows(
     project: str, entries: Sequence[Entry], seq: int, prev: str, *, pg: bool
 ) -> tuple[list[tuple[Any, ...]], int, str]:
     """``entries`` numbered, hashed and laid out as ``parity_audit`` rows after the head
-    ``(seq, prev)`` (the writer's hot path: each JSON text made once, for the hash and the
-    row); returns the rows and the new head."""
+    ``(seq, prev)``; returns the rows and the new head. The writer's hot path: the hashed
+    bytes are ``canonical(...)``'s, assembled from parts remembered per record shape (a
+    busy server's records differ only in number, time and counts)."""
     rows = []
+    head = "[" + _text(project) + ","
+    sha256 = hashlib.sha256
     for e in entries:
         seq += 1
-        res = resources_json(e.resources)
-        counts = counts_json(e.counts)
-        digest = hashlib.sha256(
-            canonical(
-                project=project,
-                seq=seq,
-                at=e.at,
-                principal=e.principal,
-                action=e.action,
-                resources=e.resources,
-                counts=e.counts,
-                outcome=e.outcome,
-                detail=e.detail,
-                token_id=e.token_id,
-                prev_hash=prev,
-                _resources=res,
-                _counts=counts,
-            )
-        ).hexdigest()
-        if e.token_id is not None:
-            counts = json.dumps({**e.counts, TOKEN_KEY: e.token_id})
-        at = e.at if pg else _sqlite_time(e.at)
+        shape = _SHAPES.get(e[1:4] + e[5:])
+        if shape is None:
+            shape = _shape(e)
+        counts_key = (tuple(e.counts.items()), e.token_id)
+        counts = _COUNTS.get(counts_key)
+        if counts is None:
+            counts = _counts(e, counts_key)
+        at = e.at
+        if at.tzinfo is UTC:  # as the recorder makes them
+            iso = at.isoformat(timespec="microseconds")
+            stored: Any = at if pg else iso[:10] + " " + iso[11:26]
+        else:
+            iso = at.astimezone(UTC).isoformat(timespec="microseconds")
+            stored = at if pg else _sqlite_time(at)
+        text = f'{head}{seq},"{iso}"{shape[0]}{counts[0]}{shape[1]}"{prev}"]'
+        digest = sha256(text.encode()).hexdigest()
         rows.append(
-            (
-                project,
-                seq,
-                at,
-                e.principal,
-                e.action,
-                res,
-                counts,
-                e.outcome,
-                e.detail,
-                prev,
-                digest,
-            )
-        )
+            (project, seq, stored, e.principal, e.action, shape[2], counts[1], e.outcome,
+             e.detail, prev, digest)
+        )  # fmt: skip
         prev = digest
     return rows, seq, prev
+
+
+_text = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_SHAPES: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+_COUNTS: dict[tuple[Any, ...], tuple[str, str]] = {}
+_REMEMBERED = 4096
+
+
+def _shape(e: Entry) -> tuple[str, str, str]:
+    """(the canonical text between the time and the counts, the text between the counts
+    and ``prev_hash``, the resources' JSON) of a record's shape."""
+    res = resources_json(e.resources)
+    token = "null" if e.token_id is None else _text(e.token_id)
+    mid = f",{_text(e.principal)},{_text(e.action)},{res},"
+    tail = f",{_text(e.outcome)},{_text(e.detail)},{token},"
+    if len(_SHAPES) >= _REMEMBERED:
+        _SHAPES.clear()
+    found = _SHAPES[e[1:4] + e[5:]] = (mid, tail, res)
+    return found
+
+
+def _counts(e: Entry, key: tuple[Any, ...]) -> tuple[str, str]:
+    """(the counts' canonical JSON, the stored counts: with the token id under its key)."""
+    hashed = counts_json(e.counts)
+    stored = hashed if e.token_id is None else json.dumps({**e.counts, TOKEN_KEY: e.token_id})
+    if len(_COUNTS) >= _REMEMBERED:
+        _COUNTS.clear()
+    found = _COUNTS[key] = (hashed, stored)
+    return found
 
 
 class _Raw:

@@ -248,3 +248,36 @@ def test_the_canonical_form_is_the_documented_json(e, seq, project):
     assert canonical(project=project, seq=seq, at=at, prev_hash=GENESIS, **fields) == (
         expected.encode()
     )
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(entries, min_size=1, max_size=6), st.booleans(), st.sampled_from([0, 5, -3]))
+def test_the_writers_rows_hash_and_store_what_the_chain_defines(es, pg, hours):
+    """The writer assembles each record's hash from parts remembered per record shape; the
+    hashes are ``chain_hash`` of the fields, each chained to the one before, and the stored
+    time and counts are what reading back expects."""
+    import json
+    from datetime import UTC, timezone
+
+    from parity.governance.audit_store import TOKEN_KEY, Entry, _chained_rows, _sqlite_time
+
+    zone = UTC if hours == 0 else timezone(timedelta(hours=hours))
+    batch = [
+        Entry((T0 + timedelta(microseconds=e["micros"])).astimezone(zone), e["principal"],
+              e["action"], tuple(e["resources"]), e["counts"], e["outcome"], e["detail"],
+              e["token_id"])
+        for e in es
+    ]  # fmt: skip
+    for _ in range(2):  # the second time from the remembered parts
+        rows, last_seq, last = _chained_rows("proj", batch, 7, GENESIS, pg=pg)
+        prev = GENESIS
+        for i, (entry, row) in enumerate(zip(batch, rows, strict=True)):
+            fields = entry._asdict()
+            want = chain_hash(project="proj", seq=8 + i, prev_hash=prev, **fields)
+            assert row[1] == 8 + i and row[9] == prev and row[10] == want
+            assert row[2] == (entry.at if pg else _sqlite_time(entry.at))
+            stored = json.loads(row[6])
+            assert stored.pop(TOKEN_KEY, None) == entry.token_id and stored == entry.counts
+            assert json.loads(row[5]) == list(entry.resources)
+            prev = want
+        assert (last_seq, last) == (7 + len(batch), prev)
