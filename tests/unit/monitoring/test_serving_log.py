@@ -205,6 +205,18 @@ def test_enough_rows_wake_the_writer_before_its_interval(store, tmp_path) -> Non
         log.close()
 
 
+def test_the_request_filling_the_buffer_converts_it_in_place(store, tmp_path) -> None:
+    """No thread is woken to convert (it would take the interpreter lock from requests):
+    the read that brings the buffer to its conversion size converts it."""
+    log = ServingLog(tmp_path, sample_rate=1.0, flush_seconds=3600, max_rows_per_file=5)
+    read(store, log, [1001, 1002])
+    read(store, log, [1003, 1004])
+    assert (log.buffered_rows, log._pending_rows) == (4, 0)  # below it: buffered lists
+    read(store, log, [1005, 1006])
+    assert (log.buffered_rows, log._pending_rows) == (0, 6)  # converted, by this read
+    assert log.flush() and log.written_rows == 6  # (no writer thread was ever started)
+
+
 def test_close_writes_what_is_buffered_and_stops_the_thread(store, tmp_path) -> None:
     log = ServingLog(tmp_path, sample_rate=1.0, flush_seconds=3600).start()
     read(store, log, [1001, 1002, 9999])
