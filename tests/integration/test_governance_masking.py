@@ -441,3 +441,22 @@ def test_a_profile_withholds_value_statistics_of_what_the_reader_gets_masked(
             assert not shown, f"{principal} sees value statistics of {name}: {shown}"
         else:
             assert shown, f"{principal} lost the statistics of {name}"
+
+
+@pytest.mark.parametrize(
+    ("principal", "withheld"),
+    [("alice", {"email", "phone", "age", "nickname", "motive"}), ("bob", {"motive"})],
+)
+def test_the_monitoring_report_draws_no_values_of_what_the_reader_gets_masked(
+    auth_repo: Path, tmp_path: Path, principal: str, withheld: set[str]
+) -> None:
+    import re
+
+    from parity.monitoring.report import write_report
+
+    with FeatureStore(auth_repo, principal=principal) as store:
+        page = write_report(store, tmp_path / "report.html", views=["profile"]).read_text()
+    figures = re.findall(r'data-chart="(\w+)" data-label="profile\.(\w+):', page)
+    assert {name for kind, name in figures if kind == "withheld"} == withheld
+    drawn = {name for kind, name in figures if kind == "histogram"}
+    assert drawn and not drawn & withheld

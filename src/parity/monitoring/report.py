@@ -117,7 +117,15 @@ def _view_section(
     c_mask = pc.greater(ev, _us(c0))
     base, cur = rows.filter(b_mask), rows.filter(c_mask)
     drawn = fields[:MAX_FEATURES]
-    charts = [_histogram(fv.name, f, base.column(f.name), cur.column(f.name)) for f in drawn]
+    from parity.governance.shaping import masked_features
+
+    masked = masked_features(store, fv.name, [f.name for f in drawn])
+    charts = [
+        _withheld(fv.name, f)
+        if f.name in masked
+        else _histogram(fv.name, f, base.column(f.name), cur.column(f.name))
+        for f in drawn
+    ]
     parts.append('<div class="grid">' + "".join(c for c in charts if c) + "</div>")
     if len(fields) > MAX_FEATURES:
         rest = ", ".join(f.name for f in fields[MAX_FEATURES:])
@@ -188,6 +196,17 @@ def _svg(plt: Any, fig: Any, kind: str, label: str) -> str:
     return (
         f'<figure class="chart" data-chart="{kind}" data-label="{html.escape(label)}">'
         f"{svg}<figcaption>{html.escape(label)}</figcaption></figure>"
+    )
+
+
+def _withheld(view: str, field: Field) -> str:
+    """In place of the value chart of a feature the reader is served masked (its values,
+    or their distribution, are what masking hides; its null ratio is still drawn)."""
+    label = html.escape(f"{view}.{field.name}: baseline vs current")
+    return (
+        f'<figure class="chart empty" data-chart="withheld" data-label="{label}">'
+        f"<figcaption>{label}: withheld, the feature is masked for this reader"
+        "</figcaption></figure>"
     )
 
 
