@@ -7,9 +7,9 @@ head. Every process appending to one project's log therefore extends one chain. 
 project's apply lock (its ``parity_projects`` row) is never taken, so a long apply does
 not hold up reads being recorded.
 
-The token id has no column of its own yet: it is kept in the ``counts`` JSON under the
-reserved key ``@token`` (callers' counts may not start with ``@``) and taken out again when
-read, so ``AuditRecord.counts`` holds only counts.
+A record's token id has its own column (``token_id``; migration 0007 moved it there from
+the ``counts`` JSON, where it was kept under the reserved key ``@token``: callers' counts
+still may not start with ``@``).
 """
 
 from __future__ import annotations
@@ -39,9 +39,8 @@ from parity.registry.models import audit as audit_table
 from parity.registry.models import audit_heads, projects
 from parity.registry.registry import Registry
 
-__all__ = ["TOKEN_KEY", "AuditStore", "Entry"]
+__all__ = ["AuditStore", "Entry"]
 
-TOKEN_KEY = "@token"
 SCAN_BATCH = 5000
 
 
@@ -261,7 +260,7 @@ def _chained_rows(
         shape = _SHAPES.get(e[1:4] + e[5:])
         if shape is None:
             shape = _shape(e)
-        counts_key = (tuple(e.counts.items()), e.token_id)
+        counts_key = tuple(e.counts.items())
         counts = _COUNTS.get(counts_key)
         if counts is None:
             counts = _counts(e, counts_key)
@@ -272,11 +271,11 @@ def _chained_rows(
         else:
             iso = at.astimezone(UTC).isoformat(timespec="microseconds")
             stored = at if pg else _sqlite_time(at)
-        text = f'{head}{seq},"{iso}"{shape[0]}{counts[0]}{shape[1]}"{prev}"]'
+        text = f'{head}{seq},"{iso}"{shape[0]}{counts}{shape[1]}"{prev}"]'
         digest = sha256(text.encode()).hexdigest()
         rows.append(
-            (project, seq, stored, e.principal, e.action, shape[2], counts[1], e.outcome,
-             e.detail, prev, digest)
+            (project, seq, stored, e.principal, e.action, shape[2], counts, e.outcome,
+             e.detail, prev, digest, e.token_id)
         )  # fmt: skip
         prev = digest
     return rows, seq, prev
@@ -284,7 +283,7 @@ def _chained_rows(
 
 _text = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 _SHAPES: dict[tuple[Any, ...], tuple[str, str, str]] = {}
-_COUNTS: dict[tuple[Any, ...], tuple[str, str]] = {}
+_COUNTS: dict[tuple[Any, ...], str] = {}
 _REMEMBERED = 4096
 
 
@@ -301,13 +300,11 @@ def _shape(e: Entry) -> tuple[str, str, str]:
     return found
 
 
-def _counts(e: Entry, key: tuple[Any, ...]) -> tuple[str, str]:
-    """(the counts' canonical JSON, the stored counts: with the token id under its key)."""
-    hashed = counts_json(e.counts)
-    stored = hashed if e.token_id is None else json.dumps({**e.counts, TOKEN_KEY: e.token_id})
+def _counts(e: Entry, key: tuple[Any, ...]) -> str:
+    """The counts' canonical JSON (hashed and stored alike)."""
     if len(_COUNTS) >= _REMEMBERED:
         _COUNTS.clear()
-    found = _COUNTS[key] = (hashed, stored)
+    found = _COUNTS[key] = counts_json(e.counts)
     return found
 
 
@@ -347,8 +344,8 @@ class _Raw:
         p, js = self.p, ("%s::json" if self.pg else "?")
         self.cursor.executemany(
             f"INSERT INTO {self.audit} (project, seq, at, principal, action, resources, counts,"
-            f" outcome, detail, prev_hash, hash) VALUES ({p}, {p}, {p}, {p}, {p}, {js}, {js},"
-            f" {p}, {p}, {p}, {p})",
+            f" outcome, detail, prev_hash, hash, token_id) VALUES ({p}, {p}, {p}, {p}, {p},"
+            f" {js}, {js}, {p}, {p}, {p}, {p}, {p})",
             rows,
         )
         self.cursor.execute(
@@ -375,7 +372,7 @@ def _head(conn: Connection, project: str) -> tuple[int, str] | None:
 
 def _record(row: Any) -> AuditRecord:
     counts = dict(row.counts or {})
-    token_id = counts.pop(TOKEN_KEY, None)
+    token_id = row.token_id
     at = row.at
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     return AuditRecord(

@@ -279,6 +279,7 @@ audit = Table(
     Column("detail", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("token_id", String(64), nullable=True),  # the token's public id (migration 0007)
     ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
     Index(None, "project", "at"),
     Index(None, "project", "principal", "at"),
