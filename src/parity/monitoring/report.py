@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import io
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -188,8 +189,12 @@ def _figure(width: float = 4.2, height: float = 2.6) -> Any:
 
 def _svg(plt: Any, fig: Any, kind: str, label: str) -> str:
     buf = io.StringIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="svg")
+    with warnings.catch_warnings():  # a category the font cannot draw is drawn as a box
+        warnings.filterwarnings(
+            "ignore", message="Glyph .* missing from font", category=UserWarning
+        )
+        fig.tight_layout()
+        fig.savefig(buf, format="svg")
     plt.close(fig)
     svg = buf.getvalue()
     svg = svg[svg.index("<svg") :]  # drop the XML prolog: the SVG sits inside HTML
