@@ -264,3 +264,31 @@ def test_plan_and_history_need_rights(repo: Path, token: Callable[[str], str]) -
     with pytest.raises(PermissionDeniedError, match="may not describe"):
         reader.history("driver_forever")
     FeatureStore(repo, principal=token("only_apply")).plan()
+
+
+def test_one_plan_read_by_many_actors_is_decided_for_each(repo: Path) -> None:
+    """A read plan remembers the roles and purposes it passed for; it never lets another
+    actor through on that memory (the same store, the same plan, actors in turn)."""
+    from parity.governance.context import Actor, acting_as
+
+    refs = ["driver_live:conv_rate"]
+    keys = {"driver_id": [1001]}
+    allowed = Actor("a", roles=("only_read_online",))
+    other = Actor("b", roles=("all_but_read_online",))
+    fraud = Actor("c", roles=("fraud_reader",))
+    with FeatureStore(repo, principal=(repo / ".admin").read_text()) as store:
+        for _ in range(2):  # the second round from the plan's memory
+            for actor, purpose, ok in [
+                (allowed, None, True),
+                (other, None, False),
+                (fraud, None, False),
+                (fraud, "fraud", True),
+                (fraud, "marketing", False),
+                (allowed, None, True),
+            ]:
+                with acting_as(actor):
+                    if ok:
+                        store.get_online_features(refs, entities=keys, purpose=purpose)
+                    else:
+                        with pytest.raises(PermissionDeniedError):
+                            store.get_online_features(refs, entities=keys, purpose=purpose)

@@ -114,6 +114,11 @@ class Access:
                     self._revision = catalog.revision
         return self._decisions
 
+    def generation(self) -> object:
+        """An object that stays the same while the roles do (a new one after an apply
+        changed them): what a caller remembering decisions keys them by."""
+        return self._current()
+
     def allows(self, actor: Actor, action: str, resource: Resource) -> bool:
         """Whether ``actor`` may do ``action`` on ``resource`` (its purpose considered)."""
         if not self.enabled:

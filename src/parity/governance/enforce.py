@@ -81,10 +81,29 @@ class AccessHooks(Hooks):
         self._check("apply", list(resources.values()))
 
     def before_online_read(self, *, plan: FeaturePlan, **_: Any) -> None:
-        self._check("read_online", _read_resources(plan))
+        self._check_plan("read_online", plan)
 
     def before_historical(self, *, plan: FeaturePlan, **_: Any) -> None:
-        self._check("read_offline", _read_resources(plan))
+        self._check_plan("read_offline", plan)
+
+    def _check_plan(self, action: str, plan: FeaturePlan) -> None:
+        """``_check`` of the views a read plan touches, remembered on the plan per roles and
+        purpose that passed (plans live until the registry changes; a change of roles starts
+        the memory afresh). A denial is never remembered: it is checked, and audited, each
+        time."""
+        access = self._store.governance.access
+        if not access.enabled:
+            return
+        actor = self._store.actor
+        generation = access.generation()
+        passed: tuple[object, set[tuple[Any, ...]]] | None = plan.__dict__.get("_access_passed")
+        if passed is None or passed[0] is not generation:
+            passed = plan.__dict__["_access_passed"] = (generation, set())
+        key = (actor.roles, actor.purpose, action)
+        if key in passed[1]:
+            return
+        access.check(actor, action, _read_resources(plan))
+        passed[1].add(key)
 
     def before_write(
         self,
