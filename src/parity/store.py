@@ -204,6 +204,9 @@ class FeatureStore:
         )
 
     def close(self) -> None:
+        from parity.monitoring.hooks import settle
+
+        settle(self)  # the freshness marks held back, before the registry closes
         for part in ("online", "offline", "registry"):
             if part in self.__dict__:
                 self.__dict__[part].close()

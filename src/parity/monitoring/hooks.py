@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from parity.hooks import Hooks
     from parity.store import FeatureStore
 
-__all__ = ["builtin_hooks"]
+__all__ = ["builtin_hooks", "settle"]
 
 
 def builtin_hooks(store: FeatureStore) -> list[Hooks]:
@@ -19,3 +19,14 @@ def builtin_hooks(store: FeatureStore) -> list[Hooks]:
     from parity.monitoring.watermarks import Watermarks
 
     return [QualityGate(), Watermarks(lambda: store.registry)]
+
+
+def settle(store: FeatureStore) -> None:
+    """Write what monitoring's hooks hold back (the freshness marks throttled in memory):
+    ``store.close()`` calls it, so a process that closes its store leaves the registry
+    exact. Never raises (a registry that cannot be written is logged)."""
+    from parity.monitoring.watermarks import Watermarks
+
+    for hook in store.hooks:
+        if isinstance(hook, Watermarks):
+            hook.flush()
