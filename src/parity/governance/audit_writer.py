@@ -146,12 +146,7 @@ class GroupCommit(Generic[T]):
                     batch.flush_scheduled = True
                     loop.call_soon(self._flush_on_loop, batch)
                 return batch
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._run, name="parity-audit", daemon=True).start()
-            elif self._idle or len(batch.items) >= MAX_BATCH:
-                self._idle = False
-                self._cond.notify()
+            self._wake(full=len(batch.items) >= MAX_BATCH)
         return batch
 
     def wait(self, batch: Batch[T]) -> None:
@@ -172,16 +167,17 @@ class GroupCommit(Generic[T]):
             self._open = Batch()
         self._write(batch)
         if self.failure is not None:
-            self._start_thread()  # it probes until the log is writable again
+            with self._cond:
+                self._wake()  # the thread probes until the log is writable again
 
-    def _start_thread(self) -> None:
-        with self._cond:
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._run, name="parity-audit", daemon=True).start()
-            elif self._idle:
-                self._idle = False
-                self._cond.notify()
+    def _wake(self, *, full: bool = False) -> None:
+        """(Holding ``_cond``) start the writer thread, or wake it when idle (or ``full``)."""
+        if not self._running:
+            self._running = True
+            threading.Thread(target=self._run, name="parity-audit", daemon=True).start()
+        elif self._idle or full:
+            self._idle = False
+            self._cond.notify()
 
     # -- the thread ---------------------------------------------------------------------------
     def _run(self) -> None:

@@ -73,7 +73,9 @@ class MaskPlan:
         found = self.hidden_for.get(actor)
         if found is None:
             access = store.governance.access
-            found = tuple(o for o in self.guarded if not _may_read(access, actor, o))
+            found = tuple(
+                o for o in self.guarded if not _may_read(access, actor, o.sensitivity, o.resource)
+            )
             if len(self.hidden_for) >= _MAX_ACTORS:
                 self.hidden_for.clear()
             self.hidden_for[actor] = found
@@ -97,21 +99,18 @@ def masked_features(store: FeatureStore, view: str, names: Sequence[str]) -> set
     out = set()
     for name in names:
         s = classifier.of(view, name)
-        if not s.guarded:
-            continue
-        for_purpose = s.purposes is None or actor.purpose in s.purposes
-        if not for_purpose or (s.classified and not access.allows(actor, "read_pii", resource)):
+        if s.guarded and not _may_read(access, actor, s, resource):
             out.add(name)
     return out
 
 
-def _may_read(access: Any, actor: Actor, out: OutputMask) -> bool:
+def _may_read(access: Any, actor: Actor, s: Sensitivity, resource: Resource) -> bool:
+    """Whether ``actor`` reads a feature of sensitivity ``s`` on ``resource`` unmasked."""
     if not access.enabled:
         return True
-    s = out.sensitivity
     if s.purposes is not None and actor.purpose not in s.purposes:
         return False
-    return not s.classified or bool(access.allows(actor, "read_pii", out.resource))
+    return not s.classified or bool(access.allows(actor, "read_pii", resource))
 
 
 class MaskingHooks(Hooks):

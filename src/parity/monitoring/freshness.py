@@ -35,9 +35,9 @@ import pyarrow.compute as pc
 
 from parity.definitions.base import parse_duration
 from parity.errors import MonitoringError, ParityError
+from parity.monitoring.hooks import settle
 from parity.monitoring.result import MonitorResult
 from parity.monitoring.sources import EVENT_US, input_join
-from parity.monitoring.watermarks import Watermarks
 from parity.offline.base import SupportsSourceRows, SupportsSQL
 
 if TYPE_CHECKING:
@@ -157,9 +157,7 @@ def freshness(store: FeatureStore, *, window: Any = None, save: bool = False) ->
 
 def evaluate(store: FeatureStore, now: datetime) -> list[ViewFreshness]:
     """Every view's freshness at ``now`` (without compliance)."""
-    for hook in store.hooks:
-        if isinstance(hook, Watermarks):
-            hook.flush()  # what this process wrote and held back, first
+    settle(store)  # what this process wrote and held back, first
     marks = _records(store).newest()
     catalog = store.catalog()
     default_grace = store.config.monitoring.grace.total_seconds()

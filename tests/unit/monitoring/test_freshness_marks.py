@@ -36,6 +36,33 @@ def make(tmp_path: Path) -> tuple[Watermarks, Monotonic, MonitorRecords]:
     return Watermarks(lambda: registry, monotonic=clock), clock, MonitorRecords(registry)
 
 
+RATING_T = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def rating_repo(tmp_path: Path) -> tuple[Path, datetime]:
+    """A repo with one view, ``rating``, whose source holds one row at ``RATING_T``."""
+    from repo_utils import write_parquet, write_repo
+
+    root = write_repo(
+        tmp_path / "repo",
+        {
+            "f.yaml": """
+            kind: entity
+            name: driver
+            join_keys: [driver_id]
+            ---
+            name: rating
+            entity: driver_id
+            source: { name: s, path: data/s.parquet, timestamp_field: ts }
+            dtype: Float64
+            """
+        },
+    )
+    data = {"driver_id": [1], "rating": [1.0], "ts": [RATING_T]}
+    write_parquet(root / "data" / "s.parquet", data)
+    return root, RATING_T
+
+
 def written(marks: Watermarks, *, newest: int, views=("v",), to="online", kind="stream"):
     marks.after_write(
         project="test",
@@ -89,25 +116,8 @@ def test_a_backfill_writes_the_registry_a_few_times_a_second(tmp_path: Path) -> 
 
 def test_closing_the_store_writes_what_was_held_back(tmp_path: Path) -> None:
     from parity import FeatureStore
-    from repo_utils import write_parquet, write_repo
 
-    root = write_repo(
-        tmp_path / "repo",
-        {
-            "f.yaml": """
-            kind: entity
-            name: driver
-            join_keys: [driver_id]
-            ---
-            name: rating
-            entity: driver_id
-            source: { name: s, path: data/s.parquet, timestamp_field: ts }
-            dtype: Float64
-            """
-        },
-    )
-    t = datetime(2024, 5, 1, tzinfo=UTC)
-    write_parquet(root / "data" / "s.parquet", {"driver_id": [1], "rating": [1.0], "ts": [t]})
+    root, t = rating_repo(tmp_path)
     with FeatureStore(root) as store:
         store.apply()
         (marks,) = [h for h in store.hooks if isinstance(h, Watermarks)]
@@ -163,25 +173,8 @@ def test_a_failing_registry_never_fails_the_write_and_is_retried(tmp_path: Path)
 
 def test_the_store_records_what_a_write_reached(tmp_path: Path) -> None:
     from parity import FeatureStore
-    from repo_utils import write_parquet, write_repo
 
-    root = write_repo(
-        tmp_path / "repo",
-        {
-            "f.yaml": """
-            kind: entity
-            name: driver
-            join_keys: [driver_id]
-            ---
-            name: rating
-            entity: driver_id
-            source: { name: s, path: data/s.parquet, timestamp_field: ts }
-            dtype: Float64
-            """
-        },
-    )
-    t = datetime(2024, 5, 1, tzinfo=UTC)
-    write_parquet(root / "data" / "s.parquet", {"driver_id": [1], "rating": [1.0], "ts": [t]})
+    root, t = rating_repo(tmp_path)
     with FeatureStore(root) as store:
         store.apply()
         store.materialize(t - timedelta(days=1), t + timedelta(hours=1))
