@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         Definition,
         Entity,
         FeatureService,
+        Model,
         FeatureView,
         OnDemandFeatureView,
     )
@@ -278,6 +279,9 @@ class FeatureStore:
     def list_feature_services(self) -> list[FeatureService]:
         return visible(self, self.catalog().objects["feature_service"].values())  # type: ignore[arg-type]
 
+    def list_models(self) -> list[Model]:
+        return visible(self, self.catalog().objects["model"].values())  # type: ignore[arg-type]
+
     def get_entity(self, name: str) -> Entity:
         return describable(self, self.catalog().entity(name))
 
@@ -292,6 +296,9 @@ class FeatureStore:
 
     def get_feature_service(self, name: str) -> FeatureService:
         return describable(self, self.catalog().service(name))
+
+    def get_model(self, name: str) -> Model:
+        return describable(self, self.catalog().get("model", name))  # type: ignore[arg-type]
 
     def history(self, name: str, kind: str | None = None) -> list[VersionRecord]:
         from parity.governance.enforce import readable_history

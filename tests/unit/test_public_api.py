@@ -30,6 +30,7 @@ EXPORTED = {
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "Model",
     "OnDemandFeatureView",
     "Permission",
     "PushSource",

@@ -62,6 +62,8 @@ KIND_ALIASES = {
     "services": "feature_service",
     "feature_service": "feature_service",
     "feature_services": "feature_service",
+    "model": "model",
+    "models": "model",
     "role": "role",
     "roles": "role",
 }

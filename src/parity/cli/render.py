@@ -31,6 +31,7 @@ KIND_LABELS = {
     "feature_view": "feature view",
     "on_demand_feature_view": "on-demand feature view",
     "feature_service": "feature service",
+    "model": "model",
     "role": "role",
 }
 KIND_TITLES = {
@@ -39,6 +40,7 @@ KIND_TITLES = {
     "feature_view": "Feature views",
     "on_demand_feature_view": "On-demand feature views",
     "feature_service": "Feature services",
+    "model": "Models",
     "role": "Roles",
 }
 

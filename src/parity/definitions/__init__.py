@@ -16,6 +16,7 @@ from parity.definitions.feature_view import (
     Field,
     Sla,
 )
+from parity.definitions.model import Model
 from parity.definitions.on_demand import (
     OnDemandFeatureView,
     RequestSource,
@@ -36,6 +37,7 @@ KINDS: dict[str, type[Definition]] = {
     "feature_view": FeatureView,
     "on_demand_feature_view": OnDemandFeatureView,
     "feature_service": FeatureService,
+    "model": Model,
     "role": Role,
 }
 """Every registered kind, in dependency order: an object only references earlier kinds
@@ -68,6 +70,7 @@ __all__ = [
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "Model",
     "OnDemandFeatureView",
     "Permission",
     "PushSource",

@@ -50,6 +50,7 @@ RESOURCE_KINDS = (
     FeatureView.kind,
     OnDemandFeatureView.kind,
     FeatureService.kind,
+    "model",
     "role",
 )
 """The registry's kinds (``parity.definitions.KINDS``, which lists this module's too)."""

@@ -18,6 +18,7 @@ from parity.definitions import (
     Entity,
     FeatureService,
     FeatureView,
+    Model,
     OnDemandFeatureView,
 )
 from parity.errors import ObjectNotFoundError
@@ -32,6 +33,7 @@ _LABEL = {
     "feature_view": "feature view",
     "on_demand_feature_view": "on-demand feature view",
     "feature_service": "feature service",
+    "model": "model",
 }
 
 
@@ -81,6 +83,8 @@ class Catalog:
             return [(self.view_kind(i.view) or "?", i.view) for i in obj.inputs]
         if isinstance(obj, FeatureService):
             return [(self.view_kind(p.view) or "?", p.view) for p in obj.features]
+        if isinstance(obj, Model):
+            return [("feature_service", obj.service_name)]
         return []
 
     def downstream(self, kind: str, name: str) -> list[tuple[str, str]]:

@@ -22,6 +22,7 @@ from parity.definitions import (
     FeatureService,
     FeatureView,
     FileSource,
+    Model,
     OnDemandFeatureView,
     PushSource,
     Role,
@@ -257,6 +258,13 @@ def check_references(world: Catalog) -> list[str]:
                     problems.append(
                         f"feature service {svc.name!r}: feature view {p.view!r} has no feature {f!r} (it has {have})"
                     )
+    for model in world.objects.get("model", {}).values():
+        assert isinstance(model, Model)
+        if not world.has("feature_service", model.service_name):
+            problems.append(
+                f"model {model.name!r}: unknown feature service {model.service_name!r}"
+                f" (known: {world.names('feature_service')})"
+            )
     return problems
 
 

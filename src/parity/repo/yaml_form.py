@@ -5,7 +5,7 @@ and errors name them as ``defs/driver.yaml#2``. Empty documents are skipped. A d
 one of three forms:
 
 (a) one object, ``kind:`` one of ``entity``, ``source``, ``stream_source``, ``feature_view``,
-    ``feature_service``, ``role``,
+    ``feature_service``, ``model``, ``role``,
     plus that kind's fields::
 
         kind: feature_view
@@ -21,11 +21,12 @@ one of three forms:
     ``timestamp_field``, ``field_mapping``...). ``kind: stream_source`` is a source of
     ``type: stream`` whose broker is given as ``broker: redis_streams | nats_jetstream``
     (``kind=`` in Python). A service's ``features`` are view names,
-    ``"view:f1,f2"`` strings, or ``{view: v, features: [f1, f2]}`` mappings. A role's
+    ``"view:f1,f2"`` strings, or ``{view: v, features: [f1, f2]}`` mappings; a model's ``features`` is one service's
+    name. A role's
     ``permissions`` are mappings of ``actions``, ``kinds``, ``names``, ``tags``, ``purposes``.
 
 (b) lists of objects under ``entities:``, ``sources:``, ``feature_views:``,
-    ``feature_services:``, ``roles:`` (any of them, nothing else); each item is form (a) without
+    ``feature_services:``, ``models:``, ``roles:`` (any of them, nothing else); each item is form (a) without
     ``kind:`` (a matching ``kind:`` is allowed).
 
 (c) the single-feature form teams already write: no ``kind:``, and ``entity``, ``source`` and
@@ -78,6 +79,7 @@ from parity.definitions.base import Definition
 from parity.definitions.entity import Entity
 from parity.definitions.feature_service import FeatureService
 from parity.definitions.feature_view import FeatureView, Field
+from parity.definitions.model import Model
 from parity.definitions.role import Permission, Role
 from parity.definitions.source import _SOURCE_TYPES, DataSource
 from parity.errors import DefinitionError
@@ -94,6 +96,7 @@ LIST_KEYS = {
     "sources": "source",
     "feature_views": "feature_view",
     "feature_services": "feature_service",
+    "models": "model",
     "roles": "role",
 }
 _COMMON = {"name", "description", "owner", "tags"}
@@ -114,6 +117,7 @@ _VIEW_KEYS = _COMMON | {
 }
 _SERVICE_KEYS = _COMMON | {"features"}
 _ROLE_KEYS = _COMMON | {"permissions"}
+_MODEL_KEYS = _COMMON | {"features"}
 _GOVERNANCE_FIELD_KEYS = {  # parity.definitions.Field's governance metadata
     "classification",
     "mask",
@@ -265,6 +269,7 @@ def _build(kind: Any, body: dict[str, Any], where: str) -> Definition:
         "stream_source": _stream_source,
         "feature_view": _feature_view,
         "feature_service": _feature_service,
+        "model": _model,
         "role": _role,
     }
     builder = builders.get(kind) if isinstance(kind, str) else None
@@ -337,6 +342,12 @@ def _feature_service(body: dict[str, Any], where: str) -> FeatureService:
     label = _label("feature_service", body)
     _check_keys(body, _SERVICE_KEYS, where, label)
     return _construct(FeatureService, body, where)
+
+
+def _model(body: dict[str, Any], where: str) -> Model:
+    label = _label("model", body)
+    _check_keys(body, _MODEL_KEYS, where, label)
+    return _construct(Model, body, where)
 
 
 def _role(body: dict[str, Any], where: str) -> Role:

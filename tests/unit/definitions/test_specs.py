@@ -191,8 +191,8 @@ def test_service_spec() -> None:
 def test_from_spec_refuses_unknown_kind_and_source_type() -> None:
     from parity.errors import DefinitionError
 
-    with pytest.raises(DefinitionError, match="unknown definition kind 'model'"):
-        from_spec("model", {"name": "m"})
+    with pytest.raises(DefinitionError, match="unknown definition kind 'monitor'"):
+        from_spec("monitor", {"name": "m"})
     with pytest.raises(DefinitionError, match="unknown source_type 'kafka'"):
         from_spec("source", {"name": "s", "source_type": "kafka"})
     assert list(KINDS) == [
@@ -201,5 +201,6 @@ def test_from_spec_refuses_unknown_kind_and_source_type() -> None:
         "feature_view",
         "on_demand_feature_view",
         "feature_service",
+        "model",
         "role",
     ]
