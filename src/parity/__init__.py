@@ -46,7 +46,7 @@ _WHERE = {
         "EncryptionError",
         "GovernanceError",
         "MonitoringError",
-    "ObjectNotFoundError",
+        "ObjectNotFoundError",
         "OnlineStoreError",
         "ParityError",
         "PartialWriteError",

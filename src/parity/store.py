@@ -27,8 +27,8 @@ if TYPE_CHECKING:
         Definition,
         Entity,
         FeatureService,
-        Model,
         FeatureView,
+        Model,
         OnDemandFeatureView,
     )
     from parity.governance.facade import Governance
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from parity.query.online import OnlineReads
     from parity.query.refs import FeatureRefs
     from parity.registry import Plan, Registry, VersionRecord
+    from parity.registry import rollback as rollback_module
     from parity.registry.apply import ApplyContext
     from parity.registry.catalog import Catalog, CatalogCache
     from parity.streams.runner import StreamRunner
@@ -250,12 +251,17 @@ class FeatureStore:
         *,
         delete_missing: bool | None = None,
         author: str | None = None,
+        allow_breaking: bool = False,
     ) -> Plan:
         """Validate and register definitions, all or nothing; returns what was done
-        (``parity.registry.apply``)."""
+        (``parity.registry.apply``). A breaking change (a major version bump) to what a
+        feature service or model reads is refused unless ``allow_breaking=True``, which is
+        then noted in the version's history."""
         from parity.registry import apply
 
-        return apply.apply(self._apply_context(), objects, delete_missing, author)
+        return apply.apply(
+            self._apply_context(), objects, delete_missing, author, allow_breaking=allow_breaking
+        )
 
     def teardown(self) -> None:
         """Remove everything the project keeps in the online store, and its materialization
@@ -298,7 +304,41 @@ class FeatureStore:
         return describable(self, self.catalog().service(name))
 
     def get_model(self, name: str) -> Model:
-        return describable(self, self.catalog().get("model", name))  # type: ignore[arg-type]
+        return describable(self, self.catalog().get("model", name))  # type: ignore[return-value]
+
+    def version(self, name: str, version: str, kind: str | None = None) -> VersionRecord:
+        """The version of ``name`` written as ``version`` (``"1.2.0"``); its ``definition``
+        is the object as it was."""
+        from parity.registry import rollback
+
+        return rollback.find(rollback.one_kind(self.history(name, kind), name), version)
+
+    def diff(
+        self, name: str, old: str, new: str, kind: str | None = None
+    ) -> rollback_module.Comparison:
+        """The field-level diff between two versions of ``name`` (and, for an on-demand
+        view, the diff of its function's code)."""
+        from parity.registry import rollback
+
+        return rollback.compare(rollback.one_kind(self.history(name, kind), name), old, new)
+
+    def rollback(
+        self,
+        name: str,
+        to: str,
+        *,
+        kind: str | None = None,
+        author: str | None = None,
+        allow_breaking: bool = False,
+    ) -> Plan:
+        """Apply version ``to`` of ``name`` again as a new version (noted as a rollback);
+        validated and weighed like any apply. The repo's files are not changed: edit them
+        too, or the next ``apply`` of the folder brings the newer definition back."""
+        from parity.registry import rollback
+
+        return rollback.rollback(
+            self, name, to, kind=kind, author=author, allow_breaking=allow_breaking
+        )
 
     def history(self, name: str, kind: str | None = None) -> list[VersionRecord]:
         from parity.governance.enforce import readable_history

@@ -88,7 +88,7 @@ def check_all_landed(root: Path, workers: int, plans: list[Any]) -> None:
         assert sorted(p[1] for p in plans) == list(range(1, workers + 1))
         for w in range(workers):
             history = reg.history(f"v{w}", "feature_view")
-            assert [(r.version, r.action) for r in history] == [(1, "create")]
+            assert [(r.number, r.action) for r in history] == [(1, "create")]
 
 
 def run_threads(work: Callable[[int], Any], n: int) -> list[Any]:

@@ -111,7 +111,7 @@ def test_apply_stores_objects_and_their_first_version(registry: Registry):
 
     [record] = registry.history("driver_stats")
     assert isinstance(record, VersionRecord)
-    assert (record.kind, record.version, record.action, record.author) == (
+    assert (record.kind, record.number, record.action, record.author) == (
         "feature_view", 1, "create", "ana",
     )  # fmt: skip
     assert record.spec == driver_stats().to_spec()
@@ -130,7 +130,7 @@ def test_applying_the_same_objects_again_changes_nothing(registry: Registry):
     assert plan.render().startswith("No changes")
     assert (plan.base_revision, plan.revision) == (1, 1)
     assert registry.revision() == 1
-    assert [r.version for r in registry.history("driver_stats")] == [1]
+    assert [r.number for r in registry.history("driver_stats")] == [1]
 
 
 def test_update_records_a_field_level_diff(registry: Registry):
@@ -152,7 +152,7 @@ def test_update_records_a_field_level_diff(registry: Registry):
     assert "    schema[conv_rate].dtype: Float32 -> Float64" in text
 
     v1, v2 = registry.history("driver_stats", "feature_view")
-    assert (v1.version, v2.version) == (1, 2)
+    assert (v1.number, v2.number) == (1, 2)
     assert (v2.action, v2.author, v2.revision) == ("update", "bo", 2)
     assert v2.diff == change.diff
     assert v2.spec == registry.get("feature_view", "driver_stats").to_spec()
@@ -170,7 +170,7 @@ def test_objects_left_out_are_kept_unless_delete_missing(registry: Registry):
     assert "- feature_service ranking" in plan.render()
     assert registry.list("feature_service") == []
     last = registry.history("ranking")[-1]
-    assert (last.action, last.version, last.revision) == ("delete", 2, 2)
+    assert (last.action, last.number, last.revision) == ("delete", 2, 2)
     assert last.spec == ranking().to_spec()
 
 
@@ -181,7 +181,7 @@ def test_recreating_after_delete_continues_the_version_numbers(registry: Registr
         registry.get("feature_view", "driver_stats")
     registry.apply(repo(ttl="8h"))
     history = registry.history("driver_stats")
-    assert [(r.version, r.action, r.revision) for r in history] == [
+    assert [(r.number, r.action, r.revision) for r in history] == [
         (1, "create", 1),
         (2, "delete", 2),
         (3, "create", 3),
@@ -226,7 +226,7 @@ def test_a_failed_apply_writes_nothing(registry: Registry, registry_target: Regi
     assert "boom" in str(info.value) and info.value.__cause__ is not None
     assert registry.revision() == 1
     assert registry.get("source", "driver_stats_src") == stats_source()
-    assert [r.version for r in registry.history("driver_stats_src")] == [1]
+    assert [r.number for r in registry.history("driver_stats_src")] == [1]
     assert registry.list("entity") == []
     with pytest.raises(ObjectNotFoundError):
         registry.history("driver")
@@ -303,12 +303,12 @@ def test_history_of_a_name_across_kinds_is_oldest_first(registry: Registry):
     registry.apply([driver(), Entity("x"), FeatureService(name="x", features=["driver_stats"])])
     registry.apply([Entity("x", description="changed")])
     history = registry.history("x")
-    assert [(r.kind, r.version, r.revision) for r in history] == [
+    assert [(r.kind, r.number, r.revision) for r in history] == [
         ("entity", 1, 2),
         ("feature_service", 1, 2),
         ("entity", 2, 3),
     ]
-    assert [r.version for r in registry.history("x", kind="feature_service")] == [1]
+    assert [r.number for r in registry.history("x", kind="feature_service")] == [1]
 
 
 def test_projects_are_isolated(registry_target: RegistryTarget):
@@ -472,7 +472,7 @@ def _check_serialized(reg: Registry, plans: list[tuple[int, int, dict]]) -> None
     for kind, name in {key for _, _, acts in plans for key in acts}:
         history = reg.history(name, kind)
         wrote = sum(acts.get((kind, name)) in ("create", "update") for _, _, acts in plans)
-        assert [r.version for r in history] == list(range(1, wrote + 1)), (kind, name)
+        assert [r.number for r in history] == list(range(1, wrote + 1)), (kind, name)
         assert [r.revision for r in history] == sorted({r.revision for r in history})
         assert reg.get(kind, name).to_spec() == history[-1].spec
         assert Counter(r.action for r in history)["create"] == 1

@@ -100,7 +100,7 @@ def test_change_makes_a_new_version_with_a_diff(store):
     ]
     store.apply([driver, changed])
     hist = store.history("driver_stats")
-    assert [h.version for h in hist] == [1, 2]
+    assert [h.number for h in hist] == [1, 2]
     assert any("ttl" in str(fc.path) for fc in hist[-1].diff)
     assert store.get_feature_view("driver_stats").ttl == timedelta(hours=4)
 

@@ -33,7 +33,7 @@ OLD_TTL, NEW_TTL = "ttl=timedelta(days=1)", "ttl=timedelta(hours=2)"
 
 
 def history_versions(text: str) -> list[list[str]]:
-    """The version lines of `parity history`: version, action, author, date, time, ..."""
+    """The version lines of `parity history`: version, bump, action, author, date, time, ..."""
     return [line.split()[1:] for line in text.splitlines() if line.startswith("version ")]
 
 
@@ -160,14 +160,18 @@ def test_plan_shows_the_fields_changed_in_python_and_yaml_files(applied: Path):
     edit(applied / "features.py", OLD_TTL, NEW_TTL)
     edit(applied / "features.yaml", "ttl: 30d", "ttl: 14d")
     out = parity("plan", "--repo", applied).stdout
-    assert out.splitlines()[:5] == [
-        "~ feature_view driver_hourly_stats",
+    assert out.splitlines()[:7] == [
+        "~ feature_view driver_hourly_stats (major)",
         "    ttl: 1d -> 2h",
-        "~ feature_view driver_profile",
+        "    reaches 1 downstream object(s):",
+        "      -> feature service driver_activity: BREAKS (reads feature_view"
+        " 'driver_hourly_stats', which breaks)",
+        "~ feature_view driver_profile (major)",
         "    ttl: 30d -> 14d",
         "",
     ]
     assert "Plan: 0 to create, 2 to change, 0 to delete (4 unchanged)." in out
+    assert "1 breaking change(s) reach a feature service or a model" in out
     assert revision(applied) == 1, "plan writes nothing"
 
 
@@ -179,7 +183,10 @@ def test_apply_deletes_what_left_the_repo(applied: Path):
     assert "- feature_view driver_rating" in out
     assert "deleted 2" in out
     history = parity("history", "driver_profile", "--repo", applied).stdout
-    assert [row[:2] for row in history_versions(history)] == [["1", "create"], ["2", "delete"]]
+    assert [row[:3] for row in history_versions(history)] == [
+        ["1.0.0", "new", "create"],
+        ["1.0.0", "-", "delete"],
+    ]
 
 
 def test_apply_refuses_an_invalid_definition_and_leaves_the_registry(applied: Path):
@@ -253,7 +260,8 @@ def test_list_one_kind(applied: Path):
     assert [r[0] for r in views] == [VIEW, "driver_profile", "driver_rating"]
     entities = table_rows(parity("list", "entities", "--repo", applied).stdout)
     assert [r[0] for r in entities] == ["driver"]
-    assert "Invalid value" in parity("list", "models", "--repo", applied, code=2).stderr
+    assert "Invalid value" in parity("list", "monitors", "--repo", applied, code=2).stderr
+    assert "No models registered." in parity("list", "models", "--repo", applied).stdout
 
 
 def test_list_before_apply_says_there_is_no_registry_yet(repo: Path):
@@ -271,16 +279,16 @@ def test_describe_shows_the_spec_as_yaml_and_the_version(applied: Path):
         view = store.get_feature_view(VIEW)
         record = store.history(VIEW)[-1]
     assert yaml.safe_load("\n".join(lines[1:end])) == view.to_spec()
-    assert lines[end].startswith("version 1, created by alice on ")
+    assert lines[end].startswith("version 1.0.0, created by alice on ")
     assert record.content_hash[:12] in lines[end]
 
 
 def test_describe_shows_the_last_change(applied: Path):
     edit(applied / "features.py", OLD_TTL, NEW_TTL)
-    parity("apply", "--repo", applied, "--author", "bob")
+    parity("apply", "--repo", applied, "--author", "bob", "--allow-breaking")
     out = parity("describe", VIEW, "--kind", "view", "--repo", applied).stdout
     assert "ttl: 2h" in out
-    assert "version 2, updated by bob on " in out
+    assert "version 2.0.0 (major), updated by bob on " in out
     assert "    ttl: 1d -> 2h" in out.splitlines()
 
 
@@ -310,7 +318,7 @@ def test_describe_an_unknown_name(applied: Path):
 
 def test_history_lists_versions_oldest_first(applied: Path):
     edit(applied / "features.py", OLD_TTL, NEW_TTL)
-    parity("apply", "--repo", applied, "--author", "bob")
+    parity("apply", "--repo", applied, "--author", "bob", "--allow-breaking")
     edit(applied / "features.py", NEW_TTL, "ttl=timedelta(hours=3)")
     edit(applied / "features.py", '"Share of offers accepted."', '"Offers taken."')
     parity("apply", "--repo", applied, "--author", "carol")
@@ -318,19 +326,20 @@ def test_history_lists_versions_oldest_first(applied: Path):
     with FeatureStore(applied) as store:
         hashes = [r.content_hash[:12] for r in store.history(VIEW)]
     rows = history_versions(out)
-    assert [r[:3] for r in rows] == [
-        ["1", "create", "alice"],
-        ["2", "update", "bob"],
-        ["3", "update", "carol"],
+    assert [r[:4] for r in rows] == [
+        ["1.0.0", "new", "create", "alice"],
+        ["2.0.0", "major", "update", "bob"],  # a shorter ttl
+        ["2.1.0", "minor", "update", "carol"],  # a longer ttl (and a description: patch)
     ]
     assert [r[-1] for r in rows] == hashes
     changes = [line.strip() for line in out.splitlines() if line.startswith("    ")]
     assert changes == [
+        "note: applied with --allow-breaking; breaks feature_service:driver_activity",
         "ttl: 1 day → 2 hours",
         "ttl: 2 hours → 3 hours",
         'schema[conv_rate].description: "Share of offers accepted." → "Offers taken."',
     ]
-    assert all(r[5] == "UTC" for r in rows)
+    assert all(r[6] == "UTC" for r in rows)
 
 
 def test_history_of_an_unknown_name(applied: Path):

@@ -231,7 +231,7 @@ def test_registry_records_location_and_hash_and_versions_changes(repo):
         done = store.apply()
         assert [(c.name, c.action) for c in done.of("update")] == [("conv_plus", "update")]
         history = store.history("conv_plus")
-        assert [h.version for h in history] == [1, 2]
+        assert [h.number for h in history] == [1, 2]
         assert [fc.path for fc in history[-1].diff] == ["udf.source_hash"]
 
 

@@ -4,7 +4,9 @@
 
     parity init NAME [--dir PATH]      a working feature repo with sample data
     parity plan | apply                what would change / register it
-    parity list | describe | history   what is registered, and how it changed
+    parity list | describe | history   what is registered, and how it changed (NAME@1.2.0)
+    parity diff NAME 1.0.0 2.0.0       the fields (and code) changed between two versions
+    parity rollback NAME --to 1.2.0    an old version applied again, as a new version
     parity get REFS --entity K=V ...   online values with status and age (or --json)
     parity historical ...              training data to Parquet or CSV (or a table: --out -)
     parity push SOURCE FILE            rows of a CSV, Parquet or JSON file to a push source
@@ -83,6 +85,8 @@ app.command("apply")(repo.apply)
 app.command("list")(browse.list_)
 app.command("describe")(browse.describe)
 app.command("history")(browse.history)
+app.command("diff")(browse.diff)
+app.command("rollback")(repo.rollback)
 app.command("get")(get.get)
 app.command("historical")(historical.historical)
 app.command("push")(push.push)

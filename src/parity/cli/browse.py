@@ -1,4 +1,4 @@
-"""The commands that read the registry: ``list``, ``describe``, ``history``."""
+"""The commands that read the registry: ``list``, ``describe``, ``history``, ``diff``."""
 
 from __future__ import annotations
 
@@ -73,19 +73,35 @@ def list_(
 
 @handles_errors
 def describe(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="The object's name.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME[@VERSION]", help="The object's name; NAME@1.2.0 shows an old version."
+        ),
+    ],
     kind: KindOption = None,
     repo: RepoOption = Path("."),
     verbose: VerboseOption = False,
 ) -> None:
-    """Show an object's registered spec, its current version and its last change."""
+    """Show an object's registered spec, its current version and its last change (or, with
+    NAME@VERSION, the spec it had at that version)."""
     from rich.text import Text
 
     from parity.governance.enforce import describable
+    from parity.registry.rollback import split_ref
 
     wanted = parse_kind(kind)
+    name, version = split_ref(name)
     with open_store(repo) as store:
         require_registry(store)
+        if version is not None:
+            record = store.version(name, version, wanted)
+            obj = describable(store, record.definition)
+            out = render.console()
+            out.print(Text(f"{obj.kind} {obj.name}@{record.version}", style="bold cyan"))
+            out.print(render.spec_yaml(obj))
+            out.print(render.version_line(record))
+            return
         catalog = store.catalog(fresh=True)
         found = [describable(store, obj) for obj in _find(catalog, name, wanted)]
         out = render.console()
@@ -114,6 +130,44 @@ def history(
     title = f"History of {render.KIND_LABELS[wanted] + ' ' if wanted else ''}{name}"
     out = render.console()
     out.print(render.history_log(records, title=title), soft_wrap=False)
+
+
+@handles_errors
+def diff(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The object's name.")],
+    old: Annotated[str, typer.Argument(metavar="OLD", help="A version, e.g. 1.2.0.")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="A later (or earlier) version.")],
+    kind: KindOption = None,
+    repo: RepoOption = Path("."),
+    verbose: VerboseOption = False,
+) -> None:
+    """Show the field-level diff between two versions of an object (and, for an on-demand
+    view, the diff of its function's code), with the semantic-version rule of each change."""
+    from rich.text import Text
+
+    from parity.governance.enforce import describable
+    from parity.registry.semver import classify_change
+
+    wanted = parse_kind(kind)
+    with open_store(repo) as store:
+        require_registry(store)
+        found = store.diff(name, old, new, wanted)
+        describable(store, found.new.definition)
+    out = render.console()
+    a, b = found.old, found.new
+    out.print(Text(f"{a.kind} {a.name}: {a.version} -> {b.version}", style="bold cyan"))
+    if not found.changes:
+        out.print(Text("No field changes.", style="dim"))
+    for change in found.changes:
+        rule = classify_change(a.kind, change)
+        line = Text(f"  {change.render()}")
+        line.append(f"   [{rule.bump}: {rule.why}]", style=render.BUMP_STYLE[rule.bump])
+        out.print(line, soft_wrap=True)
+    if found.code_diff:
+        out.print(Text("Code:", style="bold"))
+        out.print(Text(found.code_diff.rstrip("\n")), soft_wrap=True)
+    elif a.kind == "on_demand_feature_view" and (a.code is None or b.code is None):
+        out.print(Text("(the function's code was not recorded for both versions)", style="dim"))
 
 
 def _find(catalog: Catalog, name: str, kind: str | None) -> list[Definition]:

@@ -22,8 +22,10 @@ if TYPE_CHECKING:  # rich and the models load when something is shown, not for `
     from parity.definitions import DataSource, Definition, FeatureService, FeatureView
     from parity.registry import Change, Plan, VersionRecord
     from parity.registry.catalog import Catalog
+    from parity.registry.impact import Impact
 
 _WIDE = 200
+BUMP_STYLE = {"major": "bold red", "minor": "yellow", "patch": "dim", "": ""}
 _ACTION_STYLE = {"create": "green", "update": "yellow", "delete": "red", "unchanged": "dim"}
 KIND_LABELS = {
     "entity": "entity",
@@ -72,11 +74,29 @@ def plan_text(plan: Plan) -> Text:
     from rich.text import Text
 
     out = Text()
+    impacts = {(i.kind, i.name): i for i in plan.impacts}
     for change in plan.changes:
         if change.action == "unchanged":
             continue
         out.append_text(change_text(change))
         out.append("\n")
+        found = impacts.get((change.kind, change.name))
+        if found is not None and found.reached:
+            out.append_text(impact_text(found))
+    return out
+
+
+def impact_text(found: Impact) -> Text:
+    """The downstream objects a change reaches, the broken ones in red."""
+    from rich.text import Text
+
+    out = Text(f"    reaches {len(found.reached)} downstream object(s):\n", style="dim")
+    for r in found.reached:
+        label = f"{KIND_LABELS.get(r.kind, r.kind)} {r.name}"
+        if r.breaking:
+            out.append(f"      -> {label}: BREAKS ({r.why})\n", style="bold red")
+        else:
+            out.append(f"      -> {label}: compatible\n", style="dim")
     return out
 
 
@@ -263,16 +283,21 @@ def version_line(record: VersionRecord) -> Group:
 
     style = _ACTION_STYLE[record.action]
     head = Text(f"version {record.version}", style="bold")
+    if record.bump:
+        head.append(f" ({record.bump})", style=BUMP_STYLE[record.bump])
     head.append(f", {_past(record.action)} ", style=style)
     head.append(f"by {record.author} on {when(record.applied_at)}")
     head.append(f" (registry revision {record.revision}, hash {record.content_hash[:12]})")
     lines = [head]
+    if record.note:
+        lines.append(Text(f"    note: {record.note}", style="italic"))
     lines += [Text(f"    {fc.render()}", style=style) for fc in record.diff]
     return Group(*lines)
 
 
 def history_log(records: Sequence[VersionRecord], *, title: str) -> Group:
-    """Versions oldest first, one line each (version, action, author, when, revision, hash),
+    """Versions oldest first, one line each (semantic version, its bump — ``new`` for a
+    create, ``-`` for a delete —, action, author, when, number, revision, hash),
     under each its changes as ``path: old → new`` (``parity.cli.changes``), wrapped with a
     hanging indent."""
     from rich.console import Group
@@ -290,11 +315,17 @@ def history_log(records: Sequence[VersionRecord], *, title: str) -> Group:
         head = Text()
         if len(kinds) > 1:
             head.append(f"{KIND_LABELS.get(r.kind, r.kind)} ")
-        head.append(f"version {r.version}", style="bold")
+        head.append(f"version {r.version:<6}", style="bold")
+        bump = r.bump or ("new" if r.action == "create" else "-")
+        head.append(f"  {bump:<5}", style=BUMP_STYLE.get(r.bump, ""))
         head.append(f"  {r.action:<6}", style=style)
         head.append(f"  {r.author:<{author_width}}  {when(r.applied_at)}")
-        head.append(f"  revision {r.revision}, hash {r.content_hash[:12]}", style="dim")
+        head.append(
+            f"  #{r.number}, revision {r.revision}, hash {r.content_hash[:12]}", style="dim"
+        )
         parts.append(head)
+        if r.note:
+            parts.append(Text(f"    note: {r.note}", style="italic"))
         if r.diff:
             grid = Table.grid(padding=(0, 0))
             grid.add_column(width=4, no_wrap=True)

@@ -65,11 +65,28 @@ def plan(repo: RepoOption = Path("."), verbose: VerboseOption = False) -> None:
         unchanged = len(planned.of("unchanged"))
         tail = f"Plan: {planned.summary()}" + (f" ({unchanged} unchanged)." if unchanged else ".")
         out.print(Text(tail, style="bold"))
+        if planned.breaking:
+            out.print(
+                Text(
+                    f"{len(planned.breaking)} breaking change(s) reach a feature service or a"
+                    " model: `parity apply` refuses them unless given --allow-breaking.",
+                    style="bold red",
+                )
+            )
     if missing is not None:
         out.print(Text(f"The registry at {missing} does not exist yet; `parity apply` creates it."))
     from parity.cli.keys import print_violations
 
     print_violations(out, violations)
+
+
+AllowBreaking = Annotated[
+    bool,
+    typer.Option(
+        "--allow-breaking",
+        help="Apply breaking changes to what feature services or models read (recorded).",
+    ),
+]
 
 
 @handles_errors
@@ -81,19 +98,62 @@ def apply(
             help="Who applies, recorded in the history.", show_default="$PARITY_USER or login"
         ),
     ] = None,
+    allow_breaking: AllowBreaking = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Validate the repo's definitions and register them, all or nothing.
 
-    Objects registered but no longer in the repo's files are deleted.
+    Objects registered but no longer in the repo's files are deleted. A breaking change
+    (a major version bump) to what a feature service or model reads is refused unless
+    --allow-breaking is given (the override is recorded in the version's history).
     """
     from rich.text import Text
 
     with open_store(repo) as store, working("Validating definitions against the data…"):
-        done = store.apply(author=author)
+        done = store.apply(author=author, allow_breaking=allow_breaking)
     out = render.console()
     if not done.has_changes:
         out.print(Text("No changes.", style="bold"))
         return
     out.print(render.plan_text(done))
     out.print(Text(render.applied_summary(done), style="bold green"))
+
+
+@handles_errors
+def rollback(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The object's name.")],
+    to: Annotated[str, typer.Option("--to", help="The version to apply again, e.g. 1.2.0.")],
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", "-k", help="Needed only when NAME is used by several kinds."),
+    ] = None,
+    author: Annotated[
+        str | None,
+        typer.Option(help="Who rolls back, recorded.", show_default="$PARITY_USER or login"),
+    ] = None,
+    allow_breaking: AllowBreaking = False,
+    repo: RepoOption = Path("."),
+    verbose: VerboseOption = False,
+) -> None:
+    """Apply an old version of an object again, as a new version noted as a rollback.
+
+    The old spec is validated and its impact weighed like any apply. The repo's files are
+    not changed: edit them too, or the next `parity apply` brings the newer definition back.
+    """
+    from rich.text import Text
+
+    from parity.cli.common import parse_kind
+
+    with open_store(repo) as store, working(f"Rolling {name} back to {to}…"):
+        done = store.rollback(
+            name, to, kind=parse_kind(kind), author=author, allow_breaking=allow_breaking
+        )
+        record = store.history(name, parse_kind(kind))[-1] if done.has_changes else None
+    out = render.console()
+    if record is None:
+        out.print(Text(f"No changes: {name} already has the spec of version {to}.", style="bold"))
+        return
+    out.print(render.plan_text(done))
+    out.print(
+        Text(f"{name} is now at version {record.version} ({record.note}).", style="bold green")
+    )

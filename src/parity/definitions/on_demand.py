@@ -220,6 +220,17 @@ class OnDemandFeatureView(Definition):
     def feature_names(self) -> list[str]:
         return [f.name for f in self.schema_]
 
+    def source_code(self) -> str | None:
+        """The function's source text (dedented), when this object holds the function;
+        the registry keeps it with each version for ``parity diff``."""
+        fn = self._fn if self._fn is not None else known_function(self.udf)
+        if fn is None:
+            return None
+        try:
+            return textwrap.dedent(inspect.getsource(fn))
+        except (OSError, TypeError):
+            return None
+
     @property
     def inputs(self) -> list[ViewInput]:
         """The views read, by name, with the features selected (None: all)."""

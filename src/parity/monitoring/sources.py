@@ -96,7 +96,7 @@ def read_rows(
 def view_version(store: FeatureStore, view: str) -> int | None:
     """The registry's current version of the view (None when it has no history)."""
     records = [r for r in store.history(view, "feature_view") if r.action != "delete"]
-    return records[-1].version if records else None
+    return records[-1].number if records else None
 
 
 def keep(

@@ -16,15 +16,17 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from parity.definitions import Definition
 from parity.errors import ConcurrentApplyError
 from parity.hooks import HookSet
 from parity.offline.base import OfflineEngine
 from parity.online.base import OnlineStore, OnlineView
+from parity.registry import impact
 from parity.registry.catalog import Catalog, CatalogCache
 from parity.registry.plan import Plan
 from parity.registry.registry import Registry
@@ -87,9 +89,11 @@ def _prepare(
 def plan(
     ctx: ApplyContext, objects: Sequence[Definition] | None, delete_missing: bool | None
 ) -> Plan:
-    """What ``apply`` would create, change or delete; validates first."""
+    """What ``apply`` would create, change or delete, with each change's impact downstream
+    (``registry.impact``); validates first."""
     prep = _prepare(ctx, objects, delete_missing)
-    return ctx.registry.plan(prep.ordered, delete_missing=prep.delete_missing)
+    planned = ctx.registry.plan(prep.ordered, delete_missing=prep.delete_missing)
+    return replace(planned, impacts=impact.analyse(planned, prep.world))
 
 
 def apply(
@@ -97,11 +101,16 @@ def apply(
     objects: Sequence[Definition] | None,
     delete_missing: bool | None,
     author: str | None,
+    *,
+    allow_breaking: bool = False,
+    notes: Mapping[tuple[str, str], str] | None = None,
 ) -> Plan:
-    """Validate and register, all or nothing; returns what was done."""
+    """Validate and register, all or nothing; returns what was done. A breaking change to
+    what a feature service or model reads is refused unless ``allow_breaking`` (then the
+    override is noted with the version); ``notes`` are kept with the versions written."""
     return ctx.hooks.around(
         "apply",
-        lambda: _apply(ctx, objects, delete_missing, author),
+        lambda: _apply(ctx, objects, delete_missing, author, allow_breaking, notes or {}),
         lambda done: {"plan": done},
         project=ctx.project,
         objects=objects,
@@ -115,6 +124,8 @@ def _apply(
     objects: Sequence[Definition] | None,
     delete_missing: bool | None,
     author: str | None,
+    allow_breaking: bool,
+    notes: Mapping[tuple[str, str], str],
 ) -> Plan:
     began = time.monotonic()
     deadline = began + RETRY_SECONDS
@@ -128,12 +139,27 @@ def _apply(
             online.setup(
                 [OnlineView.of(v, world.join_keys_of(v)) for v in world.views() if v.online]
             )
+            found: list[tuple[impact.Impact, ...]] = []
+
+            def weigh(
+                planned: Plan, world: Catalog = world, found: list[Any] = found
+            ) -> Mapping[tuple[str, str], str]:
+                """(Under the registry's lock) refuse what breaks a consumer, unless allowed."""
+                impacts = impact.analyse(planned, world)
+                impact.guard(impacts, allow_breaking=allow_breaking)
+                found.append(impacts)
+                kept = dict(impact.override_notes(impacts))
+                for key, note in notes.items():
+                    kept[key] = f"{note}; {kept[key]}" if key in kept else note
+                return kept
+
             try:
                 done = ctx.registry.apply(
                     prep.ordered,
                     delete_missing=prep.delete_missing,
                     author=author,
                     expected_revision=prep.revision,
+                    guard=weigh,
                 )
             except ConcurrentApplyError as exc:
                 now = time.monotonic()
@@ -151,7 +177,7 @@ def _apply(
             if deleted:  # their online data (and intervals) go too
                 online.drop_views(deleted)
                 ctx.registry.forget_materializations(deleted)
-            return done
+            return replace(done, impacts=found[-1]) if found else done
 
 
 @contextlib.contextmanager

@@ -74,6 +74,11 @@ versions = Table(
     Column("author", String(256), nullable=False),
     Column("applied_at", DateTime(timezone=True), nullable=False),
     Column("revision", BigInteger, nullable=False),
+    # The semantic version MAJOR.MINOR.PATCH (``registry.semver``; migration 0008) and why
+    # the version was written when it was more than an apply (an override, a rollback).
+    Column("semver", String(32), nullable=False, server_default="1.0.0"),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("code", Text, nullable=True),  # an on-demand view's function source, when known
     CheckConstraint("action IN ('create', 'update', 'delete')", name="action"),
     CheckConstraint("version >= 1", name="version_positive"),
     ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),

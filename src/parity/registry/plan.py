@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from parity.definitions import KINDS
 from parity.registry.diff import FieldChange, diff_specs
+
+if TYPE_CHECKING:
+    from parity.registry.impact import Impact
+    from parity.registry.semver import Reason
 
 __all__ = ["Action", "Change", "Plan", "Stored", "compute_plan", "sort_key"]
 
@@ -46,9 +50,28 @@ class Change:
     new: dict[str, Any] | None
     diff: tuple[FieldChange, ...] = ()
 
+    @property
+    def bump(self) -> str:
+        """The semantic-version bump of an update (``major``, ``minor``, ``patch``); a
+        create starts at 1.0.0 and a delete keeps its version (``""`` for both)."""
+        if self.action != "update":
+            return ""
+        from parity.registry.semver import bump
+
+        return bump(self.kind, self.diff)
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        """Each field change's rule (``registry.semver``)."""
+        from parity.registry.semver import classify
+
+        return classify(self.kind, self.diff)[1] if self.action == "update" else ()
+
     def render(self) -> str:
-        """``~ feature_view driver_stats`` followed by one indented line per field change."""
-        lines = [f"{_SYMBOL[self.action]} {self.kind} {self.name}"]
+        """``~ feature_view driver_stats (major)`` followed by one indented line per field
+        change."""
+        bump = f" ({self.bump})" if self.bump else ""
+        lines = [f"{_SYMBOL[self.action]} {self.kind} {self.name}{bump}"]
         if self.action == "update":
             lines += [f"    {fc.render()}" for fc in self.diff]
         return "\n".join(lines)
@@ -60,12 +83,15 @@ class Plan:
 
     ``base_revision`` is the registry revision the plan was computed against; after an apply,
     ``revision`` is the revision it produced (equal to ``base_revision`` when nothing changed).
-    A plan that was only computed has ``revision=None``.
+    A plan that was only computed has ``revision=None``. ``impacts`` are the downstream
+    objects each change reaches and whether it breaks them (``registry.impact``).
     """
 
     changes: tuple[Change, ...]
     base_revision: int | None = None
     revision: int | None = None
+    impacts: tuple[Impact, ...] = ()
+    """What each change reaches downstream (``registry.impact``), when analysed."""
 
     @property
     def has_changes(self) -> bool:
@@ -83,9 +109,20 @@ class Plan:
             f"{counts['delete']} to delete"
         )
 
+    @property
+    def breaking(self) -> tuple[Impact, ...]:
+        """The impacts that break a feature service or a model."""
+        return tuple(i for i in self.impacts if i.blocks)
+
     def render(self) -> str:
         """A terraform-like, human-readable diff, ending with the summary."""
-        changed = [c.render() for c in self.changes if c.action != "unchanged"]
+        impacts = {(i.kind, i.name): i for i in self.impacts}
+        changed = []
+        for c in self.changes:
+            if c.action == "unchanged":
+                continue
+            found = impacts.get((c.kind, c.name))
+            changed.append(c.render() + (f"\n{found.render()}" if found and found.reached else ""))
         unchanged = len(self.of("unchanged"))
         if not changed:
             return f"No changes; {unchanged} object(s) up to date."

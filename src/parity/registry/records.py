@@ -20,14 +20,17 @@ __all__ = ["RegistrySnapshot", "VersionRecord", "check_kind", "not_found", "rebu
 class VersionRecord:
     """One version of one object: who wrote it, when, in which registry revision.
 
-    ``spec``/``content_hash`` are the object after the change; for a ``delete`` they are the
-    object that was deleted. ``diff`` lists the field changes of an ``update`` (empty for a
-    create or delete). ``applied_at`` is timezone-aware UTC.
+    ``version`` is the semantic version (``"1.2.0"``, bumped by ``registry.semver``'s
+    rules); ``number`` counts the object's versions from 1. ``spec``/``content_hash`` are
+    the object after the change; for a ``delete`` they are the object that was deleted.
+    ``diff`` lists the field changes of an ``update`` (empty for a create or delete).
+    ``note`` says why the version was written when it was more than an apply (an
+    ``--allow-breaking`` override, a rollback). ``applied_at`` is timezone-aware UTC.
     """
 
     kind: str
     name: str
-    version: int
+    number: int
     action: Literal["create", "update", "delete"]
     spec: dict[str, Any]
     content_hash: str
@@ -35,11 +38,24 @@ class VersionRecord:
     author: str
     applied_at: datetime
     revision: int
+    version: str = "1.0.0"
+    note: str = ""
+    code: str | None = None
+    """An on-demand view's function source at this version, when it was known."""
 
     @property
     def definition(self) -> Definition:
         """The object as it was at this version (for a delete, as it was deleted)."""
         return rebuild(self.kind, self.spec, f"version {self.version}")
+
+    @property
+    def bump(self) -> str:
+        """``major``, ``minor`` or ``patch`` for an update; ``""`` for a create or delete."""
+        if self.action != "update":
+            return ""
+        from parity.registry.semver import bump
+
+        return bump(self.kind, self.diff)
 
 
 @dataclass(frozen=True)

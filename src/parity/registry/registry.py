@@ -19,7 +19,7 @@ import contextlib
 import getpass
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
-from parity.definitions import Definition
+from parity.definitions import Definition, OnDemandFeatureView
 from parity.errors import ConcurrentApplyError, DefinitionError, ValidationError
 from parity.registry import engine as eng
 from parity.registry.diff import FieldChange
@@ -201,7 +201,7 @@ class Registry:
             if not rows:
                 raise self._not_found(conn, kind or "object", name)
         records = [_record(r) for r in rows]
-        records.sort(key=lambda r: (r.revision, sort_key(r.kind, r.name), r.version))
+        records.sort(key=lambda r: (r.revision, sort_key(r.kind, r.name), r.number))
         return records
 
     # -- materialization intervals ----------------------------------------------------------
@@ -297,8 +297,12 @@ class Registry:
         delete_missing: bool = False,
         author: str | None = None,
         expected_revision: int | None = None,
+        guard: Callable[[Plan], Mapping[tuple[str, str], str]] | None = None,
     ) -> Plan:
         """Create, update (and with ``delete_missing`` delete) objects; return what was done.
+
+        ``guard`` sees the plan under the write lock before anything is written: it raises
+        to refuse it, or returns notes to keep with versions (``(kind, name)`` -> text).
 
         The plan is computed under the write lock, so it is exactly what was written.
         ``author`` defaults to ``$PARITY_USER``, then the login name. With
@@ -319,7 +323,13 @@ class Registry:
             if not plan.has_changes:
                 return replace(plan, base_revision=base, revision=base)
             revision = base + 1
-            write_plan(conn, self.project, plan, revision, author)
+            notes = guard(plan) if guard is not None else None
+            code = {
+                (o.kind, o.name): o.source_code()
+                for o in objects
+                if isinstance(o, OnDemandFeatureView)
+            }
+            write_plan(conn, self.project, plan, revision, author, notes, code)
         return replace(plan, base_revision=base, revision=revision)
 
     def close(self) -> None:
@@ -457,7 +467,10 @@ def _record(row: Any) -> VersionRecord:
     return VersionRecord(
         kind=row.kind,
         name=row.name,
-        version=int(row.version),
+        number=int(row.version),
+        version=str(row.semver),
+        note=str(row.note or ""),
+        code=row.code,
         action=row.action,
         spec=row.spec,
         content_hash=row.content_hash,

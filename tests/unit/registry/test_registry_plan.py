@@ -41,7 +41,7 @@ def test_create_update_delete_and_unchanged_in_dependency_order():
         [
             "+ entity customer",
             "- entity old",
-            "~ feature_view driver_stats",
+            "~ feature_view driver_stats (minor)",
             "    ttl: 2h -> 4h",
             "",
             "Plan: 1 to create, 1 to change, 1 to delete (1 unchanged).",
