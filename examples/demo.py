@@ -35,7 +35,7 @@ from rich.text import Text
 from parity.cli import render
 from parity.cli.scaffold import DRIVERS, ENTITIES_FILE, STATS_FILE, Scaffold, create_repo
 from parity.definitions import KINDS, Aggregation, FeatureView
-from parity.errors import ParityError
+from parity.errors import ParityError, ValidationError
 from parity.store import FeatureStore
 
 FEATURES = [
@@ -228,8 +228,10 @@ def run(repo: Path) -> Scaffold:
     with step(
         6,
         "change a definition: the ttl of driver_hourly_stats, 1 day to 2 hours",
-        "Edit features.py; the plan names the one field that changed, and apply records a new "
-        "version (`parity history`) with who, when and what.",
+        "Edit features.py; the plan names the one field that changed, its semantic-version bump "
+        "(a shorter ttl is major) and the service it breaks. Apply refuses a breaking change "
+        "to what a service reads until told --allow-breaking, then records version 2.0.0 with "
+        "who, when, what and the override (`parity history`).",
     ):
         features_py = repo / "features.py"
         text = features_py.read_text()
@@ -245,10 +247,22 @@ def run(repo: Path) -> Scaffold:
                 == [("driver_hourly_stats", ["ttl"])],
                 "the plan changes only the ttl of driver_hourly_stats",
             )
-            store.apply(author="demo")
+            check(
+                [(i.name, i.bump, [r.name for r in i.breaks]) for i in plan.impacts]
+                == [("driver_hourly_stats", "major", ["driver_activity"])],
+                "the plan says the shorter ttl is major and breaks the service driver_activity",
+            )
+            try:
+                store.apply(author="demo")
+            except ValidationError as exc:
+                say(f"Refused: {exc.problems[0]}")
+            else:
+                check(False, "apply refuses the breaking change without allow_breaking")
+            store.apply(author="demo", allow_breaking=True)
             versions = store.history("driver_hourly_stats", "feature_view")
             check(
-                [v.version for v in versions] == [1, 2], "driver_hourly_stats has versions 1 and 2"
+                [v.version for v in versions] == ["1.0.0", "2.0.0"],
+                "driver_hourly_stats has versions 1.0.0 and 2.0.0",
             )
         history = parity_cli("history", "driver_hourly_stats", "--repo", str(repo))
         console.print(history.stdout.strip(), markup=False)
@@ -322,54 +336,53 @@ def run(repo: Path) -> Scaffold:
         "monitoring: statistics, quality checks, freshness against the SLA",
         "Parity profiles each feature where the data lives, evaluates the rules declared "
         "with it, and measures how stale each view is against the freshness it promises.",
-    ):
-        with FeatureStore(repo) as store:
-            profile = store.profile("driver_hourly_stats")
-            show_rows(profile.table.select(["feature", "rows", "nulls", "mean", "p50", "p99"]))
-            rows = pq.read_metadata(repo / STATS_FILE).num_rows
-            check(profile.summary["rows"] == rows, "every source row is profiled")
-            checked = FeatureView(
-                name="driver_checked",
-                entities=["driver"],
-                source="driver_stats_source",
-                on_check_failure="block",
-                schema=[
-                    {"name": "conv_rate", "dtype": "Float64", "checks": {"min": 0, "max": 1}},
-                    {"name": "avg_daily_trips", "dtype": "Int64", "checks": {"min": 0}},
-                ],
-            )
-            store.apply([checked], author="demo")
-            result = store.check("driver_checked")
-            check(result.summary["violations"] == 0, "conv_rate lies in [0, 1], trips >= 0")
-            bad = {
-                "driver_id": [1001],
-                "event_timestamp": [datetime.now(UTC)],
-                "conv_rate": [1.7],
-                "avg_daily_trips": [3],
-            }
-            try:
-                store.write_to_online_store("driver_checked", bad)
-                refused = False
-            except ParityError as exc:
-                refused = "conv_rate" in str(exc)
-            after = store.get_online_features(
-                ["driver_checked:conv_rate"], entities={"driver_id": [1001]}
-            )
-            check(
-                refused and after.statuses["conv_rate"] == ["missing"],
-                "a batch breaking a rule is refused, nothing of it written",
-            )
-            fresh = {r["view"]: r for r in store.freshness().to_pylist()}
-            rating = fresh["driver_rating"]
-            check(
-                rating["lag_seconds"] is not None and not rating["breached"],
-                "driver_rating is within its freshness SLA",
-            )
-            say(
-                f"{len(profile)} features profiled over {rows} rows; {len(result)} rules pass; "
-                f"driver_rating lags {rating['lag_seconds']:.0f} s against its "
-                f"{rating['sla_seconds']:.0f} s SLA (score {rating['score']:.2f})."
-            )
+    ), FeatureStore(repo) as store:
+        profile = store.profile("driver_hourly_stats")
+        show_rows(profile.table.select(["feature", "rows", "nulls", "mean", "p50", "p99"]))
+        rows = pq.read_metadata(repo / STATS_FILE).num_rows
+        check(profile.summary["rows"] == rows, "every source row is profiled")
+        checked = FeatureView(
+            name="driver_checked",
+            entities=["driver"],
+            source="driver_stats_source",
+            on_check_failure="block",
+            schema=[
+                {"name": "conv_rate", "dtype": "Float64", "checks": {"min": 0, "max": 1}},
+                {"name": "avg_daily_trips", "dtype": "Int64", "checks": {"min": 0}},
+            ],
+        )
+        store.apply([checked], author="demo")
+        result = store.check("driver_checked")
+        check(result.summary["violations"] == 0, "conv_rate lies in [0, 1], trips >= 0")
+        bad = {
+            "driver_id": [1001],
+            "event_timestamp": [datetime.now(UTC)],
+            "conv_rate": [1.7],
+            "avg_daily_trips": [3],
+        }
+        try:
+            store.write_to_online_store("driver_checked", bad)
+            refused = False
+        except ParityError as exc:
+            refused = "conv_rate" in str(exc)
+        after = store.get_online_features(
+            ["driver_checked:conv_rate"], entities={"driver_id": [1001]}
+        )
+        check(
+            refused and after.statuses["conv_rate"] == ["missing"],
+            "a batch breaking a rule is refused, nothing of it written",
+        )
+        fresh = {r["view"]: r for r in store.freshness().to_pylist()}
+        rating = fresh["driver_rating"]
+        check(
+            rating["lag_seconds"] is not None and not rating["breached"],
+            "driver_rating is within its freshness SLA",
+        )
+        say(
+            f"{len(profile)} features profiled over {rows} rows; {len(result)} rules pass; "
+            f"driver_rating lags {rating['lag_seconds']:.0f} s against its "
+            f"{rating['sla_seconds']:.0f} s SLA (score {rating['score']:.2f})."
+        )
     return made
 
 

@@ -22,7 +22,8 @@
     │   └── PermissionDeniedError            the principal lacks the action or purpose (403)
     ├── AuditError(RuntimeError)             the audit log could not be written: the operation fails (503)
     ├── EncryptionError(RuntimeError)        a key is missing or wrong; never garbage values (500)
-    └── GovernanceError(ValueError)          bad input to governance: an erase, restriction, key rotation
+    ├── GovernanceError(ValueError)          bad input to governance: an erase, restriction, key rotation
+    └── LifecycleError(RuntimeError)         a read of a retired object, an unrequested draft, a moved pin
 
 Each error carries ``http_status`` as plain data so the HTTP layer can map it without the
 core knowing about the web.
@@ -198,3 +199,15 @@ class GovernanceError(ParityError, ValueError):
     message names the entity, key or setting."""
 
     http_status = 400
+
+
+class LifecycleError(ParityError, RuntimeError):
+    """A read refused by an object's lifecycle (``parity.lifecycle``); ``code`` names why:
+    ``feature_retired`` (410), ``draft_not_requested`` (403), ``version_pinned`` (409)."""
+
+    _STATUS = {"feature_retired": 410, "draft_not_requested": 403, "version_pinned": 409}
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        self.http_status = self._STATUS.get(code, 400)
+        super().__init__(message)

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from parity.registry import rollback as rollback_module
     from parity.registry.apply import ApplyContext
     from parity.registry.catalog import Catalog, CatalogCache
+    from parity.registry.transfer import PathOrFile, TransferSummary
     from parity.streams.runner import StreamRunner
 
 OnlineWrapper = Callable[["OnlineStore"], "OnlineStore"]
@@ -77,10 +78,13 @@ class FeatureStore:
         self.repo_path = self.config.repo_path
         self.clock = Clock(clock)
         from parity.governance.hooks import builtin_hooks as governance_hooks
+        from parity.lifecycle import lifecycle_hooks
         from parity.monitoring.hooks import builtin_hooks
 
         self._principal = principal
-        self.hooks = HookSet([*governance_hooks(self), *builtin_hooks(self), *hooks])
+        self.hooks = HookSet(
+            [*governance_hooks(self), *lifecycle_hooks(self), *builtin_hooks(self), *hooks]
+        )
         self._online_wrapper = online_wrapper
 
     @property
@@ -340,10 +344,46 @@ class FeatureStore:
             self, name, to, kind=kind, author=author, allow_breaking=allow_breaking
         )
 
+    def set_lifecycle(
+        self,
+        name: str,
+        state: str,
+        *,
+        reason: str = "",
+        successor: str | None = None,
+        kind: str | None = None,
+        author: str | None = None,
+        allow_breaking: bool = False,
+    ) -> Plan:
+        """Move ``name`` to ``draft``, ``active``, ``deprecated`` or ``retired`` (a new
+        version; ``parity.lifecycle`` says what each means for reads). Retiring or drafting
+        what a service or model reads is a breaking change: ``allow_breaking=True``."""
+        from parity.registry import rollback
+
+        return rollback.set_lifecycle(
+            self,
+            name,
+            state,
+            reason=reason,
+            successor=successor,
+            kind=kind,
+            author=author,
+            allow_breaking=allow_breaking,
+        )
+
     def history(self, name: str, kind: str | None = None) -> list[VersionRecord]:
         from parity.governance.enforce import readable_history
 
         return readable_history(self, self.registry.history(name, kind))
+
+    def lineage(self, name: str, direction: str = "both", depth: int | None = 3) -> Any:
+        """What ``name`` (an object, ``view:feature`` or ``source.column``) reads, what reads
+        it, or both, at most ``depth`` edges away (None: all): a ``networkx.DiGraph`` copy
+        whose ``graph["root"]`` is the start. With auth on, a ``describe``
+        (``parity.lineage``)."""
+        from parity.lineage import lineage
+
+        return lineage(self, name, direction, depth)  # type: ignore[arg-type]
 
     # -- online -------------------------------------------------------------------------
     def get_online_features(
@@ -354,6 +394,7 @@ class FeatureStore:
         entities: Mapping[str, Sequence[Any]] | None = None,
         full_feature_names: bool = False,
         purpose: str | None = None,
+        include_drafts: bool = False,
     ) -> OnlineResponse:
         """The latest values for each entity, with a status and event time per value.
 
@@ -362,12 +403,15 @@ class FeatureStore:
         On-demand features are computed from the values read and the request data given
         as extra entity columns (``parity.query.on_demand``). ``purpose``: what the values
         are for, checked against the roles' and the fields' purposes when auth is on.
+        ``include_drafts``: serve draft views too (``parity.lifecycle``).
         """
-        if purpose is None:
+        if purpose is None and not include_drafts:
             return self._online_reads.read(
                 features, entity_rows, entities, full_feature_names=full_feature_names
             )
-        with acting_as(self.actor.with_purpose(purpose)):
+        from parity.lifecycle import including_drafts
+
+        with acting_as(self.actor.with_purpose(purpose)), including_drafts(include_drafts):
             return self._online_reads.read(
                 features, entity_rows, entities, full_feature_names=full_feature_names
             )
@@ -468,15 +512,18 @@ class FeatureStore:
         full_feature_names: bool = False,
         timestamp_column: str = "event_timestamp",
         purpose: str | None = None,
+        include_drafts: bool = False,
     ) -> RetrievalJob:
         """Point-in-time correct features for every row of ``entity_df``, in its order.
 
         See ``parity.offline.base`` for the exact rule. Naive timestamps are UTC.
         On-demand features are computed row by row from the joined features and the
         request data in the entity frame's columns (``parity.query.on_demand``).
-        ``purpose`` as for ``get_online_features``.
+        ``purpose`` and ``include_drafts`` as for ``get_online_features``.
         """
-        with acting_as(self.actor.with_purpose(purpose)):
+        from parity.lifecycle import including_drafts
+
+        with acting_as(self.actor.with_purpose(purpose)), including_drafts(include_drafts):
             return self._historical_reads.retrieve(
                 entity_df,
                 features,
@@ -572,3 +619,46 @@ class FeatureStore:
         from parity.monitoring.runner import MonitorRunner
 
         return MonitorRunner(self, **options)
+
+    # -- backup and migration ------------------------------------------------------------
+    def export_registry(self, path: PathOrFile) -> TransferSummary:
+        """Every definition of the project with its whole history, to one JSON file
+        (``parity.registry.transfer`` says what is carried and what is not). With auth on,
+        needs ``admin``; audited."""
+        from parity.registry import transfer
+
+        self._administer()
+        done = transfer.export_registry(self.registry, path)
+        self.governance.audit.record(
+            action="registry_export",
+            resources=[f"project:{self.project}"],
+            counts={"versions": sum(done.versions.values())},
+        )
+        return done
+
+    def import_registry(self, path: PathOrFile, *, replace: bool = False) -> TransferSummary:
+        """An export's definitions and history into this project, all or nothing; refused
+        while the project holds definitions unless ``replace=True``. With auth on, needs
+        ``admin``; audited. The online store is not touched: ``apply`` the repo afterwards
+        to prepare it for the imported views."""
+        from parity.registry import transfer
+
+        self._administer()
+        try:
+            done = transfer.import_registry(self.registry, path, replace=replace)
+        finally:
+            self._catalogs.invalidate()
+        self.governance.audit.record(
+            action="registry_import",
+            resources=[f"project:{self.project}"],
+            counts={"versions": sum(done.versions.values()), "replaced": done.replaced},
+        )
+        return done
+
+    def _administer(self) -> None:
+        """Refuse (audited) unless the actor holds ``admin`` on the project (auth on)."""
+        from parity.governance.access import PROJECT, Resource
+
+        access = self.governance.access
+        if access.enabled:
+            access.check(self.actor, "admin", [Resource(PROJECT, self.project)])

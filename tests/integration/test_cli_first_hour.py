@@ -446,19 +446,22 @@ def test_history_shows_each_change_old_to_new(tmp_path: Path):
         assert text.count(old) == 1, old
         text = text.replace(old, new)
     features.write_text(text)
-    parity("apply", "--repo", repo, "--author", "bob")
+    parity("apply", "--repo", repo, "--author", "bob", "--allow-breaking")
     out = parity("history", VIEW, "--repo", repo).stdout
     lines = [line.rstrip() for line in out.splitlines()]
     with FeatureStore(repo) as store:
         records = store.history(VIEW)
     assert lines[0] == f"History of {VIEW}: 2 versions, oldest first"
     heads = [line for line in lines if line.startswith("version ")]
-    assert [h.split()[:4] for h in heads] == [
-        ["version", "1", "create", "alice"],
-        ["version", "2", "update", "bob"],
+    assert [h.split()[:5] for h in heads] == [
+        ["version", "1.0.0", "new", "create", "alice"],
+        ["version", "2.0.0", "major", "update", "bob"],
     ]
     assert all(r.content_hash[:12] in h for r, h in zip(records, heads, strict=True))
     changes = [line.strip() for line in lines if line.startswith("    ")]
+    note = "note: applied with --allow-breaking; breaks feature_service:driver_activity"
+    assert changes[0] == note
+    changes = changes[1:]
     assert changes == [line for fc in records[-1].diff for line in describe_changes(fc)]
     assert "ttl: 1 day → 2 hours" in changes
     assert 'schema[conv_rate].description: "Share of offers accepted." → "Offers taken."' in changes

@@ -204,7 +204,7 @@ def test_a_failing_function_names_the_view(repo):
         )
     )
     with FeatureStore(repo) as store:
-        store.apply()
+        store.apply(allow_breaking=True)  # a new body breaks the service reading it
         with pytest.raises(
             TransformationError, match=r"conv_plus.*odfv.py:conv_plus.*ZeroDivisionError: boom"
         ):
@@ -228,10 +228,13 @@ def test_registry_records_location_and_hash_and_versions_changes(repo):
         (repo / "odfv.py").write_text(
             ODFV_FILE.replace('+ row["val_to_add"]', '- row["val_to_add"]')
         )
-        done = store.apply()
+        with pytest.raises(ValidationError, match="feature_service 'od_service'"):
+            store.apply()  # a new function body is a breaking change for the service
+        done = store.apply(allow_breaking=True)
         assert [(c.name, c.action) for c in done.of("update")] == [("conv_plus", "update")]
         history = store.history("conv_plus")
         assert [h.number for h in history] == [1, 2]
+        assert [h.version for h in history] == ["1.0.0", "2.0.0"]
         assert [fc.path for fc in history[-1].diff] == ["udf.source_hash"]
 
 

@@ -155,7 +155,9 @@ def test_rollback_to_a_version_whose_dependencies_are_gone_is_refused(repo: Path
         with pytest.raises(ValidationError, match="unknown source 'rating_source_a'"):
             store.rollback("driver_rating", "2.0.0", allow_breaking=True)
         assert store.registry.revision() == revision, "refused: nothing written"
-        with pytest.raises(ObjectNotFoundError, match="its versions are 1.0.0, 2.0.0, 3.0.0"):
+        with pytest.raises(
+            ObjectNotFoundError, match=r"its versions are 1\.0\.0, 2\.0\.0, 3\.0\.0"
+        ):
             store.rollback("driver_rating", "9.0.0")
         with pytest.raises(DefinitionError, match="not a version"):
             store.rollback("driver_rating", "latest")

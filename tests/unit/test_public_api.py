@@ -30,6 +30,7 @@ EXPORTED = {
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "Lifecycle",
     "Model",
     "OnDemandFeatureView",
     "Permission",
@@ -45,6 +46,7 @@ EXPORTED = {
     "AuthenticationError",
     "EncryptionError",
     "GovernanceError",
+    "LifecycleError",
     "PermissionDeniedError",
     "ConcurrentApplyError",
     "ConfigError",
@@ -77,6 +79,7 @@ EXPORTED = {
 OTHER_EXPORTS = {"FeatureStore", "RepoConfig", "RetrievalJob", "__version__"}
 
 INTERNAL = {
+    "as_lifecycle": "reads lifecycle='deprecated' as a Lifecycle inside definitions",
     "aggregation_from_yaml": "the YAML loader's reading of transformation: window_sum(7d)",
     "PrimitiveType": "the class of Int64, String...; users use those values",
     "parse": "types by name are accepted wherever a type is (dtype='Int64')",

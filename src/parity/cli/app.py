@@ -7,6 +7,7 @@
     parity list | describe | history   what is registered, and how it changed (NAME@1.2.0)
     parity diff NAME 1.0.0 2.0.0       the fields (and code) changed between two versions
     parity rollback NAME --to 1.2.0    an old version applied again, as a new version
+    parity lifecycle NAME STATE        draft, active, deprecated (warned) or retired (refused)
     parity get REFS --entity K=V ...   online values with status and age (or --json)
     parity historical ...              training data to Parquet or CSV (or a table: --out -)
     parity push SOURCE FILE            rows of a CSV, Parquet or JSON file to a push source
@@ -30,6 +31,7 @@
     parity restrict --entity E --keys  restrict processing of keys (--lift); parity restrictions
     parity keys rotate | status        re-encrypt with the active key; what each key sealed
     parity audit [--since ...] | verify   who did what (the audit log); check its hash chain
+    parity registry export | import    every definition and its history, to JSON and back
     parity version
 """
 
@@ -51,11 +53,13 @@ from parity.cli import (
     get,
     historical,
     keys,
+    lineage,
     monitor,
     online,
     profile,
     push,
     quality,
+    registry_cmd,
     render,
     repo,
     restrict,
@@ -85,8 +89,10 @@ app.command("apply")(repo.apply)
 app.command("list")(browse.list_)
 app.command("describe")(browse.describe)
 app.command("history")(browse.history)
+app.command("lineage")(lineage.lineage)
 app.command("diff")(browse.diff)
 app.command("rollback")(repo.rollback)
+app.command("lifecycle")(repo.lifecycle)
 app.command("get")(get.get)
 app.command("historical")(historical.historical)
 app.command("push")(push.push)
@@ -111,6 +117,7 @@ app.command("export")(erase.export)
 app.add_typer(erase.app, name="retention")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
+app.add_typer(registry_cmd.app, name="registry")
 
 
 @app.command("version")
@@ -129,5 +136,16 @@ def version(repo: RepoOption = Path("."), verbose: VerboseOption = False) -> Non
 
 
 def main() -> None:
-    """The console-script entry point."""
+    """The console-script entry point. Parity's own warnings (a deprecated view read) are
+    printed as ``warning: ...`` lines on stderr, not with a Python source location."""
+    import warnings
+
+    shown = warnings.formatwarning
+
+    def plain(message, category, filename, lineno, line=None):  # type: ignore[no-untyped-def]
+        if category.__module__.startswith("parity"):
+            return f"warning: {message}\n"
+        return shown(message, category, filename, lineno, line)
+
+    warnings.formatwarning = plain
     app()

@@ -157,3 +157,54 @@ def rollback(
     out.print(
         Text(f"{name} is now at version {record.version} ({record.note}).", style="bold green")
     )
+
+
+@handles_errors
+def lifecycle(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The object's name.")],
+    state: Annotated[
+        str, typer.Argument(metavar="STATE", help="draft, active, deprecated or retired.")
+    ],
+    reason: Annotated[str, typer.Option(help="Why, shown to readers and kept.")] = "",
+    successor: Annotated[
+        str | None, typer.Option(help="What replaces it (named in warnings and errors).")
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", "-k", help="Needed only when NAME is used by several kinds."),
+    ] = None,
+    author: Annotated[
+        str | None,
+        typer.Option(help="Who changes it, recorded.", show_default="$PARITY_USER or login"),
+    ] = None,
+    allow_breaking: AllowBreaking = False,
+    repo: RepoOption = Path("."),
+    verbose: VerboseOption = False,
+) -> None:
+    """Move an object to draft, active, deprecated or retired (a new version, noted).
+
+    A deprecated object is still served, with a warning; a retired one is refused, naming
+    its successor; a draft is served only to readers that ask for drafts. Retiring or
+    drafting what a service or model reads needs --allow-breaking.
+    """
+    from rich.text import Text
+
+    from parity.cli.common import parse_kind
+
+    with open_store(repo) as store, working(f"Setting {name} to {state}…"):
+        done = store.set_lifecycle(
+            name,
+            state.strip().lower(),
+            reason=reason,
+            successor=successor,
+            kind=parse_kind(kind),
+            author=author,
+            allow_breaking=allow_breaking,
+        )
+        record = store.history(name, parse_kind(kind))[-1]
+    out = render.console()
+    if not done.has_changes:
+        out.print(Text(f"No changes: {name} is {state} already.", style="bold"))
+        return
+    out.print(render.plan_text(done))
+    out.print(Text(f"{name} is now {state}, version {record.version}.", style="bold green"))

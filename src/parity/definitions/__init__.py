@@ -16,6 +16,7 @@ from parity.definitions.feature_view import (
     Field,
     Sla,
 )
+from parity.definitions.lifecycle import STATES, Lifecycle
 from parity.definitions.model import Model
 from parity.definitions.on_demand import (
     OnDemandFeatureView,
@@ -59,6 +60,7 @@ def from_spec(kind: str, spec: dict[str, Any]) -> Definition:
 __all__ = [
     "ACTIONS",
     "KINDS",
+    "STATES",
     "Aggregation",
     "Checks",
     "DataSource",
@@ -70,6 +72,7 @@ __all__ = [
     "FeatureViewProjection",
     "Field",
     "FileSource",
+    "Lifecycle",
     "Model",
     "OnDemandFeatureView",
     "Permission",

@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from parity import types as T
+from parity.definitions.lifecycle import Lifecycle
 from parity.errors import DefinitionError
 
 # \Z, not $: "$" also matches before a trailing newline, which would let "driver\n" through.
@@ -132,6 +133,8 @@ class Definition(BaseModel):
     description: str = ""
     owner: str = ""
     tags: dict[str, str] = {}
+    lifecycle: Lifecycle | None = None
+    """draft, active (None), deprecated or retired (``definitions.lifecycle``)."""
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -146,9 +149,25 @@ class Definition(BaseModel):
             return {str(k): str(val) for k, val in v.items()}
         return v
 
+    @field_validator("lifecycle", mode="before")
+    @classmethod
+    def _lifecycle(cls, v: Any) -> Any:
+        from parity.definitions.lifecycle import as_lifecycle
+
+        return as_lifecycle(v)
+
     def to_spec(self) -> dict[str, Any]:
-        """The canonical JSON-ready form stored in the registry."""
-        return self.model_dump(mode="json")
+        """The canonical JSON-ready form stored in the registry (an unset lifecycle is left
+        out, so objects that never had one keep their content hash)."""
+        spec = self.model_dump(mode="json")
+        if spec.get("lifecycle", 0) is None:
+            del spec["lifecycle"]
+        return spec
+
+    @property
+    def state(self) -> str:
+        """The lifecycle state: ``active`` while none is set."""
+        return self.lifecycle.state if self.lifecycle is not None else "active"
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Definition:

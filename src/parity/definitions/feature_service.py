@@ -45,6 +45,9 @@ class FeatureService(Definition):
     kind: ClassVar[str] = "feature_service"
 
     features: list[FeatureViewProjection]
+    pin_versions: bool = False
+    """Reads fail while a view read moved to another major version since this service's
+    last version was applied (``parity.lifecycle``)."""
 
     def __init__(
         self,
@@ -77,3 +80,9 @@ class FeatureService(Definition):
     @field_serializer("features")
     def _ser(self, v: list[FeatureViewProjection]) -> list[dict[str, Any]]:
         return [p.to_spec() for p in v]
+
+    def to_spec(self) -> dict[str, Any]:
+        spec = super().to_spec()
+        if not spec.get("pin_versions"):  # unset: the stored form (and hash) stay
+            spec.pop("pin_versions", None)
+        return spec

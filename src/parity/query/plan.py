@@ -26,12 +26,12 @@ from functools import cached_property
 from typing import Any
 
 from parity.aggregates.state import AggregatePlan
-from parity.definitions import Field, OnDemandFeatureView
+from parity.definitions import FeatureService, Field, OnDemandFeatureView
 from parity.errors import RetrievalError
 from parity.offline.base import ViewJoin
 from parity.online.base import OnlineView
 from parity.online.reader import ReadPlan, ViewRead
-from parity.query.refs import FeatureRef, FeatureRefs, parse_refs, request_key
+from parity.query.refs import FeatureRef, FeatureRefs, is_service_name, parse_refs, request_key
 from parity.registry.catalog import Catalog
 from parity.types import ValueType
 
@@ -90,6 +90,8 @@ class FeaturePlan:
     """The historical join of ``fetch``."""
     key_types: dict[str, ValueType | None]
     """Each join key the historical join needs and its entity's declared type."""
+    service: str | None = None
+    """The feature service the request named, when it named one."""
 
     @cached_property  # plans are reused for every read until the registry changes
     def views(self) -> tuple[str, ...]:
@@ -197,7 +199,14 @@ def plan_features(
         offline_only=offline_only,
         joins=tuple(_join(r, catalog) for r in fetch),
         key_types=_key_types(fetch, catalog),
+        service=_service_name(features),
     )
+
+
+def _service_name(features: FeatureRefs) -> str | None:
+    if isinstance(features, FeatureService):
+        return features.name
+    return features if is_service_name(features) else None  # type: ignore[return-value]
 
 
 def _grouped(refs: list[FeatureRef], catalog: Catalog) -> dict[str, list[str]]:

@@ -142,10 +142,12 @@ def compute_plan(
     """The changes that turn ``live`` into ``desired``; both keyed by (kind, name).
 
     Objects live but not desired are deleted only with ``delete_missing``, otherwise left
-    alone and not listed.
+    alone and not listed. A desired object that says nothing of its lifecycle keeps the one
+    it has (``definitions.lifecycle``: ``parity lifecycle`` is not undone by an apply).
     """
     changes: list[Change] = []
     for key, want in desired.items():
+        want = _keep_lifecycle(live.get(key), want)
         kind, name = key
         have = live.get(key)
         if have is None:
@@ -161,3 +163,12 @@ def compute_plan(
                 changes.append(Change(key[0], key[1], "delete", have.spec, None))
     changes.sort(key=lambda c: sort_key(c.kind, c.name))
     return Plan(tuple(changes))
+
+
+def _keep_lifecycle(have: Stored | None, want: Stored) -> Stored:
+    if have is None or "lifecycle" in want.spec or "lifecycle" not in have.spec:
+        return want
+    from parity.definitions import spec_hash
+
+    spec = {**want.spec, "lifecycle": have.spec["lifecycle"]}
+    return Stored(spec, spec_hash(spec))

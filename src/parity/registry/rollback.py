@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from parity.registry.plan import Plan
     from parity.store import FeatureStore
 
-__all__ = ["Comparison", "compare", "find", "one_kind", "rollback", "split_ref"]
+__all__ = ["Comparison", "compare", "find", "one_kind", "rollback", "set_lifecycle", "split_ref"]
 
 
 @dataclass(frozen=True)
@@ -112,4 +112,36 @@ def rollback(
         author,
         allow_breaking=allow_breaking,
         notes=note,
+    )
+
+
+def set_lifecycle(
+    store: FeatureStore,
+    name: str,
+    state: str,
+    *,
+    reason: str = "",
+    successor: str | None = None,
+    kind: str | None = None,
+    author: str | None = None,
+    allow_breaking: bool = False,
+) -> Plan:
+    """Set the registered object's lifecycle (``definitions.lifecycle``) as a new version
+    through the ordinary apply: validated (the successor must exist), weighed for impact
+    (retiring or drafting what a service or model reads needs ``allow_breaking``), noted."""
+    from parity.definitions.lifecycle import STATES, Lifecycle
+    from parity.registry import apply
+
+    if state not in STATES:
+        raise DefinitionError(f"lifecycle: the state is one of {', '.join(STATES)}, not {state!r}")
+    records = one_kind(store.history(name, kind), name)
+    last = records[-1]
+    if last.action == "delete":
+        raise ObjectNotFoundError(last.kind, name, store.project, "it was deleted")
+    current = store.catalog(fresh=True).get(last.kind, name)
+    wanted = Lifecycle(state=state, reason=reason, successor=successor)  # type: ignore[arg-type]
+    changed = current.model_copy(update={"lifecycle": wanted})
+    note = {(last.kind, name): f"lifecycle {wanted.describe()}"}
+    return apply.apply(
+        store._apply_context(), [changed], False, author, allow_breaking=allow_breaking, notes=note
     )

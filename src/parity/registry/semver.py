@@ -34,6 +34,9 @@ a service's view or feature removed (or a view narrowed from   major   readers l
 all features to a list)
 a service's view or feature added                              minor   compatible addition
 a model's ``features`` (the service it reads)                  major   another input
+``lifecycle`` set to retired or draft                          major   readers refused
+``lifecycle`` set to active or deprecated (or its reason or    patch   still served
+successor changed)
 ``description``, ``owner``, ``tags``, ``sla``, a field's       patch   metadata
 ``description`` or ``tags``, ``checks``, ``drift``,
 ``on_check_failure``, ``retention``, ``lawful_basis``,
@@ -131,6 +134,13 @@ def classify_change(kind: str, change: FieldChange) -> Reason:
     path = change.path
     if head in _META:
         return Reason(path, "patch", "metadata")
+    if head == "lifecycle":
+        if rest and rest[0][1] != "state":
+            return Reason(path, "patch", "the lifecycle's reason or successor")
+        state = _state(change.new)
+        if state in ("retired", "draft"):
+            return Reason(path, "major", f"now {state}: no longer served to every reader")
+        return Reason(path, "patch", f"now {state}")
     if head == "schema":
         return _schema(path, rest, change)
     if head in _KEYS or (kind == "entity" and head == "dtype"):
@@ -276,6 +286,15 @@ def _superset_service(old: Any, new: Any) -> bool:
         if before is None or not set(before) <= set(after):
             return False
     return True
+
+
+def _state(value: Any) -> str:
+    """The lifecycle state a spec's ``lifecycle`` (or its ``state``) holds."""
+    if isinstance(value, dict):
+        return str(value.get("state", "active"))
+    if isinstance(value, str):
+        return value
+    return "active"
 
 
 def _appended(old: Any, new: Any) -> bool:

@@ -258,6 +258,16 @@ def check_references(world: Catalog) -> list[str]:
                     problems.append(
                         f"feature service {svc.name!r}: feature view {p.view!r} has no feature {f!r} (it has {have})"
                     )
+    for obj in world.all():
+        successor = obj.lifecycle.successor if obj.lifecycle is not None else None
+        if successor is None:
+            continue
+        if successor == obj.name:
+            problems.append(f"{obj.kind} {obj.name!r}: lifecycle.successor: it names itself")
+        elif not any(world.has(kind, successor) for kind in world.objects):
+            problems.append(
+                f"{obj.kind} {obj.name!r}: lifecycle.successor: no object is called {successor!r}"
+            )
     for model in world.objects.get("model", {}).values():
         assert isinstance(model, Model)
         if not world.has("feature_service", model.service_name):

@@ -99,7 +99,7 @@ LIST_KEYS = {
     "models": "model",
     "roles": "role",
 }
-_COMMON = {"name", "description", "owner", "tags"}
+_COMMON = {"name", "description", "owner", "tags", "lifecycle"}
 _ENTITY_KEYS = _COMMON | {"join_keys", "dtype"}
 _VIEW_KEYS = _COMMON | {
     "entities",
@@ -115,7 +115,7 @@ _VIEW_KEYS = _COMMON | {
     "on_check_failure",
     "drift",
 }
-_SERVICE_KEYS = _COMMON | {"features"}
+_SERVICE_KEYS = _COMMON | {"features", "pin_versions"}
 _ROLE_KEYS = _COMMON | {"permissions"}
 _MODEL_KEYS = _COMMON | {"features"}
 _GOVERNANCE_FIELD_KEYS = {  # parity.definitions.Field's governance metadata

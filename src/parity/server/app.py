@@ -42,6 +42,7 @@ from typing import Any
 
 from parity.governance.audit import collect as collect_audit_commits
 from parity.governance.context import acting_as, carry
+from parity.lifecycle.context import _DRAFTS, collect_notices
 from parity.server.auth import OPEN_PATHS, SERVER_ACTOR, ServerAuth
 from parity.server.docs import DOCS_HTML, index
 from parity.server.errors import ApiError, from_exception
@@ -78,6 +79,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 DEFAULT_READY_TIMEOUT = 0.8
 """Seconds ``/ready`` waits for the stores: under a probe's usual 1 s timeout."""
+
+
+_YES = (b"true", b"1", b"yes")
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,8 @@ class ParityApp:
                 authorization = value
             elif name == b"x-parity-purpose":
                 purpose = value
+            elif name == b"x-parity-include-drafts" and value.strip().lower() in _YES:
+                _DRAFTS.set(True)  # this request's task only
         if request_id is None:
             request_id = self._ids.next()
         endpoint = path
@@ -289,6 +295,7 @@ class ParityApp:
         content_type = JSON
         headers = None
         audit = collect_audit_commits() if self.audited else None
+        notices = collect_notices()
         try:
             if self.auth is not None and path not in OPEN_PATHS:
                 acting = self.auth.enter(authorization, purpose)
@@ -372,6 +379,10 @@ class ParityApp:
         ]
         if headers:
             response_headers.extend(headers)
+        if notices:
+            response_headers.append((b"deprecation", b"true"))
+            response_headers.append((b"x-parity-deprecated", "; ".join(notices).encode()))
+            self.metrics.deprecated(notices)
         if acting is not None:
             ServerAuth.exit(acting)
         await send({"type": "http.response.start", "status": status, "headers": response_headers})

@@ -26,6 +26,7 @@ from parity.errors import (
     DefinitionError,
     EncryptionError,
     GovernanceError,
+    LifecycleError,
     ObjectNotFoundError,
     OnlineStoreError,
     ParityError,
@@ -84,6 +85,9 @@ CODES = {
     "audit_unavailable": 503,  # the audit log could not be written, so nothing was done
     "encryption_error": 500,  # a key is missing or wrong (parity.yaml's encryption)
     "governance_error": 400,  # a bad erase / restrict / export request
+    "feature_retired": 410,  # a retired view, on-demand view or service (the message names its successor)
+    "draft_not_requested": 403,  # a draft, read without X-Parity-Include-Drafts: true
+    "version_pinned": 409,  # a service pins versions, and a view it reads moved to another major
 }
 
 _BY_CLASS: list[tuple[type[BaseException], str]] = [
@@ -136,7 +140,7 @@ def from_exception(exc: BaseException) -> ApiError:
     unreachable store as 503, anything else a 500 ``internal_error`` (a bug of ours)."""
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, AccessError):
+    if isinstance(exc, AccessError | LifecycleError):
         return ApiError(exc.code, str(exc), exc.http_status)
     if isinstance(exc, ObjectNotFoundError):
         return ApiError(not_found_code(exc), str(exc), exc.http_status)

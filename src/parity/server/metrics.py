@@ -6,6 +6,7 @@
     parity_http_request_duration_seconds{endpoint}              latency histogram
     parity_http_errors_total{endpoint, code}                    error answers by stable code
     parity_online_view_reads_total{view}                        entity keys read per view
+    parity_deprecated_reads_total{object}                       answers that read a deprecated object
     parity_online_cache_lookups_total{result="hit"|"miss"}      record cache lookups
     parity_online_cache_hit_ratio                               hits / lookups since start
     parity_online_large_reads_in_flight                         reads running off the loop
@@ -58,6 +59,12 @@ class Metrics:
         self.view_reads = Counter(
             "parity_online_view_reads", "Entity keys read per feature view", ["view"], registry=reg
         )
+        self.deprecated_reads = Counter(
+            "parity_deprecated_reads",
+            "Answers that read a deprecated view, on-demand view or service",
+            ["object"],
+            registry=reg,
+        )
         self.cache_lookups = Counter(
             "parity_online_cache_lookups", "Record cache lookups", ["result"], registry=reg
         )
@@ -72,6 +79,10 @@ class Metrics:
             )
         }
         """name -> (help, value): this worker's gauges, read at each ``render``."""
+
+    def deprecated(self, notices: list[str]) -> None:
+        for text in notices:
+            self.deprecated_reads.labels(text.partition(" ")[0]).inc()
 
     def large_read(self, delta: int) -> None:
         self.large_reads += delta

@@ -345,7 +345,10 @@ def test_aggregations_list_in_a_kind_document_and_bad_transformations() -> None:
         ),
         ("kind: monitor\nname: m\n", ["defs/x.yaml#1: unknown kind 'monitor'"]),
         ("kind: model\nname: m\n", ["model 'm': features: required: the feature service"]),
-        ("kind: model\nname: m\nfeatures: [a, b]\n", ["model 'm': features: a model's features are one feature service"]),
+        (
+            "kind: model\nname: m\nfeatures: [a, b]\n",
+            ["model 'm': features: a model's features are one feature service"],
+        ),
         (
             "- kind: entity\n  name: a\n",
             ["defs/x.yaml#1: a document must be a mapping", "got a list"],

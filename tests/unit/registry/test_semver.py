@@ -128,6 +128,19 @@ CASES: dict[str, list[tuple[str, dict[str, Any], Edit]]] = {
         ("feature_service", SERVICE, lambda s: s["features"][1].update(features=["out"])),
     ],
     "a model reads another service": [("model", MODEL, setter("features", "svc2"))],
+    "lifecycle set to retired or draft": [
+        ("feature_view", VIEW, setter("lifecycle", {"state": "retired", "reason": "", "successor": "v2"})),
+        ("feature_view", {**VIEW, "lifecycle": {"state": "deprecated", "reason": "", "successor": None}},
+         lambda s: s["lifecycle"].update(state="retired")),
+        ("feature_service", SERVICE, setter("lifecycle", {"state": "draft", "reason": "", "successor": None})),
+    ],
+    "lifecycle set to active or deprecated, or its reason or successor changed": [
+        ("feature_view", VIEW, setter("lifecycle", {"state": "deprecated", "reason": "old", "successor": None})),
+        ("feature_view", {**VIEW, "lifecycle": {"state": "draft", "reason": "", "successor": None}},
+         lambda s: s["lifecycle"].update(state="active")),
+        ("feature_view", {**VIEW, "lifecycle": {"state": "deprecated", "reason": "", "successor": None}},
+         lambda s: s["lifecycle"].update(reason="draft", successor="v2")),
+    ],
     "a field added (a feature, an output)": [
         ("feature_view", VIEW, add_field),
         ("on_demand_feature_view", ODFV, add_field),

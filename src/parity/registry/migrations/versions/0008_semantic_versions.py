@@ -80,7 +80,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("parity_versions", schema=_schema()) as batch:
+    # ALTER TABLE ... DROP COLUMN in place (SQLite 3.35+): copying the table, as batch mode
+    # would, cannot drop it while parity_objects' foreign key points at it.
+    with op.batch_alter_table("parity_versions", schema=_schema(), recreate="never") as batch:
         batch.drop_column("code")
         batch.drop_column("note")
         batch.drop_column("semver")
