@@ -136,8 +136,9 @@ class CatalogCache:
     """The registry's definitions as a Catalog, re-read at most every ``ttl_seconds``.
 
     After ``ttl_seconds`` the registry's revision is checked (one cheap query) and the
-    definitions are read again only when it moved; ``get(fresh=True)`` always reads them.
-    Every re-read is reported to ``after_registry_refresh`` hooks.
+    definitions are read again only when it moved; ``get(fresh=True)`` checks the revision
+    whatever the ttl (every change of definitions moves it: applies, imports). Every re-read
+    is reported to ``after_registry_refresh`` hooks.
     """
 
     def __init__(
@@ -156,7 +157,7 @@ class CatalogCache:
             now = time.monotonic()
             old = self._catalog
             stale = old is None or fresh or now - self._checked_at >= self._ttl
-            if stale and (old is None or fresh or self._registry().revision() != old.revision):
+            if stale and (old is None or self._registry().revision() != old.revision):
                 snap = self._registry().snapshot()
                 self._catalog = Catalog.of(snap.objects, snap.revision, self._project)
                 if self._hooks.wants("after_registry_refresh"):

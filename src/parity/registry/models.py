@@ -290,6 +290,46 @@ audit = Table(
     Index(None, "project", "principal", "at"),
 )
 
+usage = Table(
+    "parity_usage",
+    metadata,
+    # Reads per feature ("" for an object read whole) and consumer (a principal, or
+    # service:NAME / model:NAME when a read named one), online and offline (migration 0009).
+    Column("project", String(128), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("feature", String(128), primary_key=True),
+    Column("consumer", String(160), primary_key=True),
+    Column("reads_online", BigInteger, nullable=False),
+    Column("reads_offline", BigInteger, nullable=False),
+    Column("keys_online", BigInteger, nullable=False),
+    Column("rows_offline", BigInteger, nullable=False),
+    Column("first_read_at", DateTime(timezone=True), nullable=False),
+    Column("last_read_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
+    Index(None, "project", "last_read_at"),
+)
+
+snapshots = Table(
+    "parity_snapshots",
+    metadata,
+    # Training snapshots (migration 0009): the result's content-addressed Parquet file and
+    # the manifest that makes it reproducible.
+    Column("project", String(128), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(256), nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("features", JSON, nullable=False),
+    Column("manifest", JSON, nullable=False),
+    ForeignKeyConstraint(["project"], ["parity_projects.project"], ondelete="CASCADE"),
+    Index(None, "project", "digest"),
+)
+
 restrictions = Table(
     "parity_restrictions",
     metadata,
@@ -317,8 +357,10 @@ __all__ = [
     "objects",
     "projects",
     "restrictions",
+    "snapshots",
     "stream_consumers",
     "tokens",
+    "usage",
     "versions",
     "view_freshness",
 ]

@@ -543,8 +543,12 @@ def _type_name(value: Any) -> str:
 # -- YAML reading ------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key repeated in one mapping (PyYAML keeps the last)."""
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when built
+
+
+class _StrictLoader(_SafeLoader):  # type: ignore[misc,valid-type]
+    """SafeLoader that refuses a key repeated in one mapping (PyYAML keeps the last); on
+    libyaml's parser where PyYAML has it (ten times faster on a large repo)."""
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
