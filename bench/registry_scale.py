@@ -190,7 +190,13 @@ def _measure(backend: str, runs: int, objs: list[Any]) -> dict[str, Any]:
             _pg_reset()
 
 
-def run(runs: int = 5, backends: tuple[str, ...] = ("sqlite", "postgresql")) -> TableReport:
+def run(
+    data_dir: Path | None = None,
+    runs: int = 5,
+    only: str | None = None,
+    backends: tuple[str, ...] = ("sqlite", "postgresql"),
+) -> TableReport:
+    """The report (``data_dir`` and ``only`` unused: the benchmark makes its own data)."""
     objs = objects()
     views = sum(o.kind == "feature_view" for o in objs)
     services = sum(o.kind == "feature_service" for o in objs)
@@ -233,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args(argv)
-    report = run(args.runs, tuple(args.backends.split(",")))
+    report = run(None, args.runs, backends=tuple(args.backends.split(",")))
     render(report)
     raise SystemExit(0 if report.ok else 1)
 

@@ -2,7 +2,8 @@
 
 python -m bench.run [--runs N] [--scale S]
     [--only historical,materialize,online,serve,serve_large,aggregates,startup,streams,
-            profile,drift,serve_log,governance,masking,encryption,reference,parity]
+            profile,drift,serve_log,governance,masking,encryption,lineage,registry_scale,
+            reference,parity]
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from bench import (
     encryption,
     governance,
     historical,
+    lineage,
     masking,
     materialize,
     online,
     profile,
+    registry_scale,
     serve,
     serve_large,
     serve_log,
@@ -49,6 +52,8 @@ BENCHMARKS: dict[str, Callable[..., Report]] = {
     "masking": masking.run,
     "encryption": encryption.run,
     "governance": governance.run,
+    "lineage": lineage.run,
+    "registry_scale": registry_scale.run,
 }
 CONTENDERS = ("reference", "parity")
 
@@ -88,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         "--only",
         help="comma-separated benchmarks (historical, materialize, online, serve, serve_large,"
         " aggregates, startup, streams, profile, drift, serve_log, governance, masking,"
-        " encryption) and/or"
+        " encryption, lineage, registry_scale) and/or"
         " one side"
         " (reference, parity); default: everything",
     )
