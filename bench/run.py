@@ -3,7 +3,7 @@
 python -m bench.run [--runs N] [--scale S]
     [--only historical,materialize,online,serve,serve_large,aggregates,startup,streams,
             profile,drift,serve_log,governance,masking,encryption,lineage,registry_scale,
-            reference,parity]
+            discovery,snapshots,reference,parity]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from bench import (
     aggregates,
     datagen,
+    discovery,
     drift,
     encryption,
     governance,
@@ -31,6 +32,7 @@ from bench import (
     serve,
     serve_large,
     serve_log,
+    snapshots,
     startup,
     streams,
 )
@@ -54,6 +56,8 @@ BENCHMARKS: dict[str, Callable[..., Report]] = {
     "governance": governance.run,
     "lineage": lineage.run,
     "registry_scale": registry_scale.run,
+    "discovery": discovery.run,
+    "snapshots": snapshots.run,
 }
 CONTENDERS = ("reference", "parity")
 
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         "--only",
         help="comma-separated benchmarks (historical, materialize, online, serve, serve_large,"
         " aggregates, startup, streams, profile, drift, serve_log, governance, masking,"
-        " encryption, lineage, registry_scale) and/or"
+        " encryption, lineage, registry_scale, discovery, snapshots) and/or"
         " one side"
         " (reference, parity); default: everything",
     )

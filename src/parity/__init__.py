@@ -56,6 +56,7 @@ _WHERE = {
         "RegistryError",
         "RequestDataError",
         "RetrievalError",
+        "SnapshotError",
         "TransformationError",
         "ValidationError",
     ],
@@ -135,6 +136,7 @@ if TYPE_CHECKING:
         RegistryError,
         RequestDataError,
         RetrievalError,
+        SnapshotError,
         TransformationError,
         ValidationError,
     )
@@ -202,6 +204,7 @@ __all__ = [
     "RetrievalJob",
     "Role",
     "Sla",
+    "SnapshotError",
     "StreamSource",
     "String",
     "Timestamp",

@@ -8,7 +8,9 @@
     online_store:  { type: sqlite, path: data/online.db }
     server:        { errors: feast }        # parity serve's error shape (default: parity)
     serving_log:   { sample_rate: 0.01 }    # what parity serve served, for `parity skew`
+    snapshots:     { path: data/snapshots }  # training snapshots' files (parity snapshot)
     monitoring:    { enabled: true, every: 60s, webhooks: [http://alerts.example/hook] }
+    usage:         { enabled: true, flush_seconds: 5 }   # read counts (the default; parity.discovery)
     auth:          { enabled: true }        # roles and tokens; parity.governance.settings
     audit:         { enabled: true }        # also: encryption, governance, masking
 
@@ -126,6 +128,23 @@ class ServingLogConfig(BaseModel):
     max_rows_per_file: int = Field(default=100_000, ge=1)
 
 
+class SnapshotsConfig(BaseModel):
+    """Training snapshots (``parity.snapshots``): where their Parquet files are kept and how
+    the source files they were made from are fingerprinted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(
+        default="data/snapshots",
+        description="the folder of the snapshots' content-addressed Parquet files",
+    )
+    fingerprint: Literal["stats", "content"] = Field(
+        default="stats",
+        description="stats: a Parquet file's size, time and footer (row-group statistics; "
+        "CSV files are hashed whole); content: a SHA-256 of every file's bytes",
+    )
+
+
 class WebhookConfig(BaseModel):
     """Where an alert is sent: a JSON POST to ``url`` (with ``headers``)."""
 
@@ -181,6 +200,18 @@ class MonitoringConfig(BaseModel):
         return v
 
 
+class UsageConfig(BaseModel):
+    """Usage statistics (``parity.discovery.usage``): reads counted per feature and consumer
+    in memory and written to the registry every ``flush_seconds`` and at close."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="whether reads are counted")
+    flush_seconds: float = Field(
+        default=5.0, gt=0, description="how often counted reads are written at the latest"
+    )
+
+
 class RepoConfig(BaseModel):
     """The whole of ``parity.yaml``."""
 
@@ -194,7 +225,9 @@ class RepoConfig(BaseModel):
     cache: CacheConfig | None = None
     server: ServerConfig = ServerConfig()
     serving_log: ServingLogConfig | None = None
+    snapshots: SnapshotsConfig = SnapshotsConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    usage: UsageConfig = UsageConfig()
     auth: AuthConfig = AuthConfig()
     audit: AuditConfig = AuditConfig()
     encryption: EncryptionConfig | None = None

@@ -23,7 +23,8 @@
     ├── AuditError(RuntimeError)             the audit log could not be written: the operation fails (503)
     ├── EncryptionError(RuntimeError)        a key is missing or wrong; never garbage values (500)
     ├── GovernanceError(ValueError)          bad input to governance: an erase, restriction, key rotation
-    └── LifecycleError(RuntimeError)         a read of a retired object, an unrequested draft, a moved pin
+    ├── LifecycleError(RuntimeError)         a read of a retired object, an unrequested draft, a moved pin
+    └── SnapshotError(ValueError)            a training snapshot exists, cannot be made or recreated
 
 Each error carries ``http_status`` as plain data so the HTTP layer can map it without the
 core knowing about the web.
@@ -211,3 +212,11 @@ class LifecycleError(ParityError, RuntimeError):
         self.code = code
         self.http_status = self._STATUS.get(code, 400)
         super().__init__(message)
+
+
+class SnapshotError(ParityError, ValueError):
+    """A training snapshot cannot be created (its name is taken, its sources moved while it
+    was made) or recreated (its file or its source files are gone, an on-demand function
+    changed); the message names the snapshot and the files or objects at fault."""
+
+    http_status = 409

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         Model,
         OnDemandFeatureView,
     )
+    from parity.discovery import SearchHit, UnusedFeature, UsageReport
     from parity.governance.facade import Governance
     from parity.governance.sealing import Sealer
     from parity.ingest import MaterializeResult, WriteContext
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from parity.registry.apply import ApplyContext
     from parity.registry.catalog import Catalog, CatalogCache
     from parity.registry.transfer import PathOrFile, TransferSummary
+    from parity.snapshots import Recreation, Snapshot, Verification
     from parity.streams.runner import StreamRunner
 
 OnlineWrapper = Callable[["OnlineStore"], "OnlineStore"]
@@ -69,7 +71,8 @@ class FeatureStore:
         """``clock`` (UTC now) decides online expiry; tests and replays may pass their own.
         ``hooks`` observe every apply, read and write (after governance's own: access
         checks, decryption, masking, the audit log, ``parity.governance.hooks``; and
-        monitoring's: the write gate and the freshness marks, ``parity.monitoring.hooks``);
+        monitoring's: the write gate and the freshness marks, ``parity.monitoring.hooks``;
+        and the read counts of ``parity.discovery.usage``);
         ``online_wrapper`` wraps the online store when it is built. ``principal`` is who the
         store acts as when ``auth`` is on: a token, a principal named in ``auth.principals``,
         or an ``Actor``; None: ``PARITY_TOKEN`` from the environment
@@ -77,14 +80,14 @@ class FeatureStore:
         self.config = config or RepoConfig.load(repo_path)
         self.repo_path = self.config.repo_path
         self.clock = Clock(clock)
+        from parity.discovery.usage import usage_hooks
         from parity.governance.hooks import builtin_hooks as governance_hooks
         from parity.lifecycle import lifecycle_hooks
         from parity.monitoring.hooks import builtin_hooks
 
         self._principal = principal
-        self.hooks = HookSet(
-            [*governance_hooks(self), *lifecycle_hooks(self), *builtin_hooks(self), *hooks]
-        )
+        own = [*governance_hooks(self), *lifecycle_hooks(self), *builtin_hooks(self)]
+        self.hooks = HookSet([*own, *usage_hooks(self), *hooks])
         self._online_wrapper = online_wrapper
 
     @property
@@ -210,9 +213,11 @@ class FeatureStore:
         )
 
     def close(self) -> None:
+        from parity.discovery.usage import settle as settle_usage
         from parity.monitoring.hooks import settle
 
         settle(self)  # the freshness marks held back, before the registry closes
+        settle_usage(self)  # and the read counts
         for part in ("online", "offline", "registry"):
             if part in self.__dict__:
                 self.__dict__[part].close()
@@ -382,8 +387,43 @@ class FeatureStore:
         whose ``graph["root"]`` is the start. With auth on, a ``describe``
         (``parity.lineage``)."""
         from parity.lineage import lineage
+        from parity.snapshots.lineage import consumers
 
-        return lineage(self, name, direction, depth)  # type: ignore[arg-type]
+        snapshots = consumers(self)  # training snapshots are nodes too
+        return lineage(self, name, direction, depth, consumers=snapshots)  # type: ignore[arg-type]
+
+    # -- discovery ----------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        owner: str | None = None,
+        kind: str | Sequence[str] | None = None,
+        limit: int = 20,
+    ) -> list[SearchHit]:
+        """The registered objects best matching ``query`` (words, each a prefix), best first:
+        a full-text index of names, descriptions, tags, owners and features, ranked by bm25
+        (``parity.discovery.search``). ``tags``, ``owner`` and ``kind`` filter; with auth on,
+        only what the actor may describe."""
+        from parity.discovery.search import search
+
+        return search(self, query, tags=tags, owner=owner, kind=kind, limit=limit)
+
+    def usage(self, name: str, kind: str | None = None) -> UsageReport:
+        """How ``name`` (a view, on-demand view or service) was read: reads online and
+        offline, last read, consumers and, for a view, its features
+        (``parity.discovery.usage``). With auth on, a ``describe``."""
+        from parity.discovery.usage import usage_report
+
+        return usage_report(self, name, kind)
+
+    def unused(self, days: float = 90) -> list[UnusedFeature]:
+        """Features no service or model selects and no read returned in the last ``days``:
+        candidates to deprecate (``parity.discovery.unused``)."""
+        from parity.discovery.unused import unused
+
+        return unused(self, days)
 
     # -- online -------------------------------------------------------------------------
     def get_online_features(
@@ -530,6 +570,63 @@ class FeatureStore:
                 full_feature_names=full_feature_names,
                 timestamp_column=timestamp_column,
             )
+
+    # -- training snapshots --------------------------------------------------------------
+    def create_snapshot(
+        self,
+        name: str,
+        entity_df: Any,
+        features: FeatureRefs,
+        *,
+        description: str = "",
+        full_feature_names: bool = False,
+        timestamp_column: str = "event_timestamp",
+        replace: bool = False,
+    ) -> Snapshot:
+        """The historical retrieval stored as a content-addressed Parquet file with a
+        manifest that makes it reproducible (``parity.snapshots.create``); restricted keys
+        are left out unless the caller has ``admin``. A name taken is a ``SnapshotError``
+        unless ``replace=True``."""
+        from parity.snapshots.create import create
+
+        return create(
+            self,
+            name,
+            entity_df,
+            features,
+            description=description,
+            full_feature_names=full_feature_names,
+            timestamp_column=timestamp_column,
+            replace=replace,
+        )
+
+    def list_snapshots(self) -> list[Snapshot]:
+        """Every training snapshot of the project, by name (with auth on, those whose views
+        the actor may describe)."""
+        from parity.snapshots.manifest import listed
+
+        return listed(self)
+
+    def get_snapshot(self, name: str) -> Snapshot:
+        """One snapshot's manifest; ``ObjectNotFoundError`` for an unknown name. With auth
+        on, a ``describe`` of every view it holds."""
+        from parity.snapshots.manifest import shown
+
+        return shown(self, name)
+
+    def verify_snapshot(self, name: str) -> Verification:
+        """Re-hash the snapshot's stored rows: ``.ok``, else ``.problems`` names what
+        differs (``parity.snapshots.verify``)."""
+        from parity.snapshots.verify import verify
+
+        return verify(self, name)
+
+    def recreate_snapshot(self, name: str) -> Recreation:
+        """Run the snapshot's join again with the definitions of its revision: whether the
+        rows are identical, and which source files changed (``parity.snapshots.recreate``)."""
+        from parity.snapshots.recreate import recreate
+
+        return recreate(self, name)
 
     # -- monitoring ----------------------------------------------------------------------
     def profile(

@@ -60,6 +60,11 @@ def read_only_commands(repo: Path, out: Path) -> list[list[str | Path]]:
         ["materialize", "2024-01-01", "2024-01-02", *r],
         ["materialize-incremental", "2024-01-02", *r],
         ["materialize-reset", VIEW, *r],
+        ["snapshot", "create", "s", *r, "-e", repo / ENTITIES_FILE, "-f", f"{VIEW}:conv_rate"],
+        ["snapshot", "list", *r],
+        ["snapshot", "show", "s", *r],
+        ["snapshot", "verify", "s", *r],
+        ["snapshot", "recreate", "s", *r],
     ]
 
 

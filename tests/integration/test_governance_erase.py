@@ -23,6 +23,7 @@ from tests.contract.backends import online_store_yaml
 
 from cli_utils import parity, table_rows
 from parity import FeatureStore
+from parity.discovery import uncounted
 from parity.errors import GovernanceError
 from parity.governance.places import ERASED, NOT_OWNED, WOULD_ERASE
 from parity.hooks import Hooks
@@ -41,13 +42,15 @@ def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 
 
 def online_users(store: FeatureStore) -> dict[str, set[Any]]:
-    """Which users (and user, merchant pairs) have online values."""
-    got = store.get_online_features(["user_stats:amount"], entities={"user_id": USERS})
+    """Which users (and user, merchant pairs) have online values (the test's own looks:
+    not counted as usage, which would write the registry the dry run must leave alone)."""
     pairs = [(u, m) for u in USERS for m in MERCHANTS]
-    both = store.get_online_features(
-        ["user_merchant:amount"],
-        entities={"user_id": [u for u, _ in pairs], "merchant_id": [m for _, m in pairs]},
-    )
+    with uncounted():
+        got = store.get_online_features(["user_stats:amount"], entities={"user_id": USERS})
+        both = store.get_online_features(
+            ["user_merchant:amount"],
+            entities={"user_id": [u for u, _ in pairs], "merchant_id": [m for _, m in pairs]},
+        )
     amounts = got.to_dict()["amount"]
     pair_amounts = both.to_dict()["amount"]
     return {

@@ -61,6 +61,7 @@ EXPORTED = {
     "ParityError",
     "RegistryError",
     "RetrievalError",
+    "SnapshotError",
     "TransformationError",
     "ValidationError",
     # types

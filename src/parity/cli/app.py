@@ -5,6 +5,8 @@
     parity init NAME [--dir PATH]      a working feature repo with sample data
     parity plan | apply                what would change / register it
     parity list | describe | history   what is registered, and how it changed (NAME@1.2.0)
+    parity search QUERY [--tag K=V]    find views, features, services by name, text, tags, owner
+    parity unused [--days 90]          features nothing selects or read lately (to deprecate)
     parity diff NAME 1.0.0 2.0.0       the fields (and code) changed between two versions
     parity rollback NAME --to 1.2.0    an old version applied again, as a new version
     parity lifecycle NAME STATE        draft, active, deprecated (warned) or retired (refused)
@@ -32,6 +34,7 @@
     parity keys rotate | status        re-encrypt with the active key; what each key sealed
     parity audit [--since ...] | verify   who did what (the audit log); check its hash chain
     parity registry export | import    every definition and its history, to JSON and back
+    parity snapshot create | list | show | verify | recreate   reproducible training snapshots
     parity version
 """
 
@@ -47,6 +50,7 @@ from parity.cli import (
     adopt,
     audit,
     browse,
+    discovery,
     drift,
     erase,
     freshness,
@@ -65,6 +69,7 @@ from parity.cli import (
     restrict,
     serve,
     skew,
+    snapshot,
     stream,
     token,
 )
@@ -90,6 +95,8 @@ app.command("list")(browse.list_)
 app.command("describe")(browse.describe)
 app.command("history")(browse.history)
 app.command("lineage")(lineage.lineage)
+app.command("search")(discovery.search)
+app.command("unused")(discovery.unused)
 app.command("diff")(browse.diff)
 app.command("rollback")(repo.rollback)
 app.command("lifecycle")(repo.lifecycle)
@@ -118,6 +125,7 @@ app.add_typer(erase.app, name="retention")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(registry_cmd.app, name="registry")
+app.add_typer(snapshot.app, name="snapshot")
 
 
 @app.command("version")

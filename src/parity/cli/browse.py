@@ -17,6 +17,7 @@ from parity.cli.common import (
     parse_kind,
     require_registry,
 )
+from parity.cli.discovery import USAGE_KINDS, usage_block
 from parity.errors import ObjectNotFoundError
 
 if TYPE_CHECKING:
@@ -113,6 +114,9 @@ def describe(
             last = store.history(obj.name, obj.kind)[-1]
             out.print(render.version_line(last))
             out.print(render.dependencies(catalog, obj))
+            if obj.kind in USAGE_KINDS:
+                feats = getattr(obj, "feature_names", None)
+                out.print(usage_block(store.usage(obj.name, obj.kind), feats))
 
 
 @handles_errors

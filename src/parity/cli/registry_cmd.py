@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 NOT_CARRIED = (
     "Not carried: the audit log, tokens, materialization windows and jobs, monitoring "
-    "results and alerts, freshness marks, stream consumer offsets, restrictions."
+    "results and alerts, freshness marks, stream consumer offsets, restrictions, the "
+    "training snapshots' Parquet files (their manifests are carried)."
 )
 
 app = typer.Typer(
@@ -62,7 +63,8 @@ def export(
     Not carried: the audit log (its hash chain belongs to its registry), tokens (their hashes
     stay with the registry that issued them), materialization windows and jobs, monitoring
     results, alerts and freshness marks (they describe data that does not move with the
-    file), stream consumer offsets and restrictions (state of a deployment)."""
+    file), stream consumer offsets and restrictions (state of a deployment). Training
+    snapshots' manifests are carried, their Parquet files are not (copy the folder)."""
     to_stdout = str(out) == "-"
     with open_store(repo) as store:
         require_registry(store)

@@ -154,10 +154,12 @@ def erase(
 
 def places() -> list[ErasePlace]:
     """Every place an erase and an export walk, in order: the online store, the offline log,
-    the serving log, the batch sources, then the places other parts registered
-    (``parity.governance.places.register_place``)."""
+    the serving log, the training snapshots (``parity.snapshots.place``), the batch sources,
+    then the places other parts registered (``parity.governance.places.register_place``)."""
+    from parity.snapshots.place import SnapshotPlace
+
     builtin: list[ErasePlace] = [OnlinePlace(), OfflineLogPlace(), ServingLogPlace()]
-    return _places.places([*builtin, BatchSourcePlace()])
+    return _places.places([*builtin, SnapshotPlace(), BatchSourcePlace()])
 
 
 def _given(subj: Subject) -> tuple[Any, ...]:

@@ -3,21 +3,23 @@ subject's rows there: what ``parity erase`` and ``parity export`` walk.
 
 Built in, in this order: ``online`` (every online view keyed by the entity), ``offline_log``
 (the Parquet files of pushes, ``parity.offline.log``), ``serving_log`` (what the feature
-server served, ``parity.monitoring.serving_log``) and ``batch_source`` (the source files
-Parity reads but does not own: counted and listed, rewritten only when asked). A part that
-keeps data of its own (training snapshots) registers its place::
+server served, ``parity.monitoring.serving_log``), ``training_snapshot`` (the snapshots'
+files, rewritten as new content-addressed files, ``parity.snapshots.place``) and
+``batch_source`` (the source files Parity reads but does not own: counted and listed,
+rewritten only when asked). Another part that keeps data of its own registers its place::
 
     from parity.governance.places import ErasePlace, register_place
 
-    class SnapshotPlace(ErasePlace):
-        name = "training_snapshot"
+    class FeatureCachePlace(ErasePlace):
+        name = "feature_cache"
         def erase(self, store, subject, *, dry_run, rewrite_sources): ...
         def export(self, store, subject): ...
 
-    register_place(SnapshotPlace())
+    register_place(FeatureCachePlace())
 
-The built-in places are in ``parity.governance.stored_places`` (online, serving log) and
-``parity.governance.source_files`` (offline log, batch sources).
+The built-in places are in ``parity.governance.stored_places`` (online, serving log),
+``parity.governance.source_files`` (offline log, batch sources) and
+``parity.snapshots.place`` (training snapshots).
 
 A place changes nothing when ``dry_run`` is true (it only counts) and reports one
 ``PlaceCount`` per thing it looked at (a view, a source, a folder), also when it found none.

@@ -8,7 +8,8 @@ A name is, first match wins:
 - a feature ``view:feature`` or ``view.feature`` (of a feature view or an on-demand view);
 - a source column ``source.column`` (when no view of that name has that feature);
 - an object's name, looked up as a feature view, an on-demand view, a service, a model, a
-  source, then an entity.
+  source, then an entity;
+- the name of an attached consumer (a training snapshot), when one has it.
 
 An unknown name is an ``ObjectNotFoundError`` whose hint names close matches.
 """
@@ -22,7 +23,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import networkx as nx
 
 from parity.errors import ObjectNotFoundError
-from parity.lineage.graph import OBJECT_KINDS, graph_for, node_id, object_graph, owner_of
+from parity.lineage.graph import (
+    OBJECT_KINDS,
+    Consumer,
+    graph_for,
+    node_id,
+    object_graph,
+    owner_of,
+)
 from parity.registry.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -34,13 +42,14 @@ Direction = Literal["upstream", "downstream", "both"]
 DIRECTIONS = ("upstream", "downstream", "both")
 
 
-def _graph(source: Any) -> nx.DiGraph:
-    """The (cached) lineage graph of a store's current catalog, a catalog, or a graph."""
+def _graph(source: Any, consumers: Iterable[Consumer] = ()) -> nx.DiGraph:
+    """The (cached) lineage graph of a store's current catalog, a catalog, or a graph (with
+    ``consumers`` attached, unless it is a graph already)."""
     if isinstance(source, nx.DiGraph):
         return source
     if isinstance(source, Catalog):
-        return graph_for(source)
-    return graph_for(source.catalog())
+        return graph_for(source, consumers)
+    return graph_for(source.catalog(), consumers)
 
 
 def resolve(graph: nx.DiGraph, name: str, *, shown: Callable[[str], bool] | None = None) -> str:
@@ -61,6 +70,9 @@ def resolve(graph: nx.DiGraph, name: str, *, shown: Callable[[str], bool] | None
         for kind in OBJECT_KINDS:
             if node_id(kind, text) in graph:
                 return node_id(kind, text)
+    attached = [n for n, a in graph.nodes(data=True) if a.get("consumer") and a["name"] == text]
+    if len(attached) == 1:  # an attached consumer by its name: a training snapshot
+        return attached[0]
     raise _unknown(graph, text, shown or (lambda _: True))
 
 
@@ -147,13 +159,17 @@ def lineage(
     name: str,
     direction: Direction = "both",
     depth: int | None = 3,
+    *,
+    consumers: Iterable[Consumer] = (),
 ) -> nx.DiGraph:
     """What ``name`` reads (``upstream``), what reads it (``downstream``), or both, at most
     ``depth`` edges away (None: unlimited), as a new graph (a copy: change it freely).
 
     ``source``: a ``FeatureStore`` (its current catalog; with auth on, the name's object
     must be describable and the nodes of objects the actor may not ``describe`` are left
-    out), a ``Catalog`` or a lineage graph. Graph attributes: ``root`` (the start's node id),
+    out), a ``Catalog`` or a lineage graph. ``consumers``: readers the registry does not
+    hold (training snapshots, ``parity.lineage.graph.Consumer``) attached to the graph of a
+    store or a catalog. Graph attributes: ``root`` (the start's node id),
     ``direction``, ``depth``, ``project``, ``revision``. Node attributes add ``direction``
     (``root``, ``upstream``, ``downstream``), ``distance`` (edges from the root), ``via``
     and ``next`` (the edge by which the walk reached the node, and the node at its other
@@ -163,7 +179,7 @@ def lineage(
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):
         raise ValueError(f"depth must be a whole number >= 0 or None (unlimited), got {depth!r}")
-    graph = _graph(source)
+    graph = _graph(source, consumers)
     shown = _access_filter(source, graph)
     root = resolve(graph, name, shown=shown)
     if shown is not None:

@@ -267,10 +267,13 @@ def _online_values(store: FeatureStore, view: FeatureView, fields: list[Field]) 
     keys = keys.select(join_keys).group_by(join_keys).aggregate([])
     if keys.num_rows == 0:
         raise MonitoringError(f"feature view {view.name!r}: its source has no entity keys")
-    response = store.get_online_features(
-        [f"{view.name}:{f.name}" for f in fields],
-        entities={k: keys.column(k).to_pylist() for k in join_keys},
-    )
+    from parity.discovery.usage import uncounted
+
+    with uncounted():  # monitoring's read, not a consumer's
+        response = store.get_online_features(
+            [f"{view.name}:{f.name}" for f in fields],
+            entities={k: keys.column(k).to_pylist() for k in join_keys},
+        )
     got = response.to_arrow(include_metadata=True)
     columns = {}
     for f in fields:

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from parity.definitions import FeatureView, Field
+from parity.discovery.usage import uncounted
 from parity.errors import MonitoringError
 from parity.monitoring.profile_arrow import profile_table
 from parity.monitoring.result import MonitorResult
@@ -205,9 +206,10 @@ def _online(
     missing = 0
     for at in range(0, entities.num_rows, ONLINE_BATCH):
         batch = entities.slice(at, ONLINE_BATCH)
-        response = store.get_online_features(
-            refs, entities={k: batch.column(k).to_pylist() for k in keys}
-        )
+        with uncounted():  # monitoring's read, not a consumer's
+            response = store.get_online_features(
+                refs, entities={k: batch.column(k).to_pylist() for k in keys}
+            )
         # Features of one view share one record, so the first one's status is the key's.
         missing += sum(1 for s in response.statuses[fields[0].name] if s != "present")
         parts.append(response.to_arrow().select(schema.names).cast(schema))

@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from parity.clock import to_micros
+from parity.discovery.usage import uncounted
 from parity.errors import MonitoringError
 from parity.monitoring.result import MonitorResult
 from parity.monitoring.serving_log import (
@@ -106,12 +107,13 @@ def skew(
         produced = set(names) | {f"{n}__status" for n in names}
         produced |= {f"{n}__event_timestamp" for n in names}
         keys = [c for c in logged.column_names if c not in produced]  # entities + time
-        offline = store.get_historical_features(
-            logged.select(keys),
-            list(refs),
-            full_feature_names=full,
-            timestamp_column=REQUEST_TIME,
-        ).to_arrow()
+        with uncounted():  # the replay is monitoring's read, not a consumer's
+            offline = store.get_historical_features(
+                logged.select(keys),
+                list(refs),
+                full_feature_names=full,
+                timestamp_column=REQUEST_TIME,
+            ).to_arrow()
         entity_keys = [k for k in keys if k != REQUEST_TIME]
         for ref, name in zip(refs, names, strict=True):
             tally, bad = _compare(ref, logged, name, offline.column(name), entity_keys)

@@ -5,13 +5,15 @@ JSON file and back, between any two registries (SQLite to PostgreSQL, or back)::
     import_registry(Registry("postgresql://db/parity", "shop"), "registry.json")
 
 What is carried (``CARRIED``): the project's row of ``parity_projects`` (its revision
-counter), every row of ``parity_versions`` (the history, deletes included) and the live rows
-of ``parity_objects``. Their columns are read from the table objects, so a column a later
-migration adds travels with no change here. Not carried, on purpose: the audit log (its hash
-chain is the record of the registry it was written in), tokens (secrets' hashes stay with
-the registry that issued them), materialization windows and jobs, monitoring results, alerts
-and freshness marks (they describe data in online and offline stores that do not move with
-the file), stream consumers' offsets and restrictions (per-deployment operational state).
+counter), every row of ``parity_versions`` (the history, deletes included), the live rows
+of ``parity_objects`` and the training snapshots' manifests (``parity_snapshots``; their
+Parquet files are not in the file: copy the snapshots' folder with the repo). Their columns
+are read from the table objects, so a column a later migration adds travels with no change
+here. Not carried, on purpose: the audit log (its hash chain is the record of the registry
+it was written in), tokens (secrets' hashes stay with the registry that issued them),
+materialization windows and jobs, monitoring results, alerts and freshness marks (they
+describe data in online and offline stores that do not move with the file), stream
+consumers' offsets and restrictions (per-deployment operational state).
 
 The file: ``{"header": {...}, "tables": {table: [rows]}}``, keys sorted, one row per object
 version in (kind order, name, version) order, datetimes as ISO 8601 UTC text, JSON columns
@@ -82,13 +84,18 @@ FORMAT = "parity-registry"
 FORMAT_VERSION = 1
 """Bumped when the file's layout changes (not for new columns: those travel as they are)."""
 
-CARRIED: tuple[str, ...] = ("parity_projects", "parity_versions", "parity_objects")
+CARRIED: tuple[str, ...] = (
+    "parity_projects",
+    "parity_versions",
+    "parity_objects",
+    "parity_snapshots",
+)
 """The tables carried, in the order they are written (each after those it references).
 Each is scoped by a ``project`` column in its primary key and is carried without it. A later
-table of per-project metadata (training snapshots) is carried by adding its name here, and
-a check in ``_check`` when its rows must agree with the others'."""
+table of per-project metadata is carried by adding its name here, and a check in ``_check``
+when its rows must agree with the others' (as a snapshot's revision must)."""
 
-PROJECTS, VERSIONS, OBJECTS = CARRIED
+PROJECTS, VERSIONS, OBJECTS, SNAPSHOTS = CARRIED
 MAX_PROBLEMS = 20
 """How many problems of a bad file are listed (the count says how many more there were)."""
 
@@ -237,7 +244,9 @@ def import_registry(
             raise RegistryError(
                 f"project {registry.project!r} in the registry at {registry.location} already "
                 f"holds {present[OBJECTS]} object(s) and {present[VERSIONS]} version(s) of "
-                "history: import into a project without definitions, or replace them "
+                "history"
+                + (f" and {present[SNAPSHOTS]} snapshot(s)" if present[SNAPSHOTS] else "")
+                + ": import into a project without definitions, or replace them "
                 "(--replace, replace=True; export them first to keep a copy)"
             )
         project_row: dict[str, Any] = (
@@ -605,6 +614,17 @@ def _check(tables: Mapping[str, list[dict[str, Any]]]) -> list[str]:
             problems.append(
                 f"{OBJECTS}: {kind} {name!r} is missing, though its history has it live "
                 f"(version {top['version']}: {top['action']})"
+            )
+    snapshots: set[str] = set()
+    for row in tables.get(SNAPSHOTS, []):
+        where = _label(_table(SNAPSHOTS), row, 0)
+        if row["name"] in snapshots:
+            problems.append(f"{where}: appears twice")
+        snapshots.add(row["name"])
+        if not 0 <= row["revision"] <= counter:
+            problems.append(
+                f"{where}: field 'revision': {row['revision']} is not between 0 and the "
+                f"project's revision {counter}"
             )
     return problems
 

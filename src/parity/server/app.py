@@ -81,7 +81,17 @@ DEFAULT_READY_TIMEOUT = 0.8
 """Seconds ``/ready`` waits for the stores: under a probe's usual 1 s timeout."""
 
 
-_YES = (b"true", b"1", b"yes")
+_YES, _NO = (b"true", b"1", b"yes"), (b"false", b"0", b"no")
+
+
+def _include_drafts(value: bytes) -> None:
+    """``X-Parity-Include-Drafts``: true asks for drafts for this request (its task only)."""
+    if value in _YES:
+        _DRAFTS.set(True)
+    elif value not in _NO:
+        raise ApiError(
+            "invalid_request", "X-Parity-Include-Drafts must be true or false (or 1/0, yes/no)"
+        )
 
 
 @dataclass(frozen=True)
@@ -212,8 +222,11 @@ class ParityApp:
         started = time.perf_counter()
         try:
             if self.settings.warm_up:
+                from parity.discovery.usage import uncounted
+
                 loop = asyncio.get_running_loop()
-                with acting_as(SERVER_ACTOR if self.auth is not None else None):
+                # sample reads, not a consumer's: no usage counted
+                with acting_as(SERVER_ACTOR if self.auth is not None else None), uncounted():
                     reads = await loop.run_in_executor(
                         self._reader, carry(warm_blocking), self.serving, answer_json
                     )
@@ -274,7 +287,7 @@ class ParityApp:
         request_id = None
         length = None
         shape = None
-        authorization = purpose = acting = None
+        authorization = purpose = acting = drafts = None
         for name, value in scope["headers"]:
             if name == b"x-request-id" and _SANE_ID.match(value):
                 request_id = value.decode()
@@ -286,8 +299,8 @@ class ParityApp:
                 authorization = value
             elif name == b"x-parity-purpose":
                 purpose = value
-            elif name == b"x-parity-include-drafts" and value.strip().lower() in _YES:
-                _DRAFTS.set(True)  # this request's task only
+            elif name == b"x-parity-include-drafts":
+                drafts = value.strip().lower()
         if request_id is None:
             request_id = self._ids.next()
         endpoint = path
@@ -297,6 +310,8 @@ class ParityApp:
         audit = collect_audit_commits() if self.audited else None
         notices = collect_notices()
         try:
+            if drafts is not None:
+                _include_drafts(drafts)
             if self.auth is not None and path not in OPEN_PATHS:
                 acting = self.auth.enter(authorization, purpose)
             if method == "POST" and path in self._post:

@@ -104,6 +104,32 @@ def _post(summary: str, body: Schema, ok: Schema, *statuses: int) -> Schema:
     }
 
 
+def _with_drafts_header(item: Schema) -> Schema:
+    """A read's lifecycle: ``X-Parity-Include-Drafts`` asks for drafts too; a deprecated
+    object read answers ``Deprecation`` and ``X-Parity-Deprecated`` (``parity.lifecycle``)."""
+    op = item["post"]
+    op.setdefault("parameters", []).append(
+        {
+            "name": "X-Parity-Include-Drafts",
+            "in": "header",
+            "required": False,
+            "schema": {"enum": ["true", "false", "1", "0", "yes", "no"]},
+            "description": "Serve draft views too (else a draft answers 403 draft_not_requested)",
+        }
+    )
+    op["responses"]["200"]["headers"] = {
+        "Deprecation": {
+            "description": "true when the answer read a deprecated object",
+            "schema": {"const": "true"},
+        },
+        "X-Parity-Deprecated": {
+            "description": "The deprecated objects read, ``kind:name (use successor)``; ``; ``-separated",
+            "schema": {"type": "string"},
+        },
+    }
+    return item
+
+
 def _get(summary: str, ok: Schema, *statuses: int) -> Schema:
     return {
         "get": {
@@ -356,15 +382,20 @@ def openapi_document(catalog: Catalog | None = None) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Parity feature server", "version": __version__},
         "paths": {
-            "/get-online-features": _post(
-                "Latest feature values, a status and an event time per value",
-                _online_request(repo),
-                _ONLINE_ANSWER,
-                400,
-                404,
-                413,
-                500,
-                503,
+            "/get-online-features": _with_drafts_header(
+                _post(
+                    "Latest feature values, a status and an event time per value",
+                    _online_request(repo),
+                    _ONLINE_ANSWER,
+                    400,
+                    403,
+                    404,
+                    409,
+                    410,
+                    413,
+                    500,
+                    503,
+                )
             ),
             "/push": _post(
                 "Rows to a push source's views",

@@ -47,9 +47,12 @@ _STATUS_TEXT = {
     400: "Refused: the request is not one this endpoint takes; `error.code` says why",
     404: "A named object does not exist",
     405: "The endpoint does not take this method",
-    409: "The registry changed under the request (retry), or a job materializes the view",
+    409: "The registry changed under the request (retry), a job materializes the view, or"
+    " a service pinning versions reads a view whose major version moved",
     401: "No token, or a malformed, forged, expired or revoked one (auth on)",
-    403: "No role of the caller grants the action, or not for the read's purpose (auth on)",
+    403: "No role of the caller grants the action, or not for the read's purpose (auth on);"
+    " or a draft read without X-Parity-Include-Drafts",
+    410: "A retired view, on-demand view or service (the message names its successor)",
     413: "The body, or the number of rows, is over the server's limit",
     500: "Ours (a bug, or an on-demand view's function failed); the log has the request id",
     503: "The online store (or the registry) did not answer, or refused",
