@@ -80,6 +80,16 @@ def plan(repo: RepoOption = Path("."), verbose: VerboseOption = False) -> None:
     print_violations(out, violations)
 
 
+AuthorOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Who applies, recorded in the history.", show_default="$PARITY_USER or login"
+    ),
+]
+OneKind = Annotated[
+    str | None,
+    typer.Option("--kind", "-k", help="Needed only when NAME is used by several kinds."),
+]
 AllowBreaking = Annotated[
     bool,
     typer.Option(
@@ -92,12 +102,7 @@ AllowBreaking = Annotated[
 @handles_errors
 def apply(
     repo: RepoOption = Path("."),
-    author: Annotated[
-        str | None,
-        typer.Option(
-            help="Who applies, recorded in the history.", show_default="$PARITY_USER or login"
-        ),
-    ] = None,
+    author: AuthorOption = None,
     allow_breaking: AllowBreaking = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -123,14 +128,8 @@ def apply(
 def rollback(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The object's name.")],
     to: Annotated[str, typer.Option("--to", help="The version to apply again, e.g. 1.2.0.")],
-    kind: Annotated[
-        str | None,
-        typer.Option("--kind", "-k", help="Needed only when NAME is used by several kinds."),
-    ] = None,
-    author: Annotated[
-        str | None,
-        typer.Option(help="Who rolls back, recorded.", show_default="$PARITY_USER or login"),
-    ] = None,
+    kind: OneKind = None,
+    author: AuthorOption = None,
     allow_breaking: AllowBreaking = False,
     repo: RepoOption = Path("."),
     verbose: VerboseOption = False,
@@ -144,11 +143,10 @@ def rollback(
 
     from parity.cli.common import parse_kind
 
+    wanted = parse_kind(kind)
     with open_store(repo) as store, working(f"Rolling {name} back to {to}…"):
-        done = store.rollback(
-            name, to, kind=parse_kind(kind), author=author, allow_breaking=allow_breaking
-        )
-        record = store.history(name, parse_kind(kind))[-1] if done.has_changes else None
+        done = store.rollback(name, to, kind=wanted, author=author, allow_breaking=allow_breaking)
+        record = store.history(name, wanted)[-1] if done.has_changes else None
     out = render.console()
     if record is None:
         out.print(Text(f"No changes: {name} already has the spec of version {to}.", style="bold"))
@@ -169,14 +167,8 @@ def lifecycle(
     successor: Annotated[
         str | None, typer.Option(help="What replaces it (named in warnings and errors).")
     ] = None,
-    kind: Annotated[
-        str | None,
-        typer.Option("--kind", "-k", help="Needed only when NAME is used by several kinds."),
-    ] = None,
-    author: Annotated[
-        str | None,
-        typer.Option(help="Who changes it, recorded.", show_default="$PARITY_USER or login"),
-    ] = None,
+    kind: OneKind = None,
+    author: AuthorOption = None,
     allow_breaking: AllowBreaking = False,
     repo: RepoOption = Path("."),
     verbose: VerboseOption = False,
@@ -191,17 +183,18 @@ def lifecycle(
 
     from parity.cli.common import parse_kind
 
+    wanted = parse_kind(kind)
     with open_store(repo) as store, working(f"Setting {name} to {state}…"):
         done = store.set_lifecycle(
             name,
             state.strip().lower(),
             reason=reason,
             successor=successor,
-            kind=parse_kind(kind),
+            kind=wanted,
             author=author,
             allow_breaking=allow_breaking,
         )
-        record = store.history(name, parse_kind(kind))[-1]
+        record = store.history(name, wanted)[-1]
     out = render.console()
     if not done.has_changes:
         out.print(Text(f"No changes: {name} is {state} already.", style="bold"))
