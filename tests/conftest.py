@@ -1,7 +1,10 @@
 """Fixtures every suite may use; tests/ holds shared helpers (oracle.py, repo_utils.py)."""
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,12 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "parity"))
 
 
 _PROMETHEUS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+# Parity's disk cache (parity.cache) of this run, its own: tests never read what another
+# run or the user left, and CLI processes the tests start inherit it.
+_CACHE_DIR = tempfile.mkdtemp(prefix="parity-test-cache-")
+os.environ["PARITY_CACHE_DIR"] = _CACHE_DIR
+atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -218,6 +218,9 @@ class FeatureStore:
 
         settle(self)  # the freshness marks held back, before the registry closes
         settle_usage(self)  # and the read counts
+        governance = self.__dict__.get("governance")
+        if governance is not None and "audit" in governance.__dict__:
+            governance.audit.close()  # the audit spool shipped (parity.governance.audit)
         for part in ("online", "offline", "registry"):
             if part in self.__dict__:
                 self.__dict__[part].close()

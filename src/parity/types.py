@@ -65,6 +65,7 @@ class ValueType:
         return self.name
 
 
+@cache
 def _kind(t: pa.DataType) -> str | None:
     if pa.types.is_boolean(t):
         return "bool"

@@ -463,3 +463,21 @@ def test_the_console_script_runs_and_reports_errors_in_red(tmp_path: Path):
 def test_version_names_the_repo_project(applied: Path):
     out = parity("version", "--repo", applied).stdout
     assert out.splitlines()[1] == "project shop, registry data/registry.db"
+
+
+def test_the_console_script_ends_at_once_with_all_it_printed(repo: Path):
+    """The command exits without freeing its objects one by one (cli.app._leave): what it
+    printed is all there, in order, and exit handlers still ran."""
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('exit handler ran', file=sys.stderr))\n"
+        "sys.argv = ['parity', 'plan', '--repo', sys.argv[1]]\n"
+        "from parity.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(repo)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("Plan: ") for line in lines)
+    assert lines[-1].endswith("`parity apply` creates it.")
+    assert done.stderr.strip().endswith("exit handler ran")

@@ -56,7 +56,7 @@ def od_repo(request, tmp_path_factory) -> Iterator[Path]:
 def od_server(od_repo) -> Iterator[Server]:
     srv = Server(od_repo)
     r = srv.post("/push", {"push_source_name": "driver_live_push", "df": push_rows(DRIVERS, 0.5)})
-    assert r.status_code == 200, r.text
+    assert r.status_code == 200, f"{r.text}\n{srv.output()}"
     yield srv
     assert srv.stop() == 0, srv.output()
 

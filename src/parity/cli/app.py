@@ -40,7 +40,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
+import sys
 from pathlib import Path
 
 import typer
@@ -156,4 +158,37 @@ def main() -> None:
         return shown(message, category, filename, lineno, line)
 
     warnings.formatwarning = plain
-    app()
+    try:
+        app()
+    except SystemExit as stop:
+        _leave(stop.code)
+        raise
+    _leave(0)
+
+
+def _leave(code: object) -> None:
+    """End the process at once when the command is done, skipping only the interpreter's
+    freeing of every object one by one: after a plan of thousands of definitions that
+    takes a fifth of a second. Exit handlers run, logs and output are flushed first.
+    Returns (the interpreter then exits as usual) while another non-daemon thread runs."""
+    import atexit
+    import logging
+    import os
+    import threading
+
+    main = threading.main_thread()
+    if any(t is not main and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        return
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for out in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            out.flush()
+    os._exit(status)

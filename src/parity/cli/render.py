@@ -93,6 +93,8 @@ def impact_text(found: Impact) -> Text:
     out = Text(f"    reaches {len(found.reached)} downstream object(s):\n", style="dim")
     for r in found.reached:
         label = f"{KIND_LABELS.get(r.kind, r.kind)} {r.name}"
+        if r.detail:  # a snapshot's digest
+            label += f" ({r.detail})"
         if r.breaking:
             out.append(f"      -> {label}: BREAKS ({r.why})\n", style="bold red")
         else:

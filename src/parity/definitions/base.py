@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any, ClassVar
@@ -174,14 +175,48 @@ class Definition(BaseModel):
         return cls(**spec)
 
     def content_hash(self) -> str:
-        """SHA-256 of the canonical spec: equal specs, equal hashes."""
-        return spec_hash(self.to_spec())
+        """SHA-256 of the canonical spec: equal specs, equal hashes.
+
+        Worked out once per object and kept with it (a definition is immutable; a copy
+        made with changes works its own out), since plans, catalogs and sets of
+        definitions ask for it many times."""
+        memo: str | None = self.__dict__.get(_HASH_MEMO)
+        if memo is None:
+            memo = self.__dict__[_HASH_MEMO] = spec_hash(self.stored_spec())
+        return memo
+
+    def stored_spec(self) -> dict[str, Any]:
+        """``to_spec()``, worked out once and kept with the object: shared by every caller,
+        so it must never be changed (take ``to_spec()`` for a dict of your own)."""
+        memo: dict[str, Any] | None = self.__dict__.get(_SPEC_MEMO)
+        if memo is None:
+            memo = self.__dict__[_SPEC_MEMO] = self.to_spec()
+        return memo
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        if _SPEC_MEMO in state["__dict__"]:  # quicker worked out again than pickled
+            state["__dict__"] = {k: v for k, v in state["__dict__"].items() if k != _SPEC_MEMO}
+        return state
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop(_HASH_MEMO, None)  # the copy's fields may differ
+        copied.__dict__.pop(_SPEC_MEMO, None)
+        return copied
 
     def __hash__(self) -> int:
         return hash((self.kind, self.content_hash()))
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name!r}"
+
+
+_HASH_MEMO = "_parity_content_hash"
+_SPEC_MEMO = "_parity_spec"
+"""Where ``content_hash`` and ``stored_spec`` keep their results: in the object's
+``__dict__`` beside the fields, which pydantic's equality and dumps ignore, and pickling
+keeps."""
 
 
 def spec_hash(spec: dict[str, Any]) -> str:

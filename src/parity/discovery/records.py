@@ -26,9 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from parity.registry.engine import insert_for
 from parity.registry.models import objects, projects, usage
 from parity.registry.registry import Registry
 
@@ -180,7 +179,7 @@ class UsageRecords:
         ]
         reg._create()
         with reg._write("record feature usage") as conn:
-            insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            insert = insert_for(conn)
             if not self._project_row:
                 now = datetime.now(UTC)
                 conn.execute(

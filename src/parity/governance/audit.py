@@ -13,16 +13,21 @@ A record holds the time, the actor's principal and token id, the action, the res
 (``kind:name``), counts (keys, rows), the outcome (``ok``, ``denied``, ``error``) and a
 detail text; never feature values or secrets (text that looks like a token is redacted).
 Records are hash-chained per project in the registry database (``audit_chain``,
-``audit_store``) and committed in groups (``audit_writer``): by one writer thread per
-process for ordinary callers, and on the feature server's event loop itself when the
-registry is SQLite.
+``audit_store``). How a record gets there:
 
-``record`` returns once its record is committed and raises ``AuditError`` if it could not
-be, so the operation fails. On an event loop that must not block: the feature server opens
-``collect()`` for each request, ``record`` then only queues (the commit's future joins the
-collection) and the server awaits ``settle()`` before answering. After a failed commit the
-log refuses new operations up front (``check_available``) until the database takes writes
-again.
+- **Committed** (the Python API, the CLI): ``record`` returns once its record is committed,
+  in groups (``audit_writer``, one writer thread per process), and raises ``AuditError`` if
+  it could not be, so the operation fails. After a failed commit the log refuses new
+  operations up front (``check_available``) until the database takes writes again.
+- **Spooled** (the feature server, ``start_spool()``): ``record`` appends one line to the
+  process's spool file and returns; a thread ships the spool into the chain every 0.2 s
+  (``audit_spool``). A failed append fails the operation (``AuditError``) and the log then
+  refuses new ones up front until appends work again; a registry that cannot be written
+  only delays shipping. A process that dies leaves its spool to the next one.
+
+Reading (``records``, ``head``, ``verify``) first ships this process's spool and any that
+ended processes left, so a process reads its own records at once; another live process's
+records reach the chain within the ship interval.
 """
 
 from __future__ import annotations
@@ -30,23 +35,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 import re
 import threading
+import time
 import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from parity.errors import AuditError, GovernanceError
 from parity.governance.audit_chain import AuditRecord, ChainCheck, Verification
-from parity.governance.audit_store import AuditStore, Entry
+from parity.governance.audit_spool import shape_of
+from parity.governance.audit_store import AuditStore, Entry, counts_text, spooled
 from parity.governance.audit_writer import Batch, GroupCommit, LoopWaker
 from parity.governance.context import Actor
 from parity.registry.engine import is_sqlite
 
 if TYPE_CHECKING:
+    from parity.governance.audit_spool import Shape, Spool
     from parity.store import FeatureStore
+
+log = logging.getLogger("parity.audit")
 
 __all__ = [
     "OUTCOMES",
@@ -194,13 +205,39 @@ class _Reader:
         return self._rows.head()
 
     def _may_read(self) -> None:
-        """With auth on, reading the log (who did what) needs ``admin``."""
+        """With auth on, reading the log (who did what) needs ``admin``; then what is
+        spooled (this process's, and what ended processes left) is shipped first."""
         store = self._store
-        if store is None or not store.config.auth.enabled:
-            return
-        from parity.governance.access import Resource
+        if store is not None and store.config.auth.enabled:
+            from parity.governance.access import Resource
 
-        store.governance.access.check(store.actor, "admin", [Resource("project", store.project)])
+            store.governance.access.check(
+                store.actor, "admin", [Resource("project", store.project)]
+            )
+        self._ship_spooled()
+
+    def _ship_spooled(self) -> None:
+        store = self._store
+        if store is None:
+            return
+        from parity.governance.audit_spool import ship_orphans
+
+        try:
+            spool = self._spool()
+            if spool is not None:
+                spool.ship()
+            ship_orphans(store)
+        except Exception as exc:
+            raise AuditError(
+                "the audit log cannot take the spooled records now, so reading it would "
+                f"miss them: {redact(str(exc))}"
+            ) from exc
+
+    def _spool(self) -> Any:
+        return None
+
+    def close(self) -> None:
+        """Ship what is spooled and stop spooling (``FeatureStore.close`` does)."""
 
     def verify(self, *, expect_head: tuple[int, str] | str | None = None) -> Verification:
         """Walk the whole chain; ``ok`` or the first broken record (edited, deleted or
@@ -260,6 +297,33 @@ class AuditLog(_Reader):
             release=rows.release,
             inline=is_sqlite(store.registry.url),  # a local commit: on the loop
         )
+        self.spooled: Spool | None = None
+        """The spool records go to (``start_spool``); None: each is committed."""
+        self._principals: dict[str, str] = {}
+
+    def start_spool(self, **options: Any) -> Spool:
+        """Spool records from now on (see the module docstring), after shipping what
+        ended processes left; ``OSError`` when the spool folder cannot be made.
+        ``options``: ``Spool``'s (``interval_s``, ``ship_records``)."""
+        from parity.governance.audit_spool import Spool, ship_orphans
+
+        store = self._store_ref
+        try:
+            ship_orphans(store)
+        except Exception as exc:  # they stay; shipped by a later read or start
+            log.warning("could not ship the audit spools ended processes left: %s", exc)
+        if self.spooled is None:
+            self.spooled = Spool(store, self._rows, **options)
+        return self.spooled
+
+    def _spool(self) -> Spool | None:
+        return self.spooled
+
+    def close(self) -> None:
+        spool, self.spooled = self.spooled, None
+        if spool is not None:
+            spool.close()
+            self._rows.release()
 
     def record(
         self,
@@ -277,8 +341,13 @@ class AuditLog(_Reader):
         self._submit(make_entry(who, action, resources, counts, outcome, detail))
 
     def _submit(self, entry: Entry) -> None:
-        """Queue ``entry``: a request of the feature server awaits its commit in
-        ``settle``; any other caller blocks until it committed."""
+        """Spool ``entry``, or queue it: a request of the feature server awaits its commit
+        in ``settle``; any other caller blocks until it committed."""
+        spool = self.spooled
+        if spool is not None:
+            at_us, key, counts = spooled(entry)
+            spool.write(at_us, shape_of(key), counts)
+            return
         waits = _WAITS.get()
         if waits is not None and not waits.closed:
             # On the request's own loop thread the batch may be committed on that loop
@@ -304,6 +373,11 @@ class AuditLog(_Reader):
     ) -> None:
         """``record`` for fields Parity built itself (the hooks: action, resources, integer
         counts), so only the actor's and the detail's text are redacted, not checked."""
+        spool = self.spooled
+        if spool is not None:  # the feature server's path
+            shape = self.shape(actor, action, resources, outcome, detail)
+            spool.write(time.time_ns() // 1000, shape, counts_text(counts))
+            return
         entry = Entry(
             datetime.now(UTC),
             redact(actor.principal)[:MAX_PRINCIPAL],
@@ -316,10 +390,25 @@ class AuditLog(_Reader):
         )
         self._submit(entry)
 
+    def shape(
+        self, actor: Actor, action: str, resources: tuple[str, ...], outcome: str, detail: str
+    ) -> Shape:
+        """The spool's shape of a record of Parity's own fields (``record_checked``'s);
+        the hooks keep it per read plan and actor, so a read's record costs one line."""
+        principal = self._principals.get(actor.principal)
+        if principal is None:
+            if len(self._principals) > 4096:
+                self._principals.clear()
+            principal = redact(actor.principal)[:MAX_PRINCIPAL]
+            self._principals[actor.principal] = principal
+        detail = redact(detail) if detail else detail
+        return shape_of((principal, action, resources, outcome, detail, actor.token_id))
+
     def check_available(self) -> None:
         """Raise ``AuditError`` while the log cannot be written: operations are refused up
         front rather than done and then failed."""
-        failure = self.writer.failure
+        spool = self.spooled
+        failure = self.writer.failure if spool is None else spool.failure
         if failure is not None:
             raise AuditError(
                 "the audit log cannot be written, so nothing is done until it can: "

@@ -17,13 +17,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
@@ -39,7 +38,7 @@ from parity.registry.models import audit as audit_table
 from parity.registry.models import audit_heads, projects
 from parity.registry.registry import Registry
 
-__all__ = ["AuditStore", "Entry"]
+__all__ = ["AuditStore", "Entry", "Spooled", "counts_text", "spooled"]
 
 SCAN_BATCH = 5000
 
@@ -55,6 +54,34 @@ class Entry(NamedTuple):
     outcome: str
     detail: str
     token_id: str | None
+
+
+Spooled = tuple[int, tuple[Any, ...], str]
+"""A record as the spool keeps it: (time in µs since the epoch, its shape: principal,
+action, resources, outcome, detail, token id; its counts' canonical JSON)."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def counts_text(counts: Mapping[str, int]) -> str:
+    """The counts' canonical JSON (hashed and stored alike; remembered per shape)."""
+    key = tuple(counts.items())
+    found = _COUNTS.get(key)
+    if found is None:
+        if len(_COUNTS) >= _REMEMBERED:
+            _COUNTS.clear()
+        found = _COUNTS[key] = counts_json(counts)
+    return found
+
+
+def spooled(e: Entry) -> Spooled:
+    """``e`` in the spool's form."""
+    return ((e.at - _EPOCH) // _US, e[1:4] + e[5:], counts_text(e.counts))
+
+
+BeforeCommit = Callable[[int, str], object]
+"""Called with the new head (seq, hash) once a batch is inserted, before it commits."""
 
 
 class _RolledBack(Exception):
@@ -73,18 +100,42 @@ class AuditStore:
     # -- writing ----------------------------------------------------------------------------
     def append(self, entries: Sequence[Entry]) -> int:
         """Number, hash and insert ``entries`` after the chain's head, in one transaction."""
+        return self.append_spooled([spooled(e) for e in entries])
+
+    def append_spooled(
+        self,
+        records: Sequence[Spooled],
+        *,
+        markers: Sequence[tuple[int, str]] = (),
+        before_commit: BeforeCommit | None = None,
+    ) -> int:
+        """``append`` for records in the spool's form. ``markers``: the (seq, hash) heads
+        earlier tries of the same records named (``before_commit`` was told them): when the
+        chain holds one of them, those tries committed and nothing is inserted (0 returned)."""
         if self._project_row and not self._shared:
-            records = self._append_raw(entries)
-            if records is not None:
-                return records
+            count = self._append_raw(records, markers, before_commit)
+            if count is not None:
+                return count
         reg = self.registry
         reg._create()
-        with reg._write(f"append {len(entries)} audit record(s)") as conn:
-            records = self._append(conn, entries)
+        try:
+            with reg._write(f"append {len(records)} audit record(s)") as conn:
+                count = self._append(conn, records, markers, before_commit)
+        except RegistryError:
+            raise
+        except Exception as exc:  # the driver's own (the statements are the driver's)
+            raise RegistryError(
+                f"registry at {reg.location}: could not append audit records: {_first_line(exc)}"
+            ) from exc
         self._project_row = True
-        return records
+        return count
 
-    def _append_raw(self, entries: Sequence[Entry]) -> int | None:
+    def _append_raw(
+        self,
+        entries: Sequence[Spooled],
+        markers: Sequence[tuple[int, str]] = (),
+        before_commit: BeforeCommit | None = None,
+    ) -> int | None:
         """``append`` on a connection of the writer's own, straight through the driver;
         None when the head row is missing (the ordinary path makes it)."""
         reg = self.registry
@@ -100,15 +151,19 @@ class AuditStore:
                 conn.rollback()
                 self._project_row = False
                 return None
+            if markers and raw.holds(markers):
+                conn.rollback()
+                return 0
             rows, seq, last = _chained_rows(reg.project, entries, *head, pg=raw.pg)
             raw.insert(rows, seq, last)
+            if before_commit is not None:
+                before_commit(seq, last)
             raw.commit()
             return len(rows)
         except Exception as exc:
             self.release(broken=True)
             raise RegistryError(
-                f"registry at {reg.location}: could not append audit records: "
-                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+                f"registry at {reg.location}: could not append audit records: {_first_line(exc)}"
             ) from exc
 
     def release(self, *, broken: bool = False) -> None:
@@ -132,12 +187,19 @@ class AuditStore:
         now = datetime.now(UTC)
         try:
             with reg._write("probe the audit log") as conn:
-                self._append(conn, [Entry(now, "parity", "probe", (), {}, "ok", "", None)])
+                probe = Entry(now, "parity", "probe", (), {}, "ok", "", None)
+                self._append(conn, [spooled(probe)])
                 raise _RolledBack
         except _RolledBack:
             pass
 
-    def _append(self, conn: Connection, entries: Sequence[Entry]) -> int:
+    def _append(
+        self,
+        conn: Connection,
+        entries: Sequence[Spooled],
+        markers: Sequence[tuple[int, str]] = (),
+        before_commit: BeforeCommit | None = None,
+    ) -> int:
         if not self._project_row:
             self._ensure_project(conn)
         dbapi = conn.connection.dbapi_connection
@@ -146,8 +208,12 @@ class AuditStore:
         head = raw.lock_head()
         if head is None:
             head = self._lock_head(conn)
+        if markers and raw.holds(markers):
+            return 0
         rows, seq, last = _chained_rows(self.registry.project, entries, *head, pg=raw.pg)
         raw.insert(rows, seq, last)
+        if before_commit is not None:
+            before_commit(seq, last)
         return len(rows)
 
     def _ensure_project(self, conn: Connection) -> None:
@@ -246,36 +312,35 @@ class AuditStore:
 
 
 def _chained_rows(
-    project: str, entries: Sequence[Entry], seq: int, prev: str, *, pg: bool
+    project: str, records: Sequence[Spooled], seq: int, prev: str, *, pg: bool
 ) -> tuple[list[tuple[Any, ...]], int, str]:
-    """``entries`` numbered, hashed and laid out as ``parity_audit`` rows after the head
-    ``(seq, prev)``; returns the rows and the new head. The writer's hot path: the hashed
+    """``records`` numbered, hashed and laid out as ``parity_audit`` rows after the head
+    ``(seq, prev)``; returns the rows and the new head. The shipper's hot path: the hashed
     bytes are ``canonical(...)``'s, assembled from parts remembered per record shape (a
-    busy server's records differ only in number, time and counts)."""
+    busy server's records differ only in number, time and counts) and per second."""
+    if records and isinstance(records[0], Entry):
+        records = [spooled(e) for e in records]  # type: ignore[arg-type]
     rows = []
     head = "[" + _text(project) + ","
     sha256 = hashlib.sha256
-    for e in entries:
+    second = None
+    day = clock = ""
+    for at_us, key, counts in records:
         seq += 1
-        shape = _SHAPES.get(e[1:4] + e[5:])
+        shape = _SHAPES.get(key)
         if shape is None:
-            shape = _shape(e)
-        counts_key = tuple(e.counts.items())
-        counts = _COUNTS.get(counts_key)
-        if counts is None:
-            counts = _counts(e, counts_key)
-        at = e.at
-        if at.tzinfo is UTC:  # as the recorder makes them
-            iso = at.isoformat(timespec="microseconds")
-            stored: Any = at if pg else iso[:10] + " " + iso[11:26]
-        else:
-            iso = at.astimezone(UTC).isoformat(timespec="microseconds")
-            stored = at if pg else _sqlite_time(at)
-        text = f'{head}{seq},"{iso}"{shape[0]}{counts}{shape[1]}"{prev}"]'
+            shape = _shape(key)
+        whole, frac = divmod(at_us, 1_000_000)
+        if whole != second:
+            second = whole
+            text = (_EPOCH + timedelta(seconds=whole)).isoformat()
+            day, clock = text[:10], text[11:19]
+        text = f'{head}{seq},"{day}T{clock}.{frac:06d}+00:00"{shape[0]}{counts}{shape[1]}"{prev}"]'
         digest = sha256(text.encode()).hexdigest()
+        stored: Any = _EPOCH + timedelta(microseconds=at_us) if pg else f"{day} {clock}.{frac:06d}"
         rows.append(
-            (project, seq, stored, e.principal, e.action, shape[2], counts, e.outcome,
-             e.detail, prev, digest, e.token_id)
+            (project, seq, stored, key[0], key[1], shape[2], counts, key[3], key[4], prev,
+             digest, key[5])
         )  # fmt: skip
         prev = digest
     return rows, seq, prev
@@ -287,24 +352,18 @@ _COUNTS: dict[tuple[Any, ...], str] = {}
 _REMEMBERED = 4096
 
 
-def _shape(e: Entry) -> tuple[str, str, str]:
+def _shape(key: tuple[Any, ...]) -> tuple[str, str, str]:
     """(the canonical text between the time and the counts, the text between the counts
-    and ``prev_hash``, the resources' JSON) of a record's shape."""
-    res = resources_json(e.resources)
-    token = "null" if e.token_id is None else _text(e.token_id)
-    mid = f",{_text(e.principal)},{_text(e.action)},{res},"
-    tail = f",{_text(e.outcome)},{_text(e.detail)},{token},"
+    and ``prev_hash``, the resources' JSON) of a record's shape (``Spooled``'s second
+    part)."""
+    principal, action, resources, outcome, detail, token_id = key
+    res = resources_json(resources)
+    token = "null" if token_id is None else _text(token_id)
+    mid = f",{_text(principal)},{_text(action)},{res},"
+    tail = f",{_text(outcome)},{_text(detail)},{token},"
     if len(_SHAPES) >= _REMEMBERED:
         _SHAPES.clear()
-    found = _SHAPES[e[1:4] + e[5:]] = (mid, tail, res)
-    return found
-
-
-def _counts(e: Entry, key: tuple[Any, ...]) -> str:
-    """The counts' canonical JSON (hashed and stored alike)."""
-    if len(_COUNTS) >= _REMEMBERED:
-        _COUNTS.clear()
-    found = _COUNTS[key] = counts_json(e.counts)
+    found = _SHAPES[key] = (mid, tail, res)
     return found
 
 
@@ -340,7 +399,32 @@ class _Raw:
         rows = self.cursor.fetchall()  # all: a statement left open would hold its snapshot
         return None if not rows else (int(rows[0][0]), str(rows[0][1]))
 
+    def holds(self, markers: Sequence[tuple[int, str]]) -> bool:
+        """Whether the chain has a record at one of ``markers``' numbers with that hash."""
+        p = self.p
+        wanted = {(int(seq), str(digest)) for seq, digest in markers}
+        numbers = sorted({seq for seq, _ in wanted})
+        marks = ", ".join([p] * len(numbers))
+        self.cursor.execute(
+            f"SELECT seq, hash FROM {self.audit} WHERE project = {p} AND seq IN ({marks})",
+            (self.project, *numbers),
+        )
+        return any((int(seq), str(digest)) in wanted for seq, digest in self.cursor.fetchall())
+
     def insert(self, rows: Sequence[tuple[Any, ...]], seq: int, last: str) -> None:
+        if not self.pg:  # one statement: the driver lets go of the GIL once, not per row
+            picks = _PICKS
+            self.cursor.execute(
+                f"INSERT INTO {self.audit} (project, seq, at, principal, action, resources,"
+                f" counts, outcome, detail, prev_hash, hash, token_id) SELECT {picks}"
+                " FROM json_each(?)",
+                (json.dumps(rows, check_circular=False),),
+            )
+            self.cursor.execute(
+                f"UPDATE {self.heads} SET seq = ?, hash = ? WHERE project = ?",
+                (seq, last, self.project),
+            )
+            return
         p, js = self.p, ("%s::json" if self.pg else "?")
         self.cursor.executemany(
             f"INSERT INTO {self.audit} (project, seq, at, principal, action, resources, counts,"
@@ -354,13 +438,25 @@ class _Raw:
         )
 
 
+_PICKS = ", ".join(
+    f"value->>{i}" if sqlite3.sqlite_version_info >= (3, 38) else f"json_extract(value, '$[{i}]')"
+    for i in range(12)
+)
+"""The columns of one ``json_each`` row (SQLite before 3.38 has no ``->>``)."""
+
+
 def _sqlite_time(at: datetime) -> str:
     """What SQLAlchemy's SQLite ``DateTime`` stores: naive UTC with microseconds."""
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _insert(conn: Connection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    return eng.insert_for(conn)
 
 
 def _head(conn: Connection, project: str) -> tuple[int, str] | None:

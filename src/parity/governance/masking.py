@@ -39,10 +39,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from parity.errors import ConfigError
+from parity.lazy import LazyModule
 from parity.types import PrimitiveType, ValueType
+
+if TYPE_CHECKING:
+    import pyarrow.compute as pc
+else:
+    pc = LazyModule("pyarrow.compute", globals(), "pc")  # imported on first use
 
 if TYPE_CHECKING:
     from parity.config import RepoConfig

@@ -32,11 +32,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from parity.errors import GovernanceError, ObjectNotFoundError
 from parity.governance.access import Resource
+from parity.registry.engine import insert_for
 from parity.registry.models import projects
 from parity.registry.models import restrictions as table
 
@@ -185,7 +184,7 @@ def restrict(store: FeatureStore, entity: str, keys: Sequence[Any], *, reason: s
     now = datetime.now(UTC)
     by = store.actor.principal
     with reg._write(f"restrict keys of {entity!r}") as conn:
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        insert = insert_for(conn)
         conn.execute(
             insert(projects)
             .values(project=reg.project, revision=0, created_at=now, updated_at=now)

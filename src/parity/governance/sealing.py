@@ -27,11 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from parity.errors import EncryptionError
 from parity.governance.crypto import Cipher, load_keyring
+from parity.lazy import LazyModule
 from parity.online.base import (
     OnlineStore,
     OnlineView,
@@ -43,6 +42,11 @@ from parity.online.base import (
 )
 from parity.online.encoding import HEADER
 from parity.online.writer import CREATED_US, EVENT_US, _pylist, encode_batch
+
+if TYPE_CHECKING:
+    import pyarrow.compute as pc
+else:
+    pc = LazyModule("pyarrow.compute", globals(), "pc")  # imported on first use
 
 if TYPE_CHECKING:
     from parity.definitions import DataSource, FeatureView
@@ -373,6 +377,8 @@ def _parse(text: str) -> pa.DataType:
 
 
 def read_log_file(cipher: Cipher | None, source: str, path: Path) -> pa.Table:
+    import pyarrow.parquet as pq
+
     return open_log(cipher, source, pq.read_table(path), path)
 
 

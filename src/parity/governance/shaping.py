@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from parity.governance.access import Resource
 from parity.governance.classify import Classifier, Sensitivity
@@ -33,7 +32,13 @@ from parity.governance.context import Actor
 from parity.governance.masking import Mask, hash_key, mask_problem, parse_mask
 from parity.governance.restrict import Key, for_store
 from parity.hooks import Hooks
+from parity.lazy import LazyModule
 from parity.registry.catalog import Catalog
+
+if TYPE_CHECKING:
+    import pyarrow.compute as pc
+else:
+    pc = LazyModule("pyarrow.compute", globals(), "pc")  # imported on first use
 
 if TYPE_CHECKING:
     from parity.online.reader import OnlineResponse

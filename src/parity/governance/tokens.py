@@ -101,15 +101,20 @@ class _Cached:
     expires_us: int | None
 
 
-_cache: dict[tuple[Any, str | None, str, str], _Cached] = {}
+_cache: dict[tuple[str, bytes], _Cached] = {}
 _cache_lock = threading.Lock()
 
 
-def _cache_key(store: FeatureStore, token: str) -> tuple[Any, str | None, str, str]:
+def _cache_key(store: FeatureStore, token: str) -> tuple[str, bytes]:
     # A digest, not the token, so a heap dump of the cache holds no usable secret.
-    digest = hashlib.sha256(token.encode()).hexdigest()
+    digest = hashlib.sha256(token.encode()).digest()
     reg = store.registry
-    return (reg.url, reg.schema, store.project, digest)  # the URL hashes as it is: cheap
+    scope: str | None = reg.__dict__.get("_token_scope")
+    if scope is None:  # the registry's identity as text, made once (a URL hashes slowly)
+        url = reg.url.render_as_string(hide_password=False)
+        text = f"{url}\n{reg.schema}\n{reg.project}".encode()
+        scope = reg.__dict__["_token_scope"] = hashlib.sha256(text).hexdigest()
+    return (scope, digest)
 
 
 def forget_cached(token_id: str | None = None) -> None:

@@ -15,17 +15,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from parity.hooks import Hooks
-from parity.monitoring.checks import (
-    CheckFailedError,
-    RuleResult,
-    checked_fields,
-    evaluate,
-    violations_text,
-)
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from parity.monitoring.checks import RuleResult
     from parity.registry.catalog import Catalog
 
 __all__ = ["QualityGate"]
@@ -49,6 +43,14 @@ class QualityGate(Hooks):
     ) -> None:
         if data is None or catalog is None or kind == "delete" or not data.num_rows:
             return
+        # Imported here: a store that never writes (a plan, a read) never loads the checks.
+        from parity.monitoring.checks import (
+            CheckFailedError,
+            checked_fields,
+            evaluate,
+            violations_text,
+        )
+
         blocked: list[tuple[str, list[RuleResult]]] = []
         for name in views:
             if not catalog.has("feature_view", name):

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from parity.definitions import DataSource, FeatureView
 from parity.types import ValueType
@@ -85,6 +84,8 @@ class RetrievalJob(ABC):
     def to_parquet(self, path: str | Path) -> Path:
         """Write the result as one Parquet file; returns its path."""
         out = Path(path)
+        import pyarrow.parquet as pq
+
         out.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(self.to_arrow(), out)
         return out

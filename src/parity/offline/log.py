@@ -24,9 +24,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from parity.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
+else:
+    pq = LazyModule("pyarrow.parquet", globals(), "pq")
 
 PUSH_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 """What a push id may be: letters, digits, ``_``, ``.``, ``-``; at most 128."""

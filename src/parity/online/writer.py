@@ -6,14 +6,21 @@ Input columns: the view's join keys and features under their own names, ``__even
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgpack
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from parity.clock import MAX_US, MIN_US
 from parity.errors import DataSourceError
+from parity.lazy import LazyModule
 from parity.online.base import OnlineView, RecordBatch
 from parity.online.encoding import OFFSET, describe_key, encode_key, encode_key_part, from_micros
+
+if TYPE_CHECKING:
+    import pyarrow.compute as pc
+else:
+    pc = LazyModule("pyarrow.compute", globals(), "pc")  # a plan never writes
 
 EVENT_US = "__event_us"
 CREATED_US = "__created_us"

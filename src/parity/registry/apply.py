@@ -75,7 +75,7 @@ def _prepare(
         contents = load_repo(ctx.repo_path)
         objects, origin = contents.objects, contents.origin
         delete_missing = True if delete_missing is None else delete_missing
-    current = ctx.catalogs.get(fresh=True)
+    current = ctx.catalogs.get(fresh=True, known=objects)
     ordered, world = validate(
         objects,
         current,
@@ -93,7 +93,10 @@ def plan(
     (``registry.impact``); validates first."""
     prep = _prepare(ctx, objects, delete_missing)
     planned = ctx.registry.plan(prep.ordered, delete_missing=prep.delete_missing)
-    return replace(planned, impacts=impact.analyse(planned, prep.world))
+    from parity.snapshots.manifest import list_registry  # impact reaches them: one query
+
+    snapshots = list_registry(ctx.registry) if planned.of("update") else []
+    return replace(planned, impacts=impact.analyse(planned, prep.world, snapshots))
 
 
 def apply(
@@ -130,7 +133,10 @@ def _apply(
     began = time.monotonic()
     deadline = began + RETRY_SECONDS
     attempt = 0
+    from parity.snapshots.manifest import list_registry
+
     with _turn(ctx, deadline):
+        snapshots = list_registry(ctx.registry)  # impact shows them, never refuses: one query
         while True:
             attempt += 1
             prep = _prepare(ctx, objects, delete_missing)  # a real problem raises here
@@ -145,7 +151,7 @@ def _apply(
                 planned: Plan, world: Catalog = world, found: list[Any] = found
             ) -> Mapping[tuple[str, str], str]:
                 """(Under the registry's lock) refuse what breaks a consumer, unless allowed."""
-                impacts = impact.analyse(planned, world)
+                impacts = impact.analyse(planned, world, snapshots)
                 impact.guard(impacts, allow_breaking=allow_breaking)
                 found.append(impacts)
                 kept = dict(impact.override_notes(impacts))

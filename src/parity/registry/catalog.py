@@ -152,13 +152,15 @@ class CatalogCache:
         self._checked_at = 0.0
         self._lock = threading.Lock()
 
-    def get(self, *, fresh: bool = False) -> Catalog:
+    def get(self, *, fresh: bool = False, known: Iterable[Definition] = ()) -> Catalog:
+        """The catalog (see the class); ``known``: definitions the caller holds, which a
+        re-read takes instead of rebuilding the registered objects equal to them."""
         with self._lock:
             now = time.monotonic()
             old = self._catalog
             stale = old is None or fresh or now - self._checked_at >= self._ttl
             if stale and (old is None or self._registry().revision() != old.revision):
-                snap = self._registry().snapshot()
+                snap = self._registry().snapshot(known)
                 self._catalog = Catalog.of(snap.objects, snap.revision, self._project)
                 if self._hooks.wants("after_registry_refresh"):
                     self._hooks.after(

@@ -37,6 +37,7 @@ __all__ = [
     "connect",
     "create_engine",
     "database_errors",
+    "insert_for",
     "is_sqlite",
     "make_folder",
     "parse_url",
@@ -206,3 +207,15 @@ def advisory_lock_key(*parts: str) -> int:
     """A stable signed 64-bit key for ``pg_advisory_xact_lock`` from some text."""
     digest = hashlib.sha256("\x00".join(("parity.registry", *parts)).encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def insert_for(conn: Connection) -> Any:
+    """The dialect's ``insert`` (with ``on_conflict_do_*``): PostgreSQL's or SQLite's,
+    imported when first needed (the PostgreSQL dialect is dear to import)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert

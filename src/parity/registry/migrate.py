@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy.engine import URL, Connection, Engine
 
+from parity import cache
 from parity.errors import RegistryError
 from parity.registry.engine import (
     advisory_lock_key,
@@ -39,6 +36,9 @@ from parity.registry.engine import (
 )
 from parity.registry.models import ALEMBIC_VERSION_TABLE
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 __all__ = ["alembic_config", "current_revision", "exists", "head_revision", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -46,6 +46,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 def alembic_config(schema: str | None = None, connection: Connection | None = None) -> Config:
     """An Alembic config for the registry's migrations, for a connection and schema."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["schema"] = schema
@@ -55,13 +57,29 @@ def alembic_config(schema: str | None = None, connection: Connection | None = No
 
 @functools.cache
 def head_revision() -> str:
+    """The newest migration. Kept in the disk cache (``parity.cache``, keyed by Parity's
+    code, migrations included), so opening an up-to-date registry never imports Alembic."""
+    head = cache.load("migrations", "head")
+    if isinstance(head, str):
+        return head
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "registry migrations have no head"
+    cache.save("migrations", "head", head)
     return head
 
 
 def current_revision(conn: Connection, schema: str | None) -> str | None:
     """The migration the database is at; None for a new database (or schema)."""
+    if not sa.inspect(conn).has_table(ALEMBIC_VERSION_TABLE, schema=schema):
+        return None
+    table = sa.table(ALEMBIC_VERSION_TABLE, sa.column("version_num"), schema=schema)
+    found = conn.execute(sa.select(table.c.version_num)).scalars().all()
+    if len(found) <= 1:
+        return found[0] if found else None
+    from alembic.runtime.migration import MigrationContext  # its error names the heads
+
     ctx = MigrationContext.configure(
         conn,
         opts={"version_table": ALEMBIC_VERSION_TABLE, "version_table_schema": schema},
@@ -103,6 +121,9 @@ def upgrade(engine: Engine, url: URL, schema: str | None, *, timeout: float) -> 
             if schema is not None:
                 quoted = conn.dialect.identifier_preparer.quote_schema(schema)
                 conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+        from alembic import command
+        from alembic.util import CommandError
+
         try:
             command.upgrade(alembic_config(schema, conn), "head")
         except CommandError as exc:

@@ -7,7 +7,8 @@ state it read under the lock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,24 +32,101 @@ def sort_key(kind: str, name: str) -> tuple[int, str, str]:
     return (_KIND_ORDER.get(kind, len(_KIND_ORDER)), kind, name)
 
 
-@dataclass(frozen=True)
 class Stored:
-    """An object's spec and content hash, as stored or as desired."""
+    """An object's spec and content hash, as stored or as desired. The spec may be given
+    as its JSON text (as the registry stores it) or as a function making it (a
+    definition's ``stored_spec``), worked out only when asked for: a plan of thousands
+    of unchanged objects compares hashes and needs no spec."""
 
-    spec: dict[str, Any]
-    content_hash: str
+    __slots__ = ("_spec", "content_hash")
+
+    def __init__(
+        self, spec: dict[str, Any] | str | Callable[[], dict[str, Any]], content_hash: str
+    ):
+        self._spec = spec
+        self.content_hash = content_hash
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        spec = self._spec
+        if isinstance(spec, str):
+            spec = self._spec = json.loads(spec)
+        elif callable(spec):
+            spec = self._spec = spec()
+        return spec
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Stored):
+            return NotImplemented
+        return self.content_hash == other.content_hash and self.spec == other.spec
+
+    def __hash__(self) -> int:
+        return hash(self.content_hash)
+
+    def __repr__(self) -> str:
+        return f"Stored(content_hash={self.content_hash!r})"
 
 
-@dataclass(frozen=True)
 class Change:
-    """What happens to one object. ``old``/``new`` are specs (None when there is none)."""
+    """What happens to one object. ``old``/``new`` are specs (None when there is none);
+    an immutable value. Either may be given as a ``Stored``, whose spec is read when
+    first asked for (an unchanged object's, seldom)."""
+
+    __slots__ = ("_new", "_old", "action", "diff", "kind", "name")
 
     kind: str
     name: str
     action: Action
-    old: dict[str, Any] | None
-    new: dict[str, Any] | None
-    diff: tuple[FieldChange, ...] = ()
+    diff: tuple[FieldChange, ...]
+    _old: dict[str, Any] | Stored | None
+    _new: dict[str, Any] | Stored | None
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        action: Action,
+        old: dict[str, Any] | Stored | None,
+        new: dict[str, Any] | Stored | None,
+        diff: tuple[FieldChange, ...] = (),
+    ):
+        for attr, value in (
+            ("kind", kind),
+            ("name", name),
+            ("action", action),
+            ("_old", old),
+            ("_new", new),
+            ("diff", tuple(diff)),
+        ):
+            object.__setattr__(self, attr, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a Change is immutable: cannot set {name!r}")
+
+    @property
+    def old(self) -> dict[str, Any] | None:
+        return self._old.spec if isinstance(self._old, Stored) else self._old
+
+    @property
+    def new(self) -> dict[str, Any] | None:
+        return self._new.spec if isinstance(self._new, Stored) else self._new
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.kind, self.name, self.action, self.old, self.new, self.diff)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Change):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.name, self.action, self.diff))
+
+    def __repr__(self) -> str:
+        return (
+            f"Change(kind={self.kind!r}, name={self.name!r}, action={self.action!r}, "
+            f"old={self.old!r}, new={self.new!r}, diff={self.diff!r})"
+        )
 
     @property
     def bump(self) -> str:
@@ -147,13 +225,14 @@ def compute_plan(
     """
     changes: list[Change] = []
     for key, want in desired.items():
-        want = _keep_lifecycle(live.get(key), want)
         kind, name = key
         have = live.get(key)
+        if have is not None and have.content_hash != want.content_hash:
+            want = _keep_lifecycle(have, want)
         if have is None:
             changes.append(Change(kind, name, "create", None, want.spec))
-        elif have.content_hash == want.content_hash:
-            changes.append(Change(kind, name, "unchanged", have.spec, want.spec))
+        elif have.content_hash == want.content_hash:  # equal hashes, equal specs
+            changes.append(Change(kind, name, "unchanged", want, want))
         else:
             diff = diff_specs(have.spec, want.spec)
             changes.append(Change(kind, name, "update", have.spec, want.spec, diff))

@@ -17,20 +17,20 @@ from __future__ import annotations
 import builtins
 import contextlib
 import getpass
+import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
+from parity import cache
 from parity.definitions import Definition, OnDemandFeatureView
 from parity.errors import ConcurrentApplyError, DefinitionError, ValidationError
 from parity.registry import engine as eng
@@ -51,6 +51,9 @@ from parity.registry.writing import write_plan
 __all__ = ["Registry"]
 
 DEFAULT_TIMEOUT = 30.0
+CACHED_CATALOG_OBJECTS = 200
+"""A catalog read that must rebuild this many objects or more keeps what it rebuilt in the
+disk cache, keyed by every object's content hash (``_all_live``)."""
 
 
 class Registry:
@@ -267,13 +270,16 @@ class Registry:
         with self._write("forget materializations") as conn:
             conn.execute(query)
 
-    def snapshot(self) -> RegistrySnapshot:
-        """Every live object and the revision, read in one transaction (consistent)."""
+    def snapshot(self, known: Iterable[Definition] = ()) -> RegistrySnapshot:
+        """Every live object and the revision, read in one transaction (consistent).
+
+        ``known``: definitions the caller holds (a repo's, about to be planned); a live
+        object equal to one of them is taken from them rather than rebuilt."""
         if not self._ready():
             return RegistrySnapshot(self.project, 0, ())
-        with self._read("read a snapshot", consistent=True) as conn:
+        with self._read("read a snapshot", consistent=True) as conn, cache.bulk_load():
             revision = self._revision(conn)
-            objs = self._live_definitions(conn, None)
+            objs = self._all_live(conn, known)
         return RegistrySnapshot(self.project, revision, tuple(objs))
 
     # -- writing --------------------------------------------------------------------------
@@ -393,9 +399,8 @@ class Registry:
     def _lock_project(self, conn: Connection) -> int:
         """Create the project row if needed, lock it, and return its revision."""
         now = _now()
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         conn.execute(
-            insert(projects)
+            eng.insert_for(conn)(projects)
             .values(project=self.project, revision=0, created_at=now, updated_at=now)
             .on_conflict_do_nothing(index_elements=["project"])
         )
@@ -408,21 +413,69 @@ class Registry:
         )
 
     def _live(self, conn: Connection) -> dict[tuple[str, str], Stored]:
+        """Every live object's spec and hash; each spec read only when asked for."""
+        text = sa.cast(objects.c.spec, sa.Text).label("spec")  # parsed only if needed
         rows = conn.execute(
-            sa.select(objects.c.kind, objects.c.name, objects.c.spec, objects.c.content_hash).where(
+            sa.select(objects.c.kind, objects.c.name, text, objects.c.content_hash).where(
                 objects.c.project == self.project
             )
         ).all()
-        return {(r.kind, r.name): Stored(r.spec, r.content_hash) for r in rows}
+        return {(kind, name): Stored(spec, digest) for kind, name, spec, digest in rows}
 
     def _live_definitions(self, conn: Connection, kind: str | None) -> builtins.list[Definition]:
+        if kind is None:
+            return self._all_live(conn, ())
+        query = sa.select(objects.c.kind, objects.c.name, objects.c.spec).where(
+            objects.c.project == self.project, objects.c.kind == kind
+        )
+        rows = sorted(conn.execute(query).all(), key=lambda r: sort_key(r.kind, r.name))
+        return [rebuild(r.kind, r.spec) for r in rows]
+
+    def _all_live(self, conn: Connection, known: Iterable[Definition]) -> builtins.list[Definition]:
+        """Every live object, in catalog order. Each is taken from ``known`` when one there
+        has its kind, name and content hash and holds no other definition (so rebuilding
+        it from its spec would give an equal object: equal hashes are equal specs); else
+        from the disk cache of rebuilt catalogs (``parity.cache``, when at least
+        ``CACHED_CATALOG_OBJECTS`` are not known), keyed by every kind, name and hash; else
+        it is rebuilt from its spec."""
+        heads = sorted(
+            conn.execute(
+                sa.select(objects.c.kind, objects.c.name, objects.c.content_hash).where(
+                    objects.c.project == self.project
+                )
+            ).all(),
+            key=lambda r: sort_key(r.kind, r.name),
+        )
+        held = {(o.kind, o.name): o for o in known if _rebuilds_as_itself(o)}
+        out: builtins.list[Definition | None] = []
+        for r in heads:
+            obj = held.get((r.kind, r.name))
+            out.append(obj if obj is not None and obj.content_hash() == r.content_hash else None)
+        missing = [i for i, obj in enumerate(out) if obj is None]
+        if not missing:
+            return [o for o in out if o is not None]
+        key = None
+        if len(missing) >= CACHED_CATALOG_OBJECTS:
+            text = "\n".join(f"{r.kind}|{r.name}|{r.content_hash}" for r in heads)
+            key = hashlib.sha256(text.encode()).hexdigest()
+            found = cache.load("catalog", key)
+            if isinstance(found, tuple) and len(found) == len(heads):
+                return list(found)
         query = sa.select(objects.c.kind, objects.c.name, objects.c.spec).where(
             objects.c.project == self.project
         )
-        if kind is not None:
-            query = query.where(objects.c.kind == kind)
-        rows = sorted(conn.execute(query).all(), key=lambda r: sort_key(r.kind, r.name))
-        return [rebuild(r.kind, r.spec) for r in rows]
+        if held and len(missing) <= _FEW_REBUILT:  # most were known: read the rest by name
+            wanted = [(heads[i].kind, heads[i].name) for i in missing]
+            query = query.where(sa.tuple_(objects.c.kind, objects.c.name).in_(wanted))
+        specs = {(r.kind, r.name): r.spec for r in conn.execute(query).all()}
+        for i in missing:
+            out[i] = rebuild(heads[i].kind, specs[(heads[i].kind, heads[i].name)])
+        built = [o for o in out if o is not None]
+        if key is not None:
+            for obj in built:
+                obj.content_hash()  # kept with the object, so pickled too
+            cache.save("catalog", key, tuple(built))
+        return built
 
     def _not_found(self, conn: Connection, kind: str, name: str) -> Exception:
         live = conn.execute(
@@ -444,6 +497,25 @@ class Registry:
         )
 
 
+_FEW_REBUILT = 500
+"""Live objects rebuilt by name (more: every spec is read, or the disk cache asked)."""
+
+
+def _rebuilds_as_itself(obj: Definition) -> bool:
+    """Whether ``obj`` equals what its spec rebuilds: it holds no other definition (a view
+    holding its source object rebuilds holding the name) and is not an on-demand view
+    (whose function is found again when rebuilt)."""
+    if isinstance(obj, OnDemandFeatureView):
+        return False
+    for name in type(obj).model_fields:
+        value = obj.__dict__.get(name)
+        if isinstance(value, Definition):
+            return False
+        if isinstance(value, list | tuple) and any(isinstance(v, Definition) for v in value):
+            return False
+    return True
+
+
 def _desired(objs: Sequence[Definition]) -> dict[tuple[str, str], Stored]:
     """The objects to apply keyed by (kind, name); two different objects with one key refused."""
     out: dict[tuple[str, str], Stored] = {}
@@ -453,7 +525,7 @@ def _desired(objs: Sequence[Definition]) -> dict[tuple[str, str], Stored]:
             raise DefinitionError(f"registry: cannot apply {obj!r}, not a Parity definition")
         check_kind(obj.kind)
         key = (obj.kind, obj.name)
-        stored = Stored(obj.to_spec(), obj.content_hash())
+        stored = Stored(obj.stored_spec, obj.content_hash())
         prev = out.get(key)
         if prev is not None and prev.content_hash != stored.content_hash:
             problems.append(f"{obj.kind} {obj.name!r} is defined twice, differently")

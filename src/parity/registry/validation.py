@@ -11,7 +11,7 @@ two inputs giving one column, a name a feature view already has, and dependency 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -122,11 +122,17 @@ def _timestamp_kind(t: pa.DataType) -> bool:
     return pa.types.is_timestamp(t) or pa.types.is_date(t)
 
 
-def check_view_against_source(view: FeatureView, world: Catalog, schema: pa.Schema) -> list[str]:
-    """Problems of one view against its source's real columns."""
+def check_view_against_source(
+    view: FeatureView,
+    world: Catalog,
+    schema: pa.Schema,
+    columns: Mapping[str, pa.DataType] | None = None,
+) -> list[str]:
+    """Problems of one view against its source's real columns (``columns``: the schema's
+    columns by name, when the caller has them already)."""
     problems = []
     source = world.source_of(view)
-    cols = {f.name: f.type for f in schema}
+    cols = columns if columns is not None else {f.name: f.type for f in schema}
     label = f"feature view {view.name!r}"
     src_label = f"source {source.name!r}"
     for e in view.entity_names:
@@ -389,6 +395,7 @@ def validate(
     problems += check_roles(ordered)
     problems += classification_problems(world)  # masks fit types; propagation
     schemas: dict[str, pa.Schema] = {}
+    columns: dict[str, dict[str, pa.DataType]] = {}
     for obj in ordered:
         if isinstance(obj, DataSource) and _readable(obj):
             try:
@@ -415,7 +422,10 @@ def validate(
                 obj, found = complete_aggregated_view(obj, source, schemas[source.name])
                 problems += found
                 ordered[i], completed = obj, True
-            problems += check_view_against_source(obj, world, schemas[source.name])
+            found_cols = columns.get(source.name)
+            if found_cols is None:
+                found_cols = columns[source.name] = {f.name: f.type for f in schemas[source.name]}
+            problems += check_view_against_source(obj, world, schemas[source.name], found_cols)
     if problems:
         raise ValidationError(problems)
     if completed:

@@ -41,6 +41,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from parity import cache
 from parity.definitions import KINDS
 from parity.definitions.base import Definition
 from parity.definitions.entity import Entity
@@ -127,6 +128,11 @@ def load_repo(repo_path: str | Path) -> RepoContents:
     root = Path(repo_path).resolve()
     if not root.is_dir():
         raise DefinitionError(f"feature repo {str(repo_path)!r} is not a folder")
+    with cache.bulk_load():
+        return _load(root)
+
+
+def _load(root: Path) -> RepoContents:
     files = find_definition_files(root)
     found: list[RepoObject] = []
     seen: set[int] = set()
@@ -170,10 +176,15 @@ def load_repo(repo_path: str | Path) -> RepoContents:
                     add(ent, entry.origin)
 
     entities = [e.definition for e in found if isinstance(e.definition, Entity)]
+    entity_names = {e.name for e in entities}
     resolved = []
     for entry in found:
         obj = entry.definition
-        if id(obj) in from_yaml and isinstance(obj, FeatureView):
+        if (
+            id(obj) in from_yaml
+            and isinstance(obj, FeatureView)
+            and not all(isinstance(r, str) and r in entity_names for r in obj.entities)
+        ):  # a reference that is not an entity's name may be a join key
             try:
                 obj = resolve_entity_refs(obj, entities)
             except DefinitionError as exc:

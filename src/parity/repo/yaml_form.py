@@ -67,6 +67,10 @@ the file, the document, the object and the field.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +78,7 @@ from typing import Any
 
 import yaml
 
+from parity import cache
 from parity.definitions.aggregation import Aggregation, aggregation_from_yaml
 from parity.definitions.base import Definition
 from parity.definitions.entity import Entity
@@ -157,27 +162,111 @@ class YamlObject:
 
 
 def read_yaml_file(path: str | Path, display: str | None = None) -> list[YamlObject]:
-    """Every definition in one YAML file; ``display`` (a repo-relative path) names it in errors."""
+    """Every definition in one YAML file; ``display`` (a repo-relative path) names it in errors.
+
+    What a file's bytes parse to is kept in this process. A file of at least
+    ``CACHED_BYTES`` also keeps what each of its documents parsed to in the disk cache
+    (``parity.cache``), so the next process parses only the documents that changed: one
+    view edited in a file of thousands is one document parsed. Definitions are immutable,
+    so the objects are shared. Errors are always those of parsing the whole file.
+    """
     path = Path(path)
     where = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DefinitionError(f"{where}: cannot read the file: {exc}") from exc
-    return parse_yaml(text, where)
+    key = f"{hashlib.sha256(raw).hexdigest()}|{where}"
+    with _PARSED_LOCK:
+        found = _PARSED.get(key)
+        if found is not None:
+            _PARSED.move_to_end(key)
+    if found is None:
+        if len(raw) >= CACHED_BYTES:
+            found = tuple(_read_documents(path, text, where))
+        else:
+            found = tuple(parse_yaml(text, where))
+        with _PARSED_LOCK:
+            _PARSED[key] = found
+            while len(_PARSED) > _PARSED_KEEP:
+                _PARSED.popitem(last=False)
+    return list(found)
 
 
 def parse_yaml(text: str, display: str = "<yaml>") -> list[YamlObject]:
     """Every definition in YAML ``text``, in document order."""
+    return _numbered(_parse_documents(text, display))
+
+
+CACHED_BYTES = 32 * 1024
+"""YAML files this large or larger keep their documents' parses on disk between processes."""
+_PARSED: OrderedDict[str, tuple[YamlObject, ...]] = OrderedDict()
+_PARSED_KEEP = 64
+_PARSED_LOCK = threading.Lock()
+_MARKER = re.compile(r"^---(?:[ \t]|$)", re.MULTILINE)
+_UNSPLITTABLE = re.compile(r"^(?:%|\.\.\.(?:[ \t]|$))", re.MULTILINE)
+_FEW_MISSING = 8
+"""Changed documents parsed one by one (else the whole file is parsed and kept again)."""
+
+
+def _parse_documents(text: str, display: str, start: int = 1) -> list[list[Definition]]:
+    """The definitions of each document of ``text``, numbered from ``start`` in errors."""
     try:
         documents = list(yaml.load_all(text, Loader=_StrictLoader))
     except yaml.YAMLError as exc:
         raise DefinitionError(f"{display}: not valid YAML: {_yaml_problem(exc)}") from None
-    out: list[YamlObject] = []
-    for number, doc in enumerate(documents, start=1):
-        for obj in _document(doc, f"{display}#{number}"):
-            out.append(YamlObject(obj, number))
-    return out
+    return [_document(doc, f"{display}#{n}") for n, doc in enumerate(documents, start=start)]
+
+
+def _numbered(documents: Iterable[Iterable[Definition]]) -> list[YamlObject]:
+    return [YamlObject(obj, n) for n, objs in enumerate(documents, start=1) for obj in objs]
+
+
+def _split_documents(text: str) -> list[str] | None:
+    """The text of each document, split at its ``---`` lines (YAML forbids such a line
+    inside any scalar); None for a file with directives or ``...`` ends (not split)."""
+    if _UNSPLITTABLE.search(text):
+        return None
+    cuts = [m.start() for m in _MARKER.finditer(text)]
+    chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    head = chunks.pop(0)
+    if any(line.strip() and not line.lstrip().startswith("#") for line in head.splitlines()):
+        chunks.insert(0, head)  # content before the first marker: the first document
+    return chunks
+
+
+def _read_documents(path: Path, text: str, where: str) -> list[YamlObject]:
+    """``parse_yaml`` of a large file, parsing only the documents the disk cache lacks."""
+    chunks = _split_documents(text)
+    if chunks is None:
+        return parse_yaml(text, where)
+    slot = str(path.resolve())
+    known = cache.load("yaml_documents", slot)
+    if not isinstance(known, dict):
+        known = {}
+    digests = [hashlib.sha256(c.encode()).hexdigest() for c in chunks]
+    missing = [i for i, d in enumerate(digests) if d not in known]
+    if len(missing) <= _FEW_MISSING:
+        docs = [known.get(d) for d in digests]
+        for i in missing:
+            try:
+                parsed = _parse_documents(chunks[i], where, start=i + 1)
+            except DefinitionError:
+                parsed = []
+            if len(parsed) != 1:  # the whole file says what is wrong, where
+                return parse_yaml(text, where)
+            docs[i] = tuple(parsed[0])
+        return _numbered(d or () for d in docs)  # kept as it was: few documents to redo
+    documents = _parse_documents(text, where)
+    if len(documents) == len(chunks):
+        for objs in documents:
+            for obj in objs:
+                obj.content_hash()  # kept with the object, so pickled too
+        cache.save(
+            "yaml_documents", slot, {d: tuple(o) for d, o in zip(digests, documents, strict=True)}
+        )
+    return _numbered(documents)
 
 
 def resolve_entity_refs(view: FeatureView, entities: Iterable[Entity]) -> FeatureView:

@@ -162,7 +162,13 @@ class ParityApp:
         self.feast_errors = shape == "feast"
         if serving.store.config.auth.enabled:
             self.auth = ServerAuth(serving.store)
-        self.audited = serving.store.config.audit_enabled
+        self.audited = False  # whether answers wait for their audit records' commits
+        if serving.store.config.audit_enabled:
+            try:  # records are spooled: durable before the answer, shipped in bulk
+                serving.store.governance.audit.start_spool()
+            except OSError as exc:
+                log.warning("the audit spool cannot be made (%s): each record is committed", exc)
+                self.audited = True
         w = self.writes = Writes(serving.store, self._writer)
         h = self.handlers = Handlers(
             serving,

@@ -17,11 +17,38 @@ files: what was read, what changed), ``manifest`` (the ``parity_snapshots`` rows
 (snapshots as nodes of the lineage graph).
 """
 
-from parity.snapshots.digest import ColumnDigest, TableDigest
-from parity.snapshots.fingerprint import FileChange, FileFingerprint, SourceFiles
-from parity.snapshots.manifest import Snapshot
-from parity.snapshots.recreate import Recreation
-from parity.snapshots.verify import Verification
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from parity.snapshots.digest import ColumnDigest, TableDigest
+    from parity.snapshots.fingerprint import FileChange, FileFingerprint, SourceFiles
+    from parity.snapshots.manifest import Snapshot
+    from parity.snapshots.recreate import Recreation
+    from parity.snapshots.verify import Verification
+
+_HOMES = {
+    "ColumnDigest": "digest",
+    "TableDigest": "digest",
+    "FileChange": "fingerprint",
+    "FileFingerprint": "fingerprint",
+    "SourceFiles": "fingerprint",
+    "Snapshot": "manifest",
+    "Recreation": "recreate",
+    "Verification": "verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The names below, each imported from its module when first asked for (a plan reads
+    the snapshot rows and never digests a file)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
 
 __all__ = [
     "ColumnDigest",

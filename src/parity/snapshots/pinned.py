@@ -65,7 +65,7 @@ class PinnedCatalogs(CatalogCache):
         super().__init__(lambda: store.registry, store.project, 0.0, store.hooks)
         self._pinned = catalog
 
-    def get(self, *, fresh: bool = False) -> Catalog:
+    def get(self, *, fresh: bool = False, known: Iterable[Definition] = ()) -> Catalog:
         return self._pinned
 
     def invalidate(self) -> None:

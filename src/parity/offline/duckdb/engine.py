@@ -11,22 +11,26 @@ back beside the features in Arrow, untouched.
 
 from __future__ import annotations
 
+import functools
 import glob
+import hashlib
+import importlib.util
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from parity import cache
 from parity import types as T
 from parity.aggregates.exact import ExactRangeError
 from parity.definitions import DataSource, FileSource, PushSource
 from parity.errors import DataSourceError, DataSourceNotFoundError, RetrievalError
+from parity.lazy import LazyModule
 from parity.offline import log
 from parity.offline.base import (
     ENTITY_TS,
@@ -46,7 +50,16 @@ from parity.offline.duckdb.config import DuckDBOfflineConfig
 from parity.offline.duckdb.windows import WindowQuery, typed_column, window_query
 from parity.plugins import LogReader
 
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow.compute as pc
+else:  # imported on first use: a plan reads cached source schemas and runs no query
+    duckdb = LazyModule("duckdb", globals(), "duckdb")
+    pc = LazyModule("pyarrow.compute", globals(), "pc")
+
 _OPENED = "__parity_log_"
+_SCHEMAS_KEPT = 1024
+"""Source schemas an engine keeps in memory (keyed by their files)."""
 
 T_MICRO = timedelta(microseconds=1)
 _SHIFT = 2**64
@@ -101,6 +114,54 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _files_key(scan: str, patterns: list[str]) -> str | None:
+    """What a scan's schema depends on: its SQL, DuckDB's version and every Parquet file it
+    reads (path, and a digest of the footer that holds the file's schema); None when it
+    reads a decrypted log (a table of this process) or CSV (whose types DuckDB infers
+    from the rows themselves), which are read each time."""
+    if any(p.startswith(_OPENED) for p in patterns) or "read_csv(" in scan:
+        return None
+    files = []
+    for pattern in patterns:
+        for path in sorted(glob.glob(pattern, recursive=True)):
+            footer = _parquet_footer(path)
+            if footer is None:
+                return None
+            files.append(f"{path}|{hashlib.sha256(footer).hexdigest()}")
+    return "\n".join([_duckdb_build(), scan, *files])
+
+
+def _parquet_footer(path: str) -> bytes | None:
+    """The file's Parquet footer (its schema and row groups' metadata, then its length
+    and ``PAR1``), or None when it is not a readable Parquet file."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            if size < 12:
+                return None
+            f.seek(size - 8)
+            tail = f.read(8)
+            length = int.from_bytes(tail[:4], "little")
+            if tail[4:] != b"PAR1" or length + 12 > size:
+                return None
+            f.seek(size - 8 - length)
+            return f.read(length) + tail
+    except OSError:
+        return None
+
+
+@functools.cache
+def _duckdb_build() -> str:
+    """The installed DuckDB (its package file's path, size and time), without importing it."""
+    spec = importlib.util.find_spec("duckdb")
+    origin = spec.origin if spec is not None else None
+    if not origin:
+        return "duckdb"
+    info = os.stat(origin)
+    return f"{origin}|{info.st_size}|{info.st_mtime_ns}"
+
+
 def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -130,6 +191,7 @@ class DuckDBOfflineEngine(
         self.log_root = log_root or self.repo_path / "data" / "offline_log"
         self.log_reader = log_reader
         self._local = threading.local()
+        self._schemas: dict[str, pa.Schema] = {}
 
     # -- connections ---------------------------------------------------------------------
     def _con(self) -> duckdb.DuckDBPyConnection:
@@ -176,6 +238,11 @@ class DuckDBOfflineEngine(
 
     def _scan(self, source: DataSource) -> str:
         """A table function reading every file of the source (and its offline log)."""
+        return self._scan_sql(*self._scan_patterns(source))
+
+    def _scan_patterns(self, source: DataSource) -> tuple[list[str], bool, FileSource]:
+        """The globs (or the decrypted log's table, last) a scan of ``source`` reads, whether
+        its batch files are a hive-partitioned folder, and its batch source."""
         patterns: list[str] = []
         hive = False
         if isinstance(source, PushSource):
@@ -204,6 +271,10 @@ class DuckDBOfflineEngine(
         except DataSourceNotFoundError:
             if not patterns:  # a push source may start with nothing but its log
                 raise
+        return patterns, hive, file_source
+
+    def _scan_sql(self, patterns: list[str], hive: bool, file_source: FileSource) -> str:
+        patterns = list(patterns)
 
         def listed(items: list[str]) -> str:
             return "[" + ", ".join(literal(p) for p in items) + "]"
@@ -260,11 +331,35 @@ class DuckDBOfflineEngine(
         return name
 
     def source_schema(self, source: DataSource) -> pa.Schema:
-        scan = self._scan(source)
+        """The columns DuckDB reads from ``source``. Kept per set of Parquet files (each
+        file's path and footer, ``_files_key``) in this engine, and for batch files alone
+        (no offline log, which grows) in the disk cache (``parity.cache``): a plan of a
+        large repo reads every source's schema in a fresh process."""
+        patterns, hive, file_source = self._scan_patterns(source)
+        scan = self._scan_sql(patterns, hive, file_source)
+        key = _files_key(scan, patterns)
+        on_disk = key is not None and len(patterns) == 1
+        if key is not None:
+            found = self._schemas.get(key)
+            if found is None and on_disk:
+                found = cache.load("source_schema", key)
+            if isinstance(found, pa.Schema):
+                self._keep_schema(key, found)
+                return found
         try:
-            return self._con().sql(f"SELECT * FROM {scan} LIMIT 0").to_arrow_table().schema
+            schema = self._con().sql(f"SELECT * FROM {scan} LIMIT 0").to_arrow_table().schema
         except duckdb.Error as exc:
             raise DataSourceError(f"source {source.name!r} cannot be read: {exc}") from None
+        if key is not None:
+            self._keep_schema(key, schema)
+            if on_disk:
+                cache.save("source_schema", key, schema)
+        return schema
+
+    def _keep_schema(self, key: str, schema: pa.Schema) -> None:
+        if key not in self._schemas and len(self._schemas) >= _SCHEMAS_KEPT:
+            self._schemas.clear()  # file sets come and go (a growing log): start afresh
+        self._schemas[key] = schema
 
     def _view_sql(
         self, vj: ViewJoin, alias: str, span: tuple[int, int] | None

@@ -12,15 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from parity import types as T
 from parity.aggregates import exact
 from parity.aggregates.state import AggregatePlan
 from parity.definitions import DataSource, FeatureView
+from parity.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import pyarrow.compute as pc
+else:
+    pc = LazyModule("pyarrow.compute", globals(), "pc")  # imported on first use
 
 _FNS_OF_COLUMN_SUMS = ("sum", "mean", "stddev")
 
