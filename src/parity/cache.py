@@ -13,7 +13,8 @@ The folder is ``$PARITY_CACHE_DIR``, else ``$XDG_CACHE_HOME/parity``, else
 when read, a folder that is not the user's own, or that others may write to, is never
 read (the cache is then off, with one warning). Entries are written atomically; an entry
 that cannot be read is removed and counts as a miss. Each namespace keeps its newest
-``KEEP`` entries.
+entries: ``KEEP``, or fewer for large ones (a catalog of thousands of definitions is a few
+megabytes; its namespace keeps 8).
 
 ::
 
@@ -38,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV", "KEEP", "bulk_load", "directory", "load", "save"]
+__all__ = ["ENV", "KEEP", "bulk_load", "directory", "freeze_after_bulk_loads", "load", "save"]
 
 log = logging.getLogger("parity.cache")
 
@@ -66,8 +67,8 @@ def _checked(base: Path) -> Path | None:
     try:
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
         info = base.stat()
-    except OSError as exc:
-        log.warning("the Parity cache is off: cannot use %s (%s)", base, exc)
+    except OSError as exc:  # a read-only home (a container): quietly without
+        log.debug("the Parity cache is off: cannot use %s (%s)", base, exc)
         return None
     owner_ok = not hasattr(os, "getuid") or info.st_uid == os.getuid()
     if not owner_ok or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
@@ -112,7 +113,10 @@ def bulk_load() -> Iterator[None]:
     """Cyclic garbage collection held off while many objects are made at once (reading a
     catalog or a repo of thousands of definitions): each collection would walk every
     object made so far, and these make no cycles. Nested uses hold it off until the
-    outermost ends; other threads only see collection come a little later."""
+    outermost ends; other threads only see collection come a little later. In a
+    short-lived process (``freeze_after_bulk_loads``) what is alive then is also moved
+    out of collection's reach (``gc.freeze``), so the first collection afterwards does
+    not walk every object just made."""
     global _BULK_DEPTH
     with _BULK_LOCK:
         if _BULK_DEPTH == 0:
@@ -124,13 +128,25 @@ def bulk_load() -> Iterator[None]:
     finally:
         with _BULK_LOCK:
             _BULK_DEPTH -= 1
-            if _BULK_DEPTH == 0 and _BULK_STATE[0]:
-                gc.enable()
+            if _BULK_DEPTH == 0:
+                if _FREEZE[0]:
+                    gc.freeze()
+                if _BULK_STATE[0]:
+                    gc.enable()
+
+
+def freeze_after_bulk_loads(on: bool = True) -> None:
+    """For a process that ends soon (a CLI command, not a server): after each bulk load,
+    move every object then alive to the permanent generation (``gc.freeze``). They are
+    still freed when no longer referenced; only reference cycles among them would stay
+    until the process ends, which for a short command costs nothing."""
+    _FREEZE[0] = on
 
 
 _BULK_LOCK = threading.Lock()
 _BULK_DEPTH = 0
 _BULK_STATE = [True]
+_FREEZE = [False]
 
 
 def load(namespace: str, key: str) -> Any | None:
@@ -149,8 +165,9 @@ def load(namespace: str, key: str) -> Any | None:
         return None
 
 
-def save(namespace: str, key: str, value: Any) -> None:
-    """Keep ``value`` under ``key``; a failure to write only costs the next process time."""
+def save(namespace: str, key: str, value: Any, *, keep: int | None = None) -> None:
+    """Keep ``value`` under ``key``; a failure to write only costs the next process time.
+    ``keep``: how many entries the namespace keeps, newest first (default ``KEEP``)."""
     path = _entry(namespace, key)
     if path is None:
         return
@@ -164,15 +181,15 @@ def save(namespace: str, key: str, value: Any) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _prune(path.parent)
+        _prune(path.parent, KEEP if keep is None else keep)
     except Exception as exc:
         log.debug("cannot write cache entry %s: %s", path, exc)
 
 
-def _prune(folder: Path) -> None:
+def _prune(folder: Path, keep: int) -> None:
     entries = [p for p in folder.iterdir() if p.suffix == ".pickle"]
-    if len(entries) <= KEEP:
+    if len(entries) <= keep:
         return
     entries.sort(key=lambda p: p.stat().st_mtime_ns)
-    for old in entries[: len(entries) - KEEP]:
+    for old in entries[: len(entries) - keep]:
         old.unlink(missing_ok=True)

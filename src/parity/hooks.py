@@ -198,6 +198,9 @@ class HookSet:
     def __init__(self, hooks: Iterable[Hooks] = ()):
         self._hooks: list[Hooks] = []
         self._by_name: dict[str, tuple[Hooks, ...]] = {n: () for n in HOOK_NAMES}
+        self._calls: dict[str, tuple[tuple[Callable[..., Any], bool], ...]] = {
+            n: () for n in HOOK_NAMES
+        }
         for hook in hooks:
             self.add(hook)
 
@@ -220,6 +223,11 @@ class HookSet:
             )
             for name in HOOK_NAMES
         }
+        # bound once (a read's hooks are called per request): (method, must_succeed)
+        self._calls = {
+            name: tuple((getattr(h, name), h.must_succeed) for h in hooks)
+            for name, hooks in self._by_name.items()
+        }
 
     def __iter__(self) -> Iterator[Hooks]:
         return iter(self._hooks)
@@ -233,28 +241,33 @@ class HookSet:
 
     def before(self, name: str, **kwargs: Any) -> None:
         """Call ``name`` on every hook that has it; an exception stops the operation."""
-        for hook in self._by_name[name]:
-            getattr(hook, name)(**kwargs)
+        for call, _ in self._calls[name]:
+            call(**kwargs)
 
     def after(self, name: str, **kwargs: Any) -> None:
         """Call ``name`` on every hook that has it; an exception is logged, not raised,
         unless the hook ``must_succeed`` (raised once every hook was called)."""
+        calls = self._calls[name]
+        if len(calls) == 1 and calls[0][1]:  # one hook that must succeed: its error is ours
+            calls[0][0](**kwargs)
+            return
         failed: BaseException | None = None
-        for hook in self._by_name[name]:
+        for call, must_succeed in calls:
             try:
-                getattr(hook, name)(**kwargs)
+                call(**kwargs)
             except Exception as exc:
-                if hook.must_succeed:
+                if must_succeed:
                     failed = failed or exc
                 else:
-                    log.exception("hook %s.%s failed", type(hook).__name__, name)
+                    owner = getattr(call, "__self__", call)
+                    log.exception("hook %s.%s failed", type(owner).__name__, name)
         if failed is not None:
             raise failed
 
     def shape(self, name: str, key: str, value: T, **kwargs: Any) -> T:
         """``value`` passed through every hook's ``name`` (as the keyword ``key``)."""
-        for hook in self._by_name[name]:
-            shaped = getattr(hook, name)(**kwargs, **{key: value})
+        for call, _ in self._calls[name]:
+            shaped = call(**kwargs, **{key: value})
             if shaped is not None:
                 value = shaped
         return value

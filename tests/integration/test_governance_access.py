@@ -292,3 +292,43 @@ def test_one_plan_read_by_many_actors_is_decided_for_each(repo: Path) -> None:
                     else:
                         with pytest.raises(PermissionDeniedError):
                             store.get_online_features(refs, entities=keys, purpose=purpose)
+
+
+def test_the_servers_memo_of_headers_keeps_the_token_cache_rules(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ServerAuth`` remembers a header's verification (by its digest): the same actor
+    again, a purpose still applied per request, a revocation in this process refused at
+    once, and one made elsewhere once ``auth.token_cache_seconds`` passed."""
+    import sqlalchemy as sa
+
+    from parity import AuthenticationError
+    from parity.registry.models import tokens as table
+    from parity.server.auth import ServerAuth
+
+    admin = FeatureStore(repo, principal=(repo / ".admin").read_text())
+    auth = ServerAuth(admin)
+    assert not any(b"parity_" in k for k in auth._memo)  # (digests only, never a secret)
+    for revoke_here in (True, False):
+        issued = admin.governance.create_token("memo", ["only_describe"])
+        header = b"Bearer " + issued.token.encode()
+        first = auth.actor(header, None)
+        assert auth.actor(header, None) is first and first.principal == "memo"
+        assert auth.actor(header, b"fraud").purpose == "fraud"
+        assert all(issued.token.encode() not in k for k in auth._memo)
+        if revoke_here:
+            admin.governance.revoke_token(issued.record.id)
+        else:  # as another process would: the row changes, this process's cache stays
+            with admin.registry._engine.begin() as conn:
+                conn.execute(
+                    sa.update(table)
+                    .where(table.c.id == issued.record.id)
+                    .values(revoked_at=datetime.now(UTC))
+                )
+            assert auth.actor(header, None) is first  # trusted for the cache time
+            later = tokens.time.monotonic() + admin.config.auth.token_cache_seconds
+            monkeypatch.setattr(tokens.time, "monotonic", lambda at=later: at)
+        with pytest.raises(AuthenticationError) as err:
+            auth.actor(header, None)
+        assert err.value.code == "token_revoked"
+        monkeypatch.undo()

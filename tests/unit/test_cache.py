@@ -94,3 +94,21 @@ def test_a_value_pickles_as_written(cache_dir: Path) -> None:
     back = cache.load("ns", "e")
     assert back == entity and back.content_hash() == entity.content_hash()
     assert pickle.loads(pickle.dumps(entity)) == entity
+
+
+def test_a_short_lived_process_freezes_what_a_bulk_load_made() -> None:
+    import gc
+
+    made = []
+    try:
+        cache.freeze_after_bulk_loads()
+        with cache.bulk_load():
+            made = [{"i": i} for i in range(1000)]
+        assert gc.get_freeze_count() >= len(made)  # out of collection's reach
+        assert gc.isenabled()
+    finally:
+        cache.freeze_after_bulk_loads(False)
+        gc.unfreeze()
+    with cache.bulk_load():
+        made = [{"i": i} for i in range(10)]
+    assert gc.get_freeze_count() == 0 and len(made) == 10

@@ -145,6 +145,10 @@ def version(repo: RepoOption = Path("."), verbose: VerboseOption = False) -> Non
         out.print(Text(f"project {config.project}, registry {config.registry.location()}"))
 
 
+LONG_RUNNING = frozenset({"serve", "stream", "monitor"})
+"""Commands that may run for days: their processes collect garbage as usual."""
+
+
 def main() -> None:
     """The console-script entry point. Parity's own warnings (a deprecated view read) are
     printed as ``warning: ...`` lines on stderr, not with a Python source location."""
@@ -158,6 +162,10 @@ def main() -> None:
         return shown(message, category, filename, lineno, line)
 
     warnings.formatwarning = plain
+    if not set(sys.argv[1:2]) & LONG_RUNNING:
+        from parity import cache
+
+        cache.freeze_after_bulk_loads()  # a command that ends soon (parity.cache)
     try:
         app()
     except SystemExit as stop:

@@ -20,8 +20,8 @@ Records are hash-chained per project in the registry database (``audit_chain``,
   it could not be, so the operation fails. After a failed commit the log refuses new
   operations up front (``check_available``) until the database takes writes again.
 - **Spooled** (the feature server, ``start_spool()``): ``record`` appends one line to the
-  process's spool file and returns; a thread ships the spool into the chain every 0.2 s
-  (``audit_spool``). A failed append fails the operation (``AuditError``) and the log then
+  process's spool file and returns; it is shipped into the chain every 0.2 s
+  (``audit_spool``), from a child process of the server's (``audit_shipper``). A failed append fails the operation (``AuditError``) and the log then
   refuses new ones up front until appends work again; a registry that cannot be written
   only delays shipping. A process that dies leaves its spool to the next one.
 
@@ -304,7 +304,8 @@ class AuditLog(_Reader):
     def start_spool(self, **options: Any) -> Spool:
         """Spool records from now on (see the module docstring), after shipping what
         ended processes left; ``OSError`` when the spool folder cannot be made.
-        ``options``: ``Spool``'s (``interval_s``, ``ship_records``)."""
+        ``options``: ``Spool``'s (``interval_s``, ``ship_records``, ``shipper``: "process"
+        ships from a child process, ``audit_shipper``)."""
         from parity.governance.audit_spool import Spool, ship_orphans
 
         store = self._store_ref

@@ -27,6 +27,15 @@ the files where they are; they are retried (a warning is logged) and requests go
 ``ship()`` ships at once (a read of the audit log does, so a process reads its own
 records), ``close()`` ships and stops.
 
+The feature server ships from a child process instead (``shipper="process"``,
+``audit_shipper``): the thread then only seals the current file, closes it (so its lock is
+free: the file is shipped as an orphan is, exactly once, by whoever takes its lock) and
+nudges the child, which ships its parent's sealed files in the order they were made. What
+a read of the log needs (``ship()``) the reading process ships itself, oldest first,
+waiting (bounded) for a file the child holds: so a process still reads its own records at
+once. ``close()`` stops the child (bounded) and makes the last ship itself. A child that
+dies is started again, at most ``RESTARTS`` times a minute; past that the thread ships.
+
 Exactly once. Before a file's transaction commits, its ``P`` line names the last record's
 ``seq`` and ``hash`` in the chain. Whoever ships the file again (its owner retrying, or
 ``ship_orphans`` after a crash) first looks, inside its own transaction, for a record at
@@ -44,9 +53,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -54,8 +66,10 @@ from typing import TYPE_CHECKING, Any
 
 from parity.errors import AuditError
 from parity.governance.audit_store import AuditStore, Spooled
+from parity.registry.engine import is_sqlite, sqlite_path
 
 if TYPE_CHECKING:
+    from parity.registry.registry import Registry
     from parity.store import FeatureStore
 
 __all__ = ["MAGIC", "Shape", "Spool", "parse", "shape_of", "ship_orphans", "spool_folder"]
@@ -135,10 +149,15 @@ class Spool:
         *,
         interval_s: float = SHIP_INTERVAL_S,
         ship_records: int = SHIP_RECORDS,
+        shipper: str = "thread",
     ):
+        if shipper not in ("thread", "process"):
+            raise ValueError(f"shipper must be 'thread' or 'process', not {shipper!r}")
         self.folder = spool_folder(store)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._header = (MAGIC + json.dumps(_header(store), sort_keys=True) + "\n").encode()
+        self._want = _header(store)
+        self._header = (MAGIC + json.dumps(self._want, sort_keys=True) + "\n").encode()
+        self._wait_s = store.registry.timeout + 5.0
         self._rows = rows
         self.interval_s = interval_s
         self.ship_records = ship_records
@@ -147,7 +166,7 @@ class Spool:
         self._current: _File | None = None
         self._spare: _File | None = None  # made ahead by the thread: no open on a request
         self._sealed: list[_File] = []
-        self._counter = 0
+        self._counter = itertools.count(1)
         self._due = threading.Event()
         self._stopped = False
         self.failure: BaseException | None = None
@@ -156,9 +175,21 @@ class Spool:
         """The last shipment's error while the registry cannot be written."""
         self.shipped = 0
         self._warned = 0.0
+        self._handed: list[Path] = []  # sealed, closed, unlocked: the shipper child's
+        self.child: Shipper | None = None
+        """The shipper process (``shipper="process"``; None: this process ships)."""
         self._thread = threading.Thread(target=self._run, name="parity-audit-spool", daemon=True)
         with self._lock:
             self._current = self._new_file()  # a spool that cannot be made fails here
+        reg = store.registry
+        if shipper == "process" and not (is_sqlite(reg.url) and sqlite_path(reg.url) is None):
+            child = Shipper(reg, self.folder, self._want, interval_s)
+            try:
+                child.start()
+            except OSError as exc:
+                log.warning("the audit shipper process cannot start (%s): shipped here", exc)
+            else:
+                self.child = child
         self._thread.start()
 
     # -- the request's side ------------------------------------------------------------------
@@ -229,18 +260,23 @@ class Spool:
         return made
 
     def _new_file(self) -> _File:
-        self._counter += 1
-        name = f"{time.time_ns() // 1000}-{os.getpid()}-{self._counter}-{os.urandom(3).hex()}.log"
+        """A new file, locked and with its header, made under a name no shipper lists
+        (``.new``) and renamed into place: a shipper never sees it unlocked or empty."""
+        n = next(self._counter)  # atomic (the thread makes spares, requests may make files)
+        name = f"{time.time_ns() // 1000}-{os.getpid()}-{n}-{os.urandom(3).hex()}.log"
         path = self.folder / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        making = path.with_suffix(".new")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        fd = os.open(making, flags, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if os.write(fd, self._header) != len(self._header):
                 raise OSError(errno.ENOSPC, "short write")
+            os.rename(making, path)
         except OSError:
             os.close(fd)
             with contextlib.suppress(OSError):
-                path.unlink()
+                making.unlink()
             raise
         return _File(path, fd, len(self._header))
 
@@ -265,23 +301,45 @@ class Spool:
         """Move every record spooled so far into the chain; the number moved. Raises (the
         registry's error) when it cannot, leaving them spooled."""
         with self._shipping:
-            with self._lock:
-                current = self._current
-                if current is not None and current.records:
-                    self._current, self._spare = self._spare, None
-                    self._sealed.append(current)
+            if self.child is not None:
+                self._hand_off()
+            else:
+                with self._lock:
+                    current = self._current
+                    if current is not None and current.records:
+                        self._current, self._spare = self._spare, None
+                        self._sealed.append(current)
             moved = 0
-            while True:
+            while True:  # oldest first: files sealed here, and those handed to the child
                 with self._lock:
-                    if not self._sealed:
-                        break
-                    file = self._sealed[0]
-                moved += self._ship_file(file)
-                with self._lock:
-                    self._sealed.pop(0)
-                self._drop(file)
+                    waiting: list[_File | Path] = [*self._sealed, *self._handed]
+                if not waiting:
+                    break
+                item = min(waiting, key=_created)
+                if isinstance(item, Path):  # shipped here, or waited for if the child is on it
+                    moved += ship_sealed(item, self._rows, self._want, self._wait_s)
+                    self._handed.remove(item)
+                else:
+                    moved += self._ship_file(item)
+                    with self._lock:
+                        self._sealed.remove(item)
+                    self._drop(item)
             self.shipped += moved
             return moved
+
+    def _hand_off(self) -> None:
+        """Seal the current file (if it has records) and let go of it: the shipper child
+        (or whoever reads the log) ships it as an orphan."""
+        with self._lock:
+            current = self._current
+            if current is None or not current.records:
+                return
+            self._current, self._spare = self._spare, None
+            current.records = []  # counted in the chain from now on, not here
+        os.close(current.fd)  # its lock with it: nothing writes to it any more
+        self._handed.append(current.path)
+        if self.child is not None:
+            self.child.nudge()
 
     def _ship_file(self, file: _File) -> int:
         def mark(seq: int, digest: str) -> None:
@@ -316,6 +374,16 @@ class Spool:
                             self._spare, spare = spare, None
                     if spare is not None:
                         self._drop(spare)
+            if self.child is not None and self._tend_child():
+                try:
+                    with self._shipping:
+                        self._hand_off()
+                        self._handed = [p for p in self._handed if p.exists()]
+                    if self._sealed:  # (rare) a file a failed append sealed: shipped here
+                        self.ship()
+                except Exception as exc:
+                    self._ship_failed(exc)
+                continue
             try:
                 self.ship()
             except Exception as exc:
@@ -324,6 +392,28 @@ class Spool:
                 if self.ship_failure is not None:
                     log.warning("the audit log takes records again; the spool is shipped")
                 self.ship_failure = None
+
+    def _tend_child(self) -> bool:
+        """Whether the shipper child lives (restarted when it died; past ``RESTARTS`` a
+        minute the spool ships from this thread from now on: False)."""
+        child = self.child
+        assert child is not None
+        if child.alive():
+            return True
+        code = None if child.proc is None else child.proc.returncode
+        child.stop()
+        if child.may_restart():
+            try:
+                child.start()
+            except OSError as exc:
+                log.warning("the audit shipper process cannot start again (%s)", exc)
+            else:
+                log.warning("the audit shipper process ended (code %s): started again", code)
+                child.nudge()
+                return True
+        log.warning("the audit shipper process ended (code %s): the spool is shipped here", code)
+        self.child = None
+        return False
 
     def _ship_failed(self, exc: BaseException) -> None:
         first = self.ship_failure is None
@@ -364,6 +454,8 @@ class Spool:
         self._due.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
+        if self.child is not None:
+            self.child.kill()
         with self._shipping, self._lock:
             files = [f for f in (self._current, self._spare, *self._sealed) if f is not None]
             self._current = self._spare = None
@@ -379,6 +471,11 @@ class Spool:
         self._due.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
+        child, self.child = self.child, None
+        if child is not None:  # it ends after the file it ships; the last ship is here
+            with self._shipping:
+                self._hand_off()
+            child.stop()
         try:
             self.ship()
         except Exception as exc:
@@ -403,7 +500,122 @@ class Spool:
                 os.close(f.fd)
 
 
+def _created(item: _File | Path) -> int:
+    """A file's place in its spool's order (the counter in its name)."""
+    name = item.name if isinstance(item, Path) else item.path.name
+    return int(name.split("-")[2])
+
+
+# -- the shipper process (``audit_shipper``) -------------------------------------------------
+STOP_WAIT_S = 5.0
+"""Beyond the registry's timeout: how long ``stop`` waits for the child to end."""
+RESTARTS = 3
+"""Restarts of a dead child within a minute before the spool ships from its thread."""
+
+
+class Shipper:
+    """The parent's handle on one shipper child."""
+
+    def __init__(self, registry: Registry, folder: Path, header: dict[str, str], interval_s: float):
+        self.registry = registry
+        self.folder = folder
+        self.header = header
+        self.interval_s = interval_s
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._starts: list[float] = []
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def start(self) -> None:
+        """Start the child; ``OSError`` when it cannot be."""
+        import parity
+
+        reg = self.registry
+        config = {
+            "url": reg.url.render_as_string(hide_password=False),
+            "schema": reg.schema,
+            "project": reg.project,
+            "timeout": reg.timeout,
+            "folder": str(self.folder),
+            "header": self.header,
+            "interval_s": self.interval_s,
+            "parent": os.getpid(),
+        }
+        env = dict(os.environ)
+        src = str(Path(parity.__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "parity.governance.audit_shipper"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+        )
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(json.dumps(config).encode() + b"\n")
+            proc.stdin.flush()
+        except OSError:
+            _end(proc, 0.0)
+            raise
+        fd = proc.stdin.fileno()
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+        self.proc = proc
+        self._starts = [t for t in self._starts if time.monotonic() - t < 60.0]
+        self._starts.append(time.monotonic())
+
+    def nudge(self) -> None:
+        """Tell the child there is a sealed file (never blocks: a full pipe already says so)."""
+        proc = self.proc
+        if proc is None or proc.stdin is None:
+            return
+        with contextlib.suppress(OSError, ValueError):  # full, or a child that died: see alive
+            os.write(proc.stdin.fileno(), b"\n")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def may_restart(self) -> bool:
+        return len([t for t in self._starts if time.monotonic() - t < 60.0]) <= RESTARTS
+
+    def stop(self) -> None:
+        """End the child: close its pipe (it finishes the file it ships, then ends), wait
+        (bounded), kill it past that."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            _end(proc, self.registry.timeout + STOP_WAIT_S)
+
+    def kill(self) -> None:
+        """End the child at once (tests: as a dying shipper)."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            _end(proc, 0.0)
+
+
+def _end(proc: subprocess.Popen[bytes], wait_s: float) -> None:
+    with contextlib.suppress(OSError):
+        if proc.stdin is not None:
+            proc.stdin.close()
+    if wait_s > 0:
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            log.warning(
+                "the audit shipper (pid %d) did not end in %.0f s: killed", proc.pid, wait_s
+            )
+    with contextlib.suppress(OSError):
+        proc.kill()
+    proc.wait()
+
+
 # -- orphans ---------------------------------------------------------------------------------
+_OBJECTS: set[str] = set()
+"""Counts texts known to be JSON objects."""
+
+
 def parse(text: str) -> tuple[dict[str, Any], list[Spooled], list[tuple[int, str]]]:
     """A spool file's header, records and ``P`` markers; ``ValueError`` when it is not one.
     A last line without its newline is an append that never finished: ignored."""
@@ -428,8 +640,12 @@ def parse(text: str) -> tuple[dict[str, Any], list[Spooled], list[tuple[int, str
                 markers.append((int(seq), digest))
             else:
                 at, _, counts = rest.partition(" ")
-                if not isinstance(json.loads(counts), dict):
-                    raise ValueError("counts are not an object")
+                if counts not in _OBJECTS:  # a busy server's counts repeat: checked once
+                    if not isinstance(json.loads(counts), dict):
+                        raise ValueError("counts are not an object")
+                    if len(_OBJECTS) >= 4096:
+                        _OBJECTS.clear()
+                    _OBJECTS.add(counts)
                 records.append((int(at), shapes[first], counts))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"line {number} is not a spool line: {exc}") from None
@@ -440,21 +656,58 @@ def ship_orphans(store: FeatureStore, rows: AuditStore | None = None) -> int:
     """Ship the spool files of processes that ended (see the module docstring); the number
     of records moved. Raises when the registry cannot take them (they stay)."""
     folder = spool_folder(store)
+    if not folder.is_dir():
+        return 0
+    rows = rows if rows is not None else AuditStore(store.registry)
+    return ship_folder(folder, rows, _header(store))
+
+
+def ship_folder(
+    folder: Path, rows: AuditStore, want: dict[str, str], *, pid: int | None = None
+) -> int:
+    """``ship_orphans`` of ``folder`` (files of project and registry ``want``). With ``pid``:
+    only that live process's sealed files (a shipper child's work), in the order it made
+    them, up to the first one held (its current file, or one it ships itself: the rest
+    waits, so the chain keeps the order), without a warning."""
     try:
         names = sorted(n for n in os.listdir(folder) if n.endswith(".log"))
     except FileNotFoundError:
         return 0
-    if not names:
-        return 0
-    rows = rows if rows is not None else AuditStore(store.registry)
-    want = _header(store)
+    if pid is not None:
+        mine = str(pid)
+        names = [n for n in names if n.count("-") == 3 and n.split("-")[1] == mine]
+        names.sort(key=lambda n: _created(Path(n)))
     moved = 0
     for name in names:
-        moved += _ship_orphan(folder / name, rows, want)
+        if pid is None:
+            moved += _ship_orphan(folder / name, rows, want)
+            continue
+        found = _ship_orphan(folder / name, rows, want, quiet=True, busy=True)
+        if found < 0:
+            break
+        moved += found
     return moved
 
 
-def _ship_orphan(path: Path, rows: AuditStore, want: dict[str, str]) -> int:
+def ship_sealed(path: Path, rows: AuditStore, want: dict[str, str], wait_s: float) -> int:
+    """Make sure the sealed (unlocked) file ``path`` is shipped: ship it here (the records
+    moved), or wait (at most ``wait_s``) for whoever ships it now (0); raises when it cannot
+    be (it stays)."""
+    deadline = time.monotonic() + wait_s
+    while path.exists():
+        moved = _ship_orphan(path, rows, want, quiet=True, busy=True)
+        if moved >= 0:
+            return moved
+        if time.monotonic() >= deadline:
+            raise AuditError(f"the audit spool {path} is being shipped by another process still")
+        time.sleep(0.005)  # polling a lock held by the shipper that is committing it
+    return 0
+
+
+def _ship_orphan(
+    path: Path, rows: AuditStore, want: dict[str, str], *, quiet: bool = False, busy: bool = False
+) -> int:
+    """Ship one unlocked file; the records moved (-1 with ``busy`` when its lock is held)."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -463,7 +716,7 @@ def _ship_orphan(path: Path, rows: AuditStore, want: dict[str, str]) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return 0  # its process lives (or another ships it now)
+            return -1 if busy else 0  # its process lives (or another ships it now)
         if os.fstat(fd).st_nlink == 0:
             return 0  # shipped and deleted meanwhile
         with os.fdopen(os.dup(fd), "rb") as f:
@@ -495,7 +748,7 @@ def _ship_orphan(path: Path, rows: AuditStore, want: dict[str, str]) -> int:
 
             moved = rows.append_spooled(records, markers=list(markers), before_commit=mark)
         path.unlink()
-        if moved:
+        if moved and not quiet:
             log.warning("shipped %d audit record(s) a process left in %s", moved, path)
         return moved
     finally:

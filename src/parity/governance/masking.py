@@ -101,12 +101,7 @@ def parse_mask(rule: str, dtype: ValueType, key: bytes) -> Mask:
     n = int(rule.split(":", 1)[1])
     if kind == "string":
         return Mask(rule, dtype, _truncating(n), lambda a: pc.utf8_slice_codeunits(a, 0, n))
-    return Mask(
-        rule,
-        dtype,
-        lambda vs: [None if v is None else bytes(v[:n]) for v in vs],
-        lambda a: pc.binary_slice(a, 0, n),
-    )
+    return Mask(rule, dtype, _truncating_bytes(n), lambda a: pc.binary_slice(a, 0, n))
 
 
 @dataclass(frozen=True)
@@ -138,12 +133,26 @@ def _null_list(values: list[Any]) -> list[Any]:
 
 
 def _truncating(n: int) -> Callable[[list[Any]], list[Any]]:
+    # v[0] is v[:1] for a non-empty string, and cheaper (no slice); "" and None raise
+    head = operator.itemgetter(0) if n == 1 else operator.itemgetter(slice(0, n))
+
+    def many(values: list[Any]) -> list[Any]:
+        try:
+            return list(map(head, values))  # no Python frame per value: the hot path
+        except (TypeError, IndexError):  # a null (None[:n]) or, for n = 1, ""
+            return [None if v is None else v[:n] for v in values]
+
+    return many
+
+
+def _truncating_bytes(n: int) -> Callable[[list[Any]], list[Any]]:
     head = operator.itemgetter(slice(0, n))
 
     def many(values: list[Any]) -> list[Any]:
-        if None in values:
-            return [None if v is None else v[:n] for v in values]
-        return list(map(head, values))  # no Python frame per value: the hot path
+        try:  # bytes(b) is b itself for bytes; a bytearray or memoryview slice is copied
+            return list(map(bytes, map(head, values)))
+        except TypeError:  # a null (None[:n]); anything else fails again below
+            return [None if v is None else bytes(v[:n]) for v in values]
 
     return many
 
@@ -153,20 +162,33 @@ MEMO_SIZE = 65_536
 as hot keys are, costs a dictionary lookup instead of a hash."""
 
 
+class _Memo(dict[Any, Any]):
+    """Value -> pseudonym, computed on a miss (``__missing__``) and remembered, bounded by
+    ``MEMO_SIZE``; a null is null (never stored: a dictionary of only ``str`` keys has the
+    faster lookup). ``list(map(memo.__getitem__, values))`` masks a column with no Python
+    frame per remembered value."""
+
+    __slots__ = ("_one",)
+
+    def __init__(self, one: Callable[[Any], Any]):
+        super().__init__()
+        self._one = one
+
+    def __missing__(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if len(self) >= MEMO_SIZE:
+            self.clear()
+        out = self[value] = self._one(value)
+        return out
+
+
 def _memoized(one: Callable[[Any], Any]) -> Callable[[list[Any]], list[Any]]:
     """``one`` over a list, nulls kept, each value's pseudonym remembered (bounded)."""
-    memo: dict[Any, Any] = {}
-    get = memo.get
+    lookup = _Memo(one).__getitem__
 
     def many(values: list[Any]) -> list[Any]:
-        out = list(map(get, values))
-        if None in out:  # not remembered yet, or null
-            if len(memo) > MEMO_SIZE:
-                memo.clear()
-            for i, v in enumerate(values):
-                if out[i] is None and v is not None:
-                    out[i] = memo[v] = one(v)
-        return out
+        return list(map(lookup, values))
 
     return many
 

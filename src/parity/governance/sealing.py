@@ -148,8 +148,10 @@ class SealedOnlineStore(OnlineStore):
         self.inner.setup(views)
 
     def write(self, view: OnlineView, batch: RecordBatch) -> int:
+        if isinstance(batch, SealedRecordBatch) or not batch.records:
+            return self.inner.write(view, batch)  # sealed by ingest's encoder: no catalog check
         features = self.encrypted(view.name)
-        if features and batch.records and not isinstance(batch, SealedRecordBatch):
+        if features:
             # a write that did not come through ingest's encoder: sealed here, record by record
             records = [r for r in self.reseal(view.name, features, batch.records) if r is not None]
             batch = RecordBatch(batch.keys, batch.event_us, batch.created_us, records)
@@ -422,9 +424,7 @@ class Sealer:
             return encode_batch(batch, ov, checked=False)  # refused there, naming the entity
         entry = sealed_entry(features)
         cols = [_pylist(batch.column(f)) for f in features]
-        sealed = pa.array(
-            self.cipher.seal_many(list(zip(*cols, strict=True)), ov.name, entry), pa.binary()
-        )
+        sealed = self.cipher.seal_rows(cols, ov.name, entry)
         keep = [f for f in ov.features if f not in features]
         names = [*ov.join_keys, *keep, EVENT_US, CREATED_US]
         table = pa.table([*(batch.column(n) for n in names), sealed], names=[*names, entry])

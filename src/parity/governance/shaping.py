@@ -20,7 +20,7 @@ feature and no restricted entity costs a dictionary lookup and a set intersectio
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,7 @@ __all__ = ["MaskPlan", "MaskingHooks", "OutputMask", "masked_features"]
 
 _MAX_PLANS = 1024
 _MAX_ACTORS = 256
+_NONE: Mapping[str, frozenset[Key]] = {}
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class MaskPlan:
     entity_tags: Mapping[str, Mapping[str, str]]
     guarded: tuple[OutputMask, ...]
     hidden_for: dict[Actor, tuple[OutputMask, ...]] = field(default_factory=dict)
+    kernels_for: dict[Actor, tuple[tuple[str, Callable[[list[Any]], list[Any]]], ...]] = field(
+        default_factory=dict
+    )
+    """Per actor: (output name, list kernel) of each output it gets masked whole, the one
+    lookup an online read makes (``hidden`` decides them)."""
 
     def hidden(self, store: FeatureStore, actor: Actor) -> tuple[OutputMask, ...]:
         """The outputs ``actor`` gets masked whole (remembered per actor)."""
@@ -84,6 +90,18 @@ class MaskPlan:
             if len(self.hidden_for) >= _MAX_ACTORS:
                 self.hidden_for.clear()
             self.hidden_for[actor] = found
+        return found
+
+    def kernels(
+        self, store: FeatureStore, actor: Actor
+    ) -> tuple[tuple[str, Callable[[list[Any]], list[Any]]], ...]:
+        """``hidden``'s outputs as (name, ``Mask.values``) pairs (remembered per actor)."""
+        found = self.kernels_for.get(actor)
+        if found is None:
+            found = tuple((o.name, o.mask.values) for o in self.hidden(store, actor))
+            if len(self.kernels_for) >= _MAX_ACTORS:
+                self.kernels_for.clear()
+            self.kernels_for[actor] = found
         return found
 
 
@@ -212,21 +230,18 @@ class MaskingHooks(Hooks):
         **_: Any,
     ) -> OnlineResponse | None:
         mp = self._plan(plan)
-        hidden = mp.hidden(self._store, self._store.actor) if mp.guarded else ()
-        restricted = self._restricted(mp)
-        if not hidden and not restricted:
+        kernels = mp.kernels(self._store, self._store.actor) if mp.guarded else ()
+        restricted = self._restricted(mp) if mp.entity_keys else _NONE
+        if not kernels and not restricted:
             return None
         values = response.values
-        out: dict[str, list[Any]] = {}
-        for o in hidden:
-            out[o.name] = o.mask.values(values[o.name])
+        out = {name: many(values[name]) for name, many in kernels}
         if restricted:
             rows = {
                 e: _rows_online(entities, mp.entity_keys[e], keys) for e, keys in restricted.items()
             }
-            done = {o.name for o in hidden}
             for o in mp.outputs:
-                if o.name in done:
+                if o.name in out:  # masked whole already
                     continue
                 picked = sorted({i for e in o.entities if e in rows for i in rows[e]})
                 if not picked:

@@ -103,6 +103,28 @@ class _Cached:
 
 _cache: dict[tuple[str, bytes], _Cached] = {}
 _cache_lock = threading.Lock()
+_epoch = 0
+"""Moves whenever cached verifications are dropped (``forget_cached``): what a caller
+remembering ``_Cached`` entries of its own (the feature server's ``ServerAuth``) checks."""
+
+
+def epoch() -> int:
+    """The current ``_epoch`` (see there)."""
+    return _epoch
+
+
+def cached(store: FeatureStore, token: str) -> _Cached | None:
+    """The cache's entry for ``token`` (None when there is none); whether it may still be
+    trusted is ``trusted``'s to say."""
+    return _cache.get(_cache_key(store, token))
+
+
+def trusted(store: FeatureStore, hit: _Cached, ttl: float) -> bool:
+    """Whether a cached verification is still trusted: younger than ``ttl`` seconds
+    (``auth.token_cache_seconds``) and its token not expired."""
+    return time.monotonic() - hit.checked_at < ttl and (
+        hit.expires_us is None or store.clock.now_us() < hit.expires_us
+    )
 
 
 def _cache_key(store: FeatureStore, token: str) -> tuple[str, bytes]:
@@ -119,7 +141,9 @@ def _cache_key(store: FeatureStore, token: str) -> tuple[str, bytes]:
 
 def forget_cached(token_id: str | None = None) -> None:
     """Drop cached verifications (of one token id; None: all)."""
+    global _epoch
     with _cache_lock:
+        _epoch += 1
         for key in [
             k for k, v in _cache.items() if token_id is None or v.actor.token_id == token_id
         ]:
@@ -298,11 +322,7 @@ def authenticate(store: FeatureStore, token: str) -> Actor:
     ttl = store.config.auth.token_cache_seconds
     key = _cache_key(store, token)
     hit = _cache.get(key)
-    if (
-        hit is not None
-        and time.monotonic() - hit.checked_at < ttl
-        and (hit.expires_us is None or store.clock.now_us() < hit.expires_us)
-    ):
+    if hit is not None and trusted(store, hit, ttl):
         return hit.actor
     try:
         if token.startswith(PREFIX):

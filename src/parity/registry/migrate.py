@@ -39,7 +39,14 @@ from parity.registry.models import ALEMBIC_VERSION_TABLE
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["alembic_config", "current_revision", "exists", "head_revision", "upgrade"]
+__all__ = [
+    "alembic_config",
+    "current_revision",
+    "exists",
+    "head_revision",
+    "migration_of",
+    "upgrade",
+]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -93,14 +100,19 @@ def exists(engine: Engine, url: URL, schema: str | None, *, timeout: float) -> b
     A SQLite file that is not there is not opened (opening would create it); a PostgreSQL
     schema or database without the migrations' version table holds no registry.
     """
+    return migration_of(engine, url, schema, timeout=timeout) is not None
+
+
+def migration_of(engine: Engine, url: URL, schema: str | None, *, timeout: float) -> str | None:
+    """The migration the registry's tables are at; None when there are none (``exists``)."""
     path = sqlite_path(url)
     if path is not None and not path.is_file():
-        return False
+        return None
     with (
         database_errors(url, "open the registry", timeout=timeout),
         connect(engine, write=False) as conn,
     ):
-        return current_revision(conn, schema) is not None
+        return current_revision(conn, schema)
 
 
 def upgrade(engine: Engine, url: URL, schema: str | None, *, timeout: float) -> None:

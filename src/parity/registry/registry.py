@@ -35,7 +35,7 @@ from parity.definitions import Definition, OnDemandFeatureView
 from parity.errors import ConcurrentApplyError, DefinitionError, ValidationError
 from parity.registry import engine as eng
 from parity.registry.diff import FieldChange
-from parity.registry.migrate import exists, upgrade
+from parity.registry.migrate import head_revision, migration_of, upgrade
 from parity.registry.models import materializations, objects, projects, versions
 from parity.registry.plan import Plan, Stored, compute_plan, sort_key
 from parity.registry.records import (
@@ -357,8 +357,12 @@ class Registry:
     def _ready(self) -> bool:
         """Whether the database exists, migrated to head; checked again while it does not
         (another process may have created it since)."""
-        if not self._created and exists(self._engine, self.url, self.schema, timeout=self.timeout):
-            self._create()
+        if not self._created:
+            at = migration_of(self._engine, self.url, self.schema, timeout=self.timeout)
+            if at is not None and at == head_revision():
+                self._created = True  # up to date: nothing to make or migrate
+            elif at is not None:
+                self._create()
         return self._created
 
     def _create(self) -> None:
@@ -474,7 +478,7 @@ class Registry:
         if key is not None:
             for obj in built:
                 obj.content_hash()  # kept with the object, so pickled too
-            cache.save("catalog", key, tuple(built))
+            cache.save("catalog", key, tuple(built), keep=8)
         return built
 
     def _not_found(self, conn: Connection, kind: str, name: str) -> Exception:

@@ -254,24 +254,29 @@ class _RepoImporter:
         self._by_path: dict[Path, ModuleType] = {}
         self._finder = _RepoFinder(self)
 
+    # Other threads import while a repo loads (a server resolving an on-demand function
+    # while a request imports a module on first use): sys.path and sys.meta_path are
+    # replaced, never changed in place, since the import system walks them as lists and an
+    # entry removed under its feet would skip a finder ("No module named ...").
     def __enter__(self) -> _RepoImporter:
         self._saved_path = list(sys.path)
         self._saved_modules = set(sys.modules)
-        sys.path.insert(0, str(self.root))
+        sys.path = [str(self.root), *self._saved_path]
         # Just before the standard path finder: builtin and frozen modules keep precedence.
-        finders = sys.meta_path
+        finders = list(sys.meta_path)
         at = next((i for i, f in enumerate(finders) if f is importlib.machinery.PathFinder), None)
         finders.insert(len(finders) if at is None else at, self._finder)
+        sys.meta_path = finders
         importlib.invalidate_caches()  # files may be newer than the path finder's cache
         return self
 
     def __exit__(self, *exc: object) -> None:
-        sys.path[:] = self._saved_path
-        if self._finder in sys.meta_path:
-            sys.meta_path.remove(self._finder)
-        for name in [n for n in sys.modules if n not in self._saved_modules]:
-            if self.inside(sys.modules[name]):
-                del sys.modules[name]
+        sys.path = self._saved_path
+        sys.meta_path = [f for f in list(sys.meta_path) if f is not self._finder]
+        for name in [n for n in list(sys.modules) if n not in self._saved_modules]:
+            module = sys.modules.get(name)
+            if module is not None and self.inside(module):
+                sys.modules.pop(name, None)
 
     def inside(self, module: Any) -> bool:
         places = [getattr(module, "__file__", None), *list(getattr(module, "__path__", ()))]

@@ -263,9 +263,8 @@ def _read_documents(path: Path, text: str, where: str) -> list[YamlObject]:
         for objs in documents:
             for obj in objs:
                 obj.content_hash()  # kept with the object, so pickled too
-        cache.save(
-            "yaml_documents", slot, {d: tuple(o) for d, o in zip(digests, documents, strict=True)}
-        )
+        kept = {d: tuple(o) for d, o in zip(digests, documents, strict=True)}
+        cache.save("yaml_documents", slot, kept, keep=64)
     return _numbered(documents)
 
 

@@ -165,7 +165,8 @@ class ParityApp:
         self.audited = False  # whether answers wait for their audit records' commits
         if serving.store.config.audit_enabled:
             try:  # records are spooled: durable before the answer, shipped in bulk
-                serving.store.governance.audit.start_spool()
+                # shipped by a child process: no hashing, JSON or SQL on this one's GIL
+                serving.store.governance.audit.start_spool(shipper="process")
             except OSError as exc:
                 log.warning("the audit spool cannot be made (%s): each record is committed", exc)
                 self.audited = True

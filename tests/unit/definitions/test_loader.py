@@ -347,3 +347,49 @@ def test_loaded_objects_are_ordinary_definitions(write_repo: WriteRepo) -> None:
     view = next(o for o in load_repo(root).objects if isinstance(o, FeatureView))
     assert isinstance(view.source, FileSource)
     assert FeatureView.from_spec(view.to_spec()).to_spec() == view.to_spec()
+
+
+def test_loading_a_repo_never_breaks_an_import_in_another_thread(tmp_path: Path) -> None:
+    """A server resolves on-demand functions (a repo load) while requests import modules on
+    first use: the loader replaces sys.path and sys.meta_path rather than editing them in
+    place, so no finder is skipped under another thread's import, and it never walks
+    sys.modules while another thread adds to it."""
+    import importlib
+    import sys
+    import threading
+
+    from parity.repo.loader import _RepoImporter
+
+    problems: list[BaseException] = []
+    done = threading.Event()
+
+    def load_repeatedly() -> None:
+        try:
+            while not done.is_set():
+                with _RepoImporter(tmp_path):
+                    pass
+        except BaseException as exc:  # reported by the assertion below
+            problems.append(exc)
+
+    def import_repeatedly() -> None:
+        try:
+            for _ in range(5000):
+                sys.modules.pop("colorsys", None)  # a leaf module: imported afresh each time
+                importlib.import_module("colorsys")
+        except BaseException as exc:
+            problems.append(exc)
+        finally:
+            done.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=f) for f in (load_repeatedly, import_repeatedly)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not any(t.is_alive() for t in threads)
+    assert problems == []
