@@ -11,14 +11,14 @@ import os
 import resource
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests.integration.test_server import Server
+from tests.integration.test_server import Server, wait_for
 
 from audit_utils import T0, audit_repo
 from parity import FeatureStore
@@ -40,7 +40,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(repo: Path) -> Iterator[Server]:
     srv = Server(repo)
     try:
-        eventually(lambda: srv.client.get("/ready").status_code == 200, "never ready")
+        wait_for(lambda: srv.client.get("/ready").status_code == 200, "never ready")
         yield srv  # warm: its warm-up reads (audited too) are done
     finally:
         srv.stop()
@@ -71,14 +71,6 @@ def head_seq(repo: Path) -> int:
     return 0 if head is None else head[0]
 
 
-def eventually(check: Callable[[], bool], what: str) -> None:
-    """Until ``check()`` (bounded: the server ships every 0.2 s; a busy machine is slower)."""
-    deadline = time.monotonic() + WAIT
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
 def spooled_lines(repo: Path) -> list[str]:
     """The lines of the repo's spool files (a record's line starts with a digit)."""
     folder = spool_folder(FeatureStore(repo))
@@ -96,7 +88,7 @@ def shipped(repo: Path) -> bool:
 
 def settle(repo: Path) -> int:
     """Until everything answered so far is in the chain; its head's number."""
-    eventually(lambda: shipped(repo), "the spool was not shipped")
+    wait_for(lambda: shipped(repo), "the spool was not shipped")
     return head_seq(repo)
 
 
@@ -104,12 +96,12 @@ def test_reads_and_pushes_are_in_the_chain_within_the_ship_interval(server: Serv
     before = settle(repo)
     r = server.post("/push", push_body([1, 2], 0.5))
     assert r.status_code == 200, r.text
-    eventually(lambda: head_seq(repo) >= before + 1, "the push's record was not shipped")
+    wait_for(lambda: head_seq(repo) >= before + 1, "the push's record was not shipped")
     [push] = newest(repo)
     assert (push.action, push.counts["rows"], push.outcome) == ("push", 2, "ok")
     r = server.post("/get-online-features", READ)
     assert r.status_code == 200, r.text
-    eventually(lambda: head_seq(repo) >= before + 2, "the read's record was not shipped")
+    wait_for(lambda: head_seq(repo) >= before + 2, "the read's record was not shipped")
     [read] = newest(repo)
     assert read.action == "read_online"
     assert read.counts == {"keys": 2, "features": 1}
@@ -129,7 +121,7 @@ def test_concurrent_requests_all_recorded_in_one_chain(server: Server, repo: Pat
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(read, range(80)))
     assert statuses == [200] * 80
-    eventually(lambda: head_seq(repo) - before[0] >= 80, "not every read was shipped")
+    wait_for(lambda: head_seq(repo) - before[0] >= 80, "not every read was shipped")
     with FeatureStore(repo) as store:
         after = store.governance.audit.head()
         verdict = store.governance.audit.verify()
@@ -164,7 +156,7 @@ def test_an_unwritable_spool_answers_503_and_refuses_until_it_recovers(server: S
         time.sleep(0.05)
     assert r.status_code == 200
     assert r.json()["results"][1]["values"][0] == 0.5  # the refused push wrote nothing
-    eventually(lambda: head_seq(repo) >= done + 1, "the read after recovery was not shipped")
+    wait_for(lambda: head_seq(repo) >= done + 1, "the read after recovery was not shipped")
     with FeatureStore(repo) as store:
         found = store.governance.audit.records(limit=None)
         verdict = store.governance.audit.verify()
@@ -187,15 +179,13 @@ def test_a_registry_that_cannot_take_records_only_delays_them(server: Server, re
             assert server.post("/push", push_body([3], conv)).status_code == 200
         r = server.post("/get-online-features", READ)
         assert r.status_code == 200, r.text  # answered: its record waits in the spool
-        eventually(
-            lambda: "cannot take records" in server.output(), "no warning about the registry"
-        )
+        wait_for(lambda: "cannot take records" in server.output(), "no warning about the registry")
         assert sum(1 for line in spooled_lines(repo) if line[:1].isdigit()) >= 3
     finally:
         with engine.begin() as conn:
             conn.exec_driver_sql("DROP TRIGGER audit_fail")
         engine.dispose()
-    eventually(lambda: head_seq(repo) >= before + 3, "the spooled records were not shipped")
+    wait_for(lambda: head_seq(repo) >= before + 3, "the spooled records were not shipped")
     with FeatureStore(repo) as store:
         found = [r for r in store.governance.audit.records(limit=None) if r.seq > before]
         verdict = store.governance.audit.verify()
@@ -210,7 +200,7 @@ def test_a_killed_server_leaves_its_spool_to_the_next_process(tmp_path: Path):
     engine = sa.create_engine(f"sqlite:///{root / 'data' / 'registry.db'}")
     srv = Server(root)
     try:
-        eventually(lambda: srv.client.get("/ready").status_code == 200, "never ready")
+        wait_for(lambda: srv.client.get("/ready").status_code == 200, "never ready")
         settle(root)
         with engine.begin() as conn:  # nothing can be shipped: it all stays in the spool
             conn.exec_driver_sql(

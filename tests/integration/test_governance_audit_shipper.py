@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
-from tests.integration.test_server import Server
+from tests.integration.test_server import Server, wait_for
 
 from audit_utils import audit_repo
 from parity import FeatureStore
@@ -23,13 +21,6 @@ from parity.governance.context import Actor
 
 WAIT = 60.0
 READ = {"features": ["driver_stats:conv_rate"], "entities": {"driver_id": [1, 2]}}
-
-
-def eventually(check: Callable[[], bool], what: str, wait: float = WAIT) -> None:
-    deadline = time.monotonic() + wait
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 def gone(pid: int) -> bool:
@@ -52,7 +43,7 @@ def shipper_of(pid: int) -> psutil.Process:
         ]
         return bool(found)
 
-    eventually(look, "the server started no shipper process")
+    wait_for(look, "the server started no shipper process")
     assert len(found) == 1, found
     return found[0]
 
@@ -73,7 +64,7 @@ def repo(tmp_path: Path) -> Path:
 def test_the_server_ships_from_a_child_that_ends_with_it(repo: Path):
     srv = Server(repo)
     try:
-        eventually(lambda: srv.client.get("/ready").status_code == 200, "never ready")
+        wait_for(lambda: srv.client.get("/ready").status_code == 200, "never ready")
         child = shipper_of(srv.proc.pid)
         for _ in range(5):
             assert srv.post("/get-online-features", READ).status_code == 200
@@ -83,11 +74,11 @@ def test_the_server_ships_from_a_child_that_ends_with_it(repo: Path):
                 reads = store.governance.audit.records(action="read_online", limit=None)
             return sum(1 for r in reads if r.counts == {"keys": 2, "features": 1}) == 5
 
-        eventually(shipped, "the child did not ship the server's records")
+        wait_for(shipped, "the child did not ship the server's records")
         assert child.is_running() and not gone(child.pid)
     finally:
         assert srv.stop() == 0
-    eventually(lambda: gone(child.pid), "the shipper outlived the server's shutdown")
+    wait_for(lambda: gone(child.pid), "the shipper outlived the server's shutdown")
     with FeatureStore(repo) as store:
         assert store.governance.audit.verify().ok
 
@@ -95,14 +86,14 @@ def test_the_server_ships_from_a_child_that_ends_with_it(repo: Path):
 def test_a_killed_servers_child_ends_too(repo: Path):
     srv = Server(repo)
     try:
-        eventually(lambda: srv.client.get("/ready").status_code == 200, "never ready")
+        wait_for(lambda: srv.client.get("/ready").status_code == 200, "never ready")
         child = shipper_of(srv.proc.pid)
         assert srv.post("/get-online-features", READ).status_code == 200
         os.kill(srv.proc.pid, signal.SIGKILL)
         srv.proc.wait(timeout=WAIT)
     finally:
         srv.stop()
-    eventually(lambda: gone(child.pid), "the shipper outlived its killed server")
+    wait_for(lambda: gone(child.pid), "the shipper outlived its killed server")
     with FeatureStore(repo) as store:  # what the server answered is in the chain (or shipped now)
         reads = store.governance.audit.records(action="read_online", limit=None)
         assert store.governance.audit.verify().ok
@@ -120,7 +111,7 @@ def test_a_process_reads_its_own_records_while_its_child_ships(repo: Path):
             assert probes(store, "rw") == list(range(i + 1))  # at once, each once
         assert audit.verify().ok
     assert pid is not None
-    eventually(lambda: gone(pid), "the shipper outlived close()")
+    wait_for(lambda: gone(pid), "the shipper outlived close()")
 
 
 def test_a_dead_child_is_started_again_then_the_thread_ships(repo: Path):
@@ -138,7 +129,7 @@ def test_a_dead_child_is_started_again_then_the_thread_ships(repo: Path):
             audit.record(action="probe", counts={"i": i}, actor=Actor("dies"))
             i += 1
             os.kill(pid, signal.SIGKILL)
-            eventually(
+            wait_for(
                 lambda c=child, p=pid: spool.child is None or c.pid not in (p, None),  # type: ignore[misc]
                 "the dead shipper was neither restarted nor given up",
             )
@@ -147,6 +138,6 @@ def test_a_dead_child_is_started_again_then_the_thread_ships(repo: Path):
         for _ in range(3):  # the thread ships from now on
             audit.record(action="probe", counts={"i": i}, actor=Actor("dies"))
             i += 1
-        eventually(lambda: spool.pending == 0 and not spool._handed, "the thread did not ship")
+        wait_for(lambda: spool.pending == 0 and not spool._handed, "the thread did not ship")
         assert probes(store, "dies") == list(range(i))
         assert audit.verify().ok

@@ -230,7 +230,7 @@ class AuditStore:
         if found is None:  # (never the apply lock: the row is not locked, only made)
             now = datetime.now(UTC)
             conn.execute(
-                _insert(conn)(projects)
+                eng.insert_for(conn)(projects)
                 .values(project=project, revision=0, created_at=now, updated_at=now)
                 .on_conflict_do_nothing(index_elements=["project"])
             )
@@ -243,7 +243,7 @@ class AuditStore:
         row = conn.execute(query.with_for_update()).first()
         if row is None:  # the project's first record; a concurrent first writer waits here
             conn.execute(
-                _insert(conn)(audit_heads)
+                eng.insert_for(conn)(audit_heads)
                 .values(project=project, seq=0, hash=GENESIS)
                 .on_conflict_do_nothing(index_elements=["project"])
             )
@@ -460,10 +460,6 @@ def _sqlite_time(at: datetime) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _insert(conn: Connection) -> Any:
-    return eng.insert_for(conn)
 
 
 def _head(conn: Connection, project: str) -> tuple[int, str] | None:
